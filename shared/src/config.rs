@@ -1,0 +1,244 @@
+//! Typed configuration, read once from the environment at cold start.
+//!
+//! Every function gets the same variables (set by `template.yaml` in AWS and by the local
+//! stack when run locally). A missing or malformed variable stops init with a message that
+//! names it, so a bad deployment fails loudly instead of at the first request.
+
+use std::time::Duration;
+
+/// Names of the environment variables, in one place so the template and the local stack can
+/// be checked against them.
+pub mod vars {
+    pub const TABLE: &str = "CXBRIDGE_TABLE";
+    pub const JOBS_QUEUE_URL: &str = "CXBRIDGE_JOBS_QUEUE_URL";
+    pub const DLQ_URL: &str = "CXBRIDGE_DLQ_URL";
+    pub const EVENTS_QUEUE_URL: &str = "CXBRIDGE_EVENTS_QUEUE_URL";
+    pub const SECRET_ID: &str = "CXBRIDGE_SECRET_ID";
+    pub const SECRET_CACHE_TTL_SECS: &str = "CXBRIDGE_SECRET_CACHE_TTL_SECS";
+    pub const PROBE: &str = "CXBRIDGE_PROBE";
+
+    /// Every variable a deployed function is given.
+    pub const ALL: &[&str] = &[
+        TABLE,
+        JOBS_QUEUE_URL,
+        DLQ_URL,
+        EVENTS_QUEUE_URL,
+        SECRET_ID,
+        SECRET_CACHE_TTL_SECS,
+    ];
+}
+
+const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+const MAX_SECRET_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Configuration shared by every function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// DynamoDB table holding idempotency and state records.
+    pub table: String,
+    /// SQS queue for outbound work that must be retried.
+    pub jobs_queue_url: String,
+    /// Dead-letter queue for jobs whose attempts are spent.
+    pub dlq_url: String,
+    /// Fan-out queue that accepted webhook events are routed to by default.
+    pub events_queue_url: String,
+    /// Secrets Manager id (name or ARN) of the JSON secret.
+    pub secret_id: String,
+    /// How long a fetched secret is trusted before it is read again.
+    pub secret_cache_ttl: Duration,
+    /// Local diagnostics (`x-cxbridge-probe`): only the local stack turns this on.
+    pub probe: bool,
+}
+
+/// Why configuration could not be read. Always names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("configuration variable {var} is not set")]
+    Missing { var: &'static str },
+    #[error("configuration variable {var} is empty")]
+    Empty { var: &'static str },
+    #[error("configuration variable {var} is invalid: {reason} (got {value:?})")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process
+    /// environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            table: env.required(vars::TABLE)?,
+            jobs_queue_url: env.url(vars::JOBS_QUEUE_URL)?,
+            dlq_url: env.url(vars::DLQ_URL)?,
+            events_queue_url: env.url(vars::EVENTS_QUEUE_URL)?,
+            secret_id: env.required(vars::SECRET_ID)?,
+            secret_cache_ttl: env
+                .seconds(vars::SECRET_CACHE_TTL_SECS, MAX_SECRET_CACHE_TTL)?
+                .unwrap_or(DEFAULT_SECRET_CACHE_TTL),
+            probe: env.flag(vars::PROBE)?.unwrap_or(false),
+        })
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn optional(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        match (self.0)(var) {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Err(ConfigError::Empty { var }),
+            Some(v) => Ok(Some(v.trim().to_owned())),
+        }
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.optional(var)?.ok_or(ConfigError::Missing { var })
+    }
+
+    fn url(&self, var: &'static str) -> Result<String, ConfigError> {
+        let value = self.required(var)?;
+        if value.starts_with("https://") || value.starts_with("http://") {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: "expected an http(s) URL".into(),
+            })
+        }
+    }
+
+    fn seconds(&self, var: &'static str, max: Duration) -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = self.optional(var)? else {
+            return Ok(None);
+        };
+        match value.parse::<u64>() {
+            Ok(secs) if Duration::from_secs(secs) <= max => Ok(Some(Duration::from_secs(secs))),
+            Ok(_) => Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: format!("at most {} seconds", max.as_secs()),
+            }),
+            Err(_) => Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: "expected a whole number of seconds".into(),
+            }),
+        }
+    }
+
+    fn flag(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
+        let Some(value) = self.optional(var)? else {
+            return Ok(None);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Ok(Some(true)),
+            "0" | "false" | "off" | "no" => Ok(Some(false)),
+            _ => Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: "expected true or false".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn complete() -> HashMap<&'static str, String> {
+        HashMap::from([
+            (vars::TABLE, "cxbridge".to_owned()),
+            (vars::JOBS_QUEUE_URL, "http://localhost:5000/123/jobs".to_owned()),
+            (vars::DLQ_URL, "http://localhost:5000/123/dlq".to_owned()),
+            (vars::EVENTS_QUEUE_URL, "http://localhost:5000/123/events".to_owned()),
+            (vars::SECRET_ID, "cxbridge/secret".to_owned()),
+        ])
+    }
+
+    fn parse(env: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn a_complete_environment_parses_with_defaults() {
+        let config = parse(&complete()).unwrap();
+        assert_eq!(config.table, "cxbridge");
+        assert_eq!(config.secret_cache_ttl, Duration::from_secs(300));
+        assert!(!config.probe);
+    }
+
+    #[test]
+    fn every_missing_variable_is_named() {
+        for var in [
+            vars::TABLE,
+            vars::JOBS_QUEUE_URL,
+            vars::DLQ_URL,
+            vars::EVENTS_QUEUE_URL,
+            vars::SECRET_ID,
+        ] {
+            let mut env = complete();
+            env.remove(var);
+            let err = parse(&env).unwrap_err();
+            assert_eq!(err, ConfigError::Missing { var });
+            assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_blank_variable_is_refused_as_empty() {
+        let mut env = complete();
+        env.insert(vars::TABLE, "  ".into());
+        assert_eq!(parse(&env).unwrap_err(), ConfigError::Empty { var: vars::TABLE });
+    }
+
+    #[test]
+    fn a_queue_that_is_not_a_url_is_refused() {
+        let mut env = complete();
+        env.insert(vars::JOBS_QUEUE_URL, "jobs".into());
+        let err = parse(&env).unwrap_err().to_string();
+        assert!(err.contains("CXBRIDGE_JOBS_QUEUE_URL"), "{err}");
+        assert!(err.contains("http(s) URL"), "{err}");
+    }
+
+    #[test]
+    fn a_ttl_that_is_not_a_number_is_refused_with_its_value() {
+        let mut env = complete();
+        env.insert(vars::SECRET_CACHE_TTL_SECS, "soon".into());
+        let err = parse(&env).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "configuration variable CXBRIDGE_SECRET_CACHE_TTL_SECS is invalid: \
+             expected a whole number of seconds (got \"soon\")"
+        );
+    }
+
+    #[test]
+    fn a_ttl_over_a_day_is_refused() {
+        let mut env = complete();
+        env.insert(vars::SECRET_CACHE_TTL_SECS, "90000".into());
+        assert!(parse(&env).is_err());
+        env.insert(vars::SECRET_CACHE_TTL_SECS, "60".into());
+        assert_eq!(parse(&env).unwrap().secret_cache_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_probe_flag_accepts_usual_spellings_only() {
+        let mut env = complete();
+        env.insert(vars::PROBE, "on".into());
+        assert!(parse(&env).unwrap().probe);
+        env.insert(vars::PROBE, "maybe".into());
+        assert!(parse(&env).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! `cxbridge`: everything the Lambda functions share.
+//!
+//! The function crates stay thin: `main.rs` calls [`runtime`] to build an [`app::Base`]
+//! once at cold start, and `handler.rs` holds route logic written against the ports here.
+
+pub mod app;
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod probe;
+pub mod runtime;
+pub mod secrets;
+pub mod telemetry;
+
+pub use app::Base;
+pub use config::{Config, ConfigError};
+pub use error::{ApiError, ErrorCode};

@@ -1,0 +1,194 @@
+//! The one JSON secret (design §7) and the port that serves it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use secrecy::SecretString;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+/// Every credential cxbridge uses. `Debug` shows `[REDACTED]` for each value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secrets {
+    #[serde(default)]
+    pub cxone: CxoneCredentials,
+    /// Webhook signing secrets, current first; more than one during a rotation.
+    #[serde(default)]
+    pub webhook_secrets: Vec<SecretString>,
+    #[serde(default)]
+    pub callback_secrets: Vec<SecretString>,
+    #[serde(default)]
+    pub cognigy_tokens: Vec<SecretString>,
+    #[serde(default)]
+    pub api_keys: Vec<SecretString>,
+}
+
+/// Credentials for both CXone API profiles; a deployment fills in the pair it uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CxoneCredentials {
+    pub client_id: Option<SecretString>,
+    pub client_secret: Option<SecretString>,
+    pub access_key_id: Option<SecretString>,
+    pub access_key_secret: Option<SecretString>,
+}
+
+/// Why the secret could not be had. Messages never include secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret {id} does not exist or has no AWSCURRENT version")]
+    NotFound { id: String },
+    #[error("secret {id} has no SecretString (binary secrets are not supported)")]
+    NotAString { id: String },
+    #[error("secret {id} is not the expected JSON document ({detail})")]
+    Malformed { id: String, detail: String },
+    #[error("secret {id} could not be read: {detail}")]
+    Unavailable { id: String, detail: String },
+}
+
+impl SecretError {
+    /// A read may succeed later; a missing or malformed secret needs an operator.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// Port: where handlers get credentials from.
+pub trait SecretSource: Send + Sync {
+    /// The cached secret, read again once the cache is older than its TTL.
+    fn current(&self) -> impl Future<Output = Result<Arc<Secrets>, SecretError>> + Send;
+    /// Reads the secret now, whatever the cache holds (rotation pick-up).
+    fn refresh(&self) -> impl Future<Output = Result<Arc<Secrets>, SecretError>> + Send;
+}
+
+/// Parses the secret document without letting a parser message quote secret values.
+pub fn parse_secrets(id: &str, text: &str) -> Result<Secrets, SecretError> {
+    serde_json::from_str(text).map_err(|e| SecretError::Malformed {
+        id: id.to_owned(),
+        detail: format!(
+            "{} error at line {} column {}",
+            match e.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof =>
+                    "syntax",
+                _ => "shape",
+            },
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+/// [`SecretSource`] over AWS Secrets Manager, reading `VersionStage=AWSCURRENT` and caching
+/// in-process for `ttl`.
+#[derive(Debug)]
+pub struct SecretsManagerSource {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    ttl: Duration,
+    cache: Mutex<Option<(Instant, Arc<Secrets>)>>,
+}
+
+impl SecretsManagerSource {
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
+        Self {
+            client,
+            secret_id,
+            ttl,
+            cache: Mutex::new(None),
+        }
+    }
+
+    async fn fetch(&self) -> Result<Arc<Secrets>, SecretError> {
+        let id = &self.secret_id;
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .map_err(|e| classify(id, e))?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| SecretError::NotAString { id: id.clone() })?;
+        Ok(Arc::new(parse_secrets(id, text)?))
+    }
+}
+
+fn classify(id: &str, err: SdkError<GetSecretValueError>) -> SecretError {
+    if let Some(service) = err.as_service_error() {
+        if service.is_resource_not_found_exception() {
+            return SecretError::NotFound { id: id.to_owned() };
+        }
+    }
+    SecretError::Unavailable {
+        id: id.to_owned(),
+        detail: DisplayErrorContext(&err).to_string(),
+    }
+}
+
+impl SecretSource for SecretsManagerSource {
+    async fn current(&self) -> Result<Arc<Secrets>, SecretError> {
+        // Holding the lock across the fetch makes concurrent callers share one read.
+        let mut cache = self.cache.lock().await;
+        if let Some((at, secrets)) = cache.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(secrets.clone());
+            }
+        }
+        let fresh = self.fetch().await?;
+        *cache = Some((Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    async fn refresh(&self) -> Result<Arc<Secrets>, SecretError> {
+        let mut cache = self.cache.lock().await;
+        let fresh = self.fetch().await?;
+        *cache = Some((Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_documented_layout_parses() {
+        let s = parse_secrets(
+            "s",
+            r#"{"cxone":{"clientId":"id","clientSecret":"cs","accessKeyId":"ak","accessKeySecret":"as"},
+                "webhookSecrets":["current","previous"],"callbackSecrets":["cb"],
+                "cognigyTokens":["cg"],"apiKeys":["k"]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.webhook_secrets.len(), 2);
+        assert_eq!(s.webhook_secrets[1].expose_secret(), "previous");
+        assert_eq!(
+            s.cxone.access_key_id.as_ref().map(|v| v.expose_secret()),
+            Some("ak")
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_value() {
+        let s = parse_secrets("s", r#"{"webhookSecrets":["hunter2"],"cxone":{"clientSecret":"topsecret"}}"#).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("topsecret"), "{shown}");
+    }
+
+    #[test]
+    fn a_malformed_secret_is_reported_without_quoting_it() {
+        let err = parse_secrets("s", r#"{"webhookSecrets":"hunter2"}"#).unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("shape error at line 1"), "{shown}");
+        assert!(!err.is_retryable());
+    }
+}

@@ -1,0 +1,22 @@
+//! JSON logs on stdout, one object a line, as CloudWatch Logs ingests them.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON subscriber. The level comes from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's
+/// advanced logging controls), else `RUST_LOG`, else `info`. Calling it twice is harmless.
+pub fn init() {
+    let directive = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned())
+        .to_ascii_lowercase();
+    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
