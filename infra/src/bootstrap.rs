@@ -1,0 +1,213 @@
+//! Creates the template's table, queues and secret in the emulator, under a name prefix so
+//! that several stacks can share one emulator without seeing each other's resources.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, Result, anyhow};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde::Serialize;
+
+use crate::template::{Template, TemplateValue};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Queue {
+    pub name: String,
+    pub url: String,
+    pub arn: String,
+}
+
+/// The generated local credentials, as written to the state file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalSecrets {
+    pub webhook: String,
+    pub webhook_previous: String,
+    pub callback: String,
+    pub cognigy: String,
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub table: String,
+    /// By local name: `jobs`, `dlq`, `events`.
+    pub queues: BTreeMap<String, Queue>,
+    pub secret_id: String,
+    pub secret_arn: String,
+    pub secrets: LocalSecrets,
+    refs: HashMap<String, String>,
+    atts: HashMap<(String, String), String>,
+}
+
+/// Local settings that differ from the deployed ones so that retries happen in seconds.
+#[derive(Debug, Clone, Default)]
+pub struct QueueOverrides {
+    pub visibility_timeout: Option<i64>,
+    pub max_receive_count: Option<i64>,
+}
+
+impl Resources {
+    /// Resolves a template value the way CloudFormation would for these resources.
+    pub fn resolve(&self, value: &TemplateValue) -> Result<String> {
+        match value {
+            TemplateValue::Literal(s) => Ok(s.clone()),
+            TemplateValue::Ref(id) => self
+                .refs
+                .get(id)
+                .cloned()
+                .ok_or_else(|| anyhow!("!Ref {id}: no such resource in the local stack")),
+            TemplateValue::GetAtt(id, att) => self
+                .atts
+                .get(&(id.clone(), att.clone()))
+                .cloned()
+                .ok_or_else(|| anyhow!("!GetAtt {id}.{att}: not available in the local stack")),
+        }
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| anyhow!("no OS randomness: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub async fn bootstrap(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    template: &Template,
+    prefix: &str,
+    overrides: &QueueOverrides,
+) -> Result<Resources> {
+    let mut refs = HashMap::new();
+    let mut atts = HashMap::new();
+
+    let [table_spec] = template.tables.as_slice() else {
+        return Err(anyhow!("the template must declare exactly one table"));
+    };
+    let table = format!("{prefix}-table");
+    dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&table_spec.hash_key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&table_spec.hash_key)
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .send()
+        .await
+        .with_context(|| format!("cannot create table {table}"))?;
+    if let Some(attribute) = &table_spec.ttl_attribute {
+        dynamodb
+            .update_time_to_live()
+            .table_name(&table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .with_context(|| format!("cannot enable TTL on {table}"))?;
+    }
+    refs.insert(table_spec.logical_id.clone(), table.clone());
+
+    // Dead-letter targets first, so that their ARNs exist for the redrive policies.
+    let mut ordered: Vec<_> = template.queues.iter().collect();
+    ordered.sort_by_key(|q| q.redrive.is_some());
+    let mut queues = BTreeMap::new();
+    for spec in ordered {
+        let name = format!("{prefix}-{}", spec.local_name());
+        let mut request = sqs.create_queue().queue_name(&name);
+        if let Some(v) = overrides.visibility_timeout.or(spec.visibility_timeout) {
+            request = request.attributes(QueueAttributeName::VisibilityTimeout, v.to_string());
+        }
+        if let Some(v) = spec.retention {
+            request = request.attributes(QueueAttributeName::MessageRetentionPeriod, v.to_string());
+        }
+        if let Some((target, count)) = &spec.redrive {
+            let target_arn = atts
+                .get(&(target.clone(), "Arn".to_owned()))
+                .ok_or_else(|| anyhow!("queue {} redrives to unknown queue {target}", spec.logical_id))?;
+            let count = overrides.max_receive_count.unwrap_or(*count);
+            let policy = serde_json::json!({"deadLetterTargetArn": target_arn, "maxReceiveCount": count.to_string()});
+            request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        let url = request
+            .send()
+            .await
+            .with_context(|| format!("cannot create queue {name}"))?
+            .queue_url
+            .ok_or_else(|| anyhow!("queue {name} was created without a URL"))?;
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .ok_or_else(|| anyhow!("queue {name} has no ARN"))?;
+        refs.insert(spec.logical_id.clone(), url.clone());
+        atts.insert((spec.logical_id.clone(), "Arn".to_owned()), arn.clone());
+        atts.insert((spec.logical_id.clone(), "QueueName".to_owned()), name.clone());
+        atts.insert((spec.logical_id.clone(), "QueueUrl".to_owned()), url.clone());
+        queues.insert(spec.local_name(), Queue { name, url, arn });
+    }
+
+    let [secret_logical_id] = template.secrets.as_slice() else {
+        return Err(anyhow!("the template must declare exactly one secret"));
+    };
+    let local = LocalSecrets {
+        webhook: random_hex(32)?,
+        webhook_previous: random_hex(32)?,
+        callback: random_hex(32)?,
+        cognigy: random_hex(24)?,
+        api_key: random_hex(24)?,
+    };
+    let document = serde_json::json!({
+        "cxone": {
+            "clientId": format!("local-client-{}", random_hex(4)?),
+            "clientSecret": random_hex(24)?,
+            "accessKeyId": format!("LOCALKEY{}", random_hex(8)?.to_ascii_uppercase()),
+            // Characters that form encoding must survive.
+            "accessKeySecret": format!("{}+/={}", random_hex(12)?, random_hex(4)?),
+        },
+        "webhookSecrets": [local.webhook, local.webhook_previous],
+        "callbackSecrets": [local.callback],
+        "cognigyTokens": [local.cognigy],
+        "apiKeys": [local.api_key],
+    });
+    let secret_id = format!("{prefix}/credentials");
+    let created = secrets
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(document.to_string())
+        .send()
+        .await
+        .with_context(|| format!("cannot create secret {secret_id}"))?;
+    let secret_arn = created.arn.unwrap_or_else(|| secret_id.clone());
+    refs.insert(secret_logical_id.clone(), secret_arn.clone());
+
+    Ok(Resources {
+        table,
+        queues,
+        secret_id,
+        secret_arn,
+        secrets: local,
+        refs,
+        atts,
+    })
+}

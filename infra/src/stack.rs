@@ -1,0 +1,325 @@
+//! The whole local stack: emulator, resources, function hosts, gateway and SQS pollers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_config::{BehaviorVersion, Region};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::bootstrap::{QueueOverrides, Resources, bootstrap};
+use crate::gateway::{Gateway, router};
+use crate::log::LogSink;
+use crate::moto::Moto;
+use crate::poller::Poller;
+use crate::runtime_api::{FunctionConfig, FunctionHost, Health};
+use crate::template::Template;
+
+pub const REGION: &str = "us-east-1";
+
+/// An extra environment variable for one function (or `*` for all), applied after the
+/// template's: `--env intent-router:CXBRIDGE_SECRET_CACHE_TTL_SECS=60`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvOverride {
+    pub function: String,
+    pub key: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for EnvOverride {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (function, assignment) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected FUNCTION:KEY=VALUE"))?;
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected FUNCTION:KEY=VALUE"))?;
+        if function.is_empty() || key.is_empty() {
+            return Err(format!("{s:?}: expected FUNCTION:KEY=VALUE"));
+        }
+        Ok(Self {
+            function: function.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Where `template.yaml` is.
+    pub template: PathBuf,
+    /// Where the function binaries are (`target/debug`).
+    pub bin_dir: PathBuf,
+    /// Gateway port; 0 picks a free one.
+    pub port: u16,
+    /// Use this emulator instead of starting one.
+    pub aws_endpoint: Option<String>,
+    /// The emulator to start when `aws_endpoint` is not given.
+    pub moto_server: PathBuf,
+    /// Prefix of every resource name.
+    pub prefix: String,
+    pub max_instances: usize,
+    pub queue_overrides: QueueOverrides,
+    pub env_overrides: Vec<EnvOverride>,
+    /// CXone API profile (`documented` or `incontact`).
+    pub profile: String,
+    /// Turn on the local diagnostics in the functions (`x-cxbridge-probe`).
+    pub probe: bool,
+    pub log: LogSink,
+}
+
+impl StackOptions {
+    /// Defaults for a checkout at `root`.
+    pub fn for_project(root: &Path) -> Self {
+        Self {
+            template: root.join("template.yaml"),
+            bin_dir: root.join("target/debug"),
+            port: 0,
+            aws_endpoint: None,
+            moto_server: root.join(".venv/moto/bin/moto_server"),
+            prefix: "cxbridge".to_owned(),
+            max_instances: 4,
+            queue_overrides: QueueOverrides {
+                visibility_timeout: Some(5),
+                max_receive_count: None,
+            },
+            env_overrides: Vec::new(),
+            profile: "documented".to_owned(),
+            probe: true,
+            log: LogSink::Stdout,
+        }
+    }
+}
+
+pub struct Stack {
+    pub gateway_url: String,
+    pub aws_endpoint: String,
+    pub profile: String,
+    pub resources: Resources,
+    pub hosts: BTreeMap<String, Arc<FunctionHost>>,
+    pub log: LogSink,
+    moto: Option<Moto>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// SDK configuration for the emulator, independent of the caller's environment.
+pub async fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "local",
+        ))
+        .load()
+        .await
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Result<Self> {
+        let template = Template::load(&options.template)?;
+        let log = options.log.clone();
+
+        let (moto, aws_endpoint) = match &options.aws_endpoint {
+            Some(endpoint) => (None, endpoint.clone()),
+            None => {
+                let moto = Moto::start(&options.moto_server).await?;
+                let endpoint = moto.endpoint.clone();
+                log.line(format!("cxbridge-local: moto listening on {endpoint}"));
+                (Some(moto), endpoint)
+            }
+        };
+        let sdk = emulator_config(&aws_endpoint).await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let resources = bootstrap(
+            &aws_sdk_dynamodb::Client::new(&sdk),
+            &sqs,
+            &aws_sdk_secretsmanager::Client::new(&sdk),
+            &template,
+            &options.prefix,
+            &options.queue_overrides,
+        )
+        .await
+        .context("cannot create the local AWS resources")?;
+
+        for o in &options.env_overrides {
+            if o.function != "*" && !template.functions.iter().any(|f| f.name == o.function) {
+                bail!("--env names {:?}, which is not a function in the template", o.function);
+            }
+        }
+        let aws_environment = vec![
+            ("AWS_ENDPOINT_URL".to_owned(), aws_endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
+            ("AWS_SESSION_TOKEN".to_owned(), "testing".to_owned()),
+        ];
+        let mut hosts = BTreeMap::new();
+        for function in &template.functions {
+            let mut environment = Vec::new();
+            for (key, value) in &function.environment {
+                let resolved = resources
+                    .resolve(value)
+                    .with_context(|| format!("{}: environment variable {key}", function.name))?;
+                environment.push((key.clone(), resolved));
+            }
+            if options.probe {
+                environment.push((cxbridge::config::vars::PROBE.to_owned(), "true".to_owned()));
+            }
+            environment.push(("CXBRIDGE_CXONE_PROFILE".to_owned(), options.profile.clone()));
+            for o in options
+                .env_overrides
+                .iter()
+                .filter(|o| o.function == "*" || o.function == function.name)
+            {
+                environment.retain(|(k, _)| *k != o.key);
+                environment.push((o.key.clone(), o.value.clone()));
+            }
+            let binary = options.bin_dir.join(&function.name);
+            if !binary.exists() {
+                bail!(
+                    "{} does not exist: build the functions first (`cargo build --workspace --bins`)",
+                    binary.display()
+                );
+            }
+            let host = FunctionHost::new(
+                FunctionConfig {
+                    name: function.name.clone(),
+                    binary,
+                    timeout: Duration::from_secs(function.timeout_secs),
+                    memory_mb: function.memory_mb,
+                    max_instances: options.max_instances.max(1),
+                    environment,
+                    aws_environment: aws_environment.clone(),
+                },
+                log.clone(),
+            );
+            hosts.insert(function.name.clone(), host);
+        }
+        for host in hosts.values() {
+            host.prewarm().await;
+        }
+
+        let mut tasks = Vec::new();
+        for mapping in &template.sqs_mappings {
+            let queue = template
+                .queues
+                .iter()
+                .find(|q| q.logical_id == mapping.queue)
+                .and_then(|q| resources.queues.get(&q.local_name()))
+                .ok_or_else(|| anyhow!("{} polls unknown queue {}", mapping.function, mapping.queue))?;
+            let host = hosts
+                .get(&mapping.function)
+                .ok_or_else(|| anyhow!("no function {}", mapping.function))?
+                .clone();
+            let poller = Poller {
+                sqs: sqs.clone(),
+                queue_url: queue.url.clone(),
+                queue_arn: queue.arn.clone(),
+                batch_size: mapping.batch_size,
+                report_batch_item_failures: mapping.report_batch_item_failures,
+                host,
+                log: log.clone(),
+            };
+            tasks.push(tokio::spawn(poller.run()));
+        }
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .with_context(|| format!("cannot listen on port {} (set CXBRIDGE_PORT to use another)", options.port))?;
+        let address = listener.local_addr()?;
+        let gateway = Arc::new(Gateway {
+            authority: address.to_string(),
+            template,
+            hosts: hosts.clone(),
+        });
+        let app = router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+
+        Ok(Self {
+            gateway_url: format!("http://{address}"),
+            aws_endpoint,
+            profile: options.profile,
+            resources,
+            hosts,
+            log,
+            moto,
+            tasks,
+        })
+    }
+
+    /// Waits until every function is ready or has failed to initialise.
+    pub async fn settled(&self) -> BTreeMap<String, Health> {
+        let mut out = BTreeMap::new();
+        for (name, host) in &self.hosts {
+            out.insert(name.clone(), host.settled().await);
+        }
+        out
+    }
+
+    /// The state file's content (design §8).
+    pub fn state(&self) -> Value {
+        let queues: serde_json::Map<String, Value> = self
+            .resources
+            .queues
+            .iter()
+            .map(|(k, q)| (k.clone(), q.url.clone().into()))
+            .collect();
+        json!({
+            "gateway": self.gateway_url,
+            "cxone": null,
+            "aws": self.aws_endpoint,
+            "region": REGION,
+            "profile": self.profile,
+            "table": self.resources.table,
+            "queues": queues,
+            "secretId": self.resources.secret_arn,
+            "secrets": self.resources.secrets,
+        })
+    }
+
+    pub fn write_state(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(&self.state())?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Stops every process the stack started.
+    pub async fn shutdown(mut self) {
+        self.stop_all();
+        // Give instances a moment to be reaped so that none outlives the stack.
+        for host in self.hosts.values() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while host.instances() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if let Some(moto) = self.moto.take() {
+            moto.stop().await;
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        for host in self.hosts.values() {
+            host.shutdown();
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

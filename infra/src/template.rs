@@ -1,0 +1,476 @@
+//! Reads `template.yaml`: the functions, their HTTP routes and SQS event sources, and the
+//! resources the local stack creates. The template is the one source of truth for routes.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_norway::Value;
+
+/// A value in the template that may refer to another resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateValue {
+    Literal(String),
+    /// `!Ref LogicalId`
+    Ref(String),
+    /// `!GetAtt LogicalId.Attribute`
+    GetAtt(String, String),
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    /// The binary's name, from `Metadata.BuildProperties.Binary`; also the function's name.
+    pub name: String,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub environment: Vec<(String, TemplateValue)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+impl Route {
+    /// API Gateway's route key, such as `POST /signals/{name}`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// Matches a request, returning the path parameters when it does. `{name}` takes one
+    /// segment; `{name+}` takes the rest of the path.
+    pub fn matches(&self, method: &str, path: &str) -> Option<Vec<(String, String)>> {
+        if self.method != "ANY" && !self.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let mut params = Vec::new();
+        let pattern: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
+        let actual: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        for (i, part) in pattern.iter().enumerate() {
+            if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
+                let rest = actual.get(i..)?.join("/");
+                if rest.is_empty() {
+                    return None;
+                }
+                params.push((name.to_owned(), rest));
+                return Some(params);
+            }
+            let seg = actual.get(i)?;
+            if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if seg.is_empty() {
+                    return None;
+                }
+                params.push((name.to_owned(), (*seg).to_owned()));
+            } else if part != seg {
+                return None;
+            }
+        }
+        (pattern.len() == actual.len()).then_some(params)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsMapping {
+    pub function: String,
+    pub queue: String,
+    pub batch_size: i32,
+    pub report_batch_item_failures: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub visibility_timeout: Option<i64>,
+    pub retention: Option<i64>,
+    /// Dead-letter target (logical id) and maxReceiveCount.
+    pub redrive: Option<(String, i64)>,
+}
+
+impl QueueSpec {
+    /// The short local name (`JobsQueue` → `jobs`), used in queue names and the state file.
+    pub fn local_name(&self) -> String {
+        self.logical_id
+            .strip_suffix("Queue")
+            .unwrap_or(&self.logical_id)
+            .to_ascii_lowercase()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub logical_id: String,
+    pub hash_key: String,
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub functions: Vec<FunctionSpec>,
+    pub routes: Vec<Route>,
+    pub sqs_mappings: Vec<SqsMapping>,
+    pub queues: Vec<QueueSpec>,
+    pub tables: Vec<TableSpec>,
+    pub secrets: Vec<String>,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the SAM template {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let doc: Value = serde_norway::from_str(text).context("not valid YAML")?;
+        let globals = doc.get("Globals").and_then(|g| g.get("Function"));
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| anyhow!("the template has no Resources"))?;
+
+        let mut template = Template {
+            functions: Vec::new(),
+            routes: Vec::new(),
+            sqs_mappings: Vec::new(),
+            queues: Vec::new(),
+            tables: Vec::new(),
+            secrets: Vec::new(),
+        };
+        for (id, resource) in resources {
+            let id = id
+                .as_str()
+                .ok_or_else(|| anyhow!("a resource id is not a string"))?
+                .to_owned();
+            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
+            let props = resource.get("Properties");
+            match kind {
+                "AWS::Serverless::Function" => {
+                    template.add_function(&id, resource, globals).with_context(|| format!("function {id}"))?
+                }
+                "AWS::SQS::Queue" => template.queues.push(queue(&id, props)?),
+                "AWS::DynamoDB::Table" => template.tables.push(table(&id, props)?),
+                "AWS::SecretsManager::Secret" => template.secrets.push(id),
+                _ => {}
+            }
+        }
+        Ok(template)
+    }
+
+    fn add_function(&mut self, id: &str, resource: &Value, globals: Option<&Value>) -> Result<()> {
+        let props = resource.get("Properties");
+        let name = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("Metadata.BuildProperties.Binary is missing"))?
+            .to_owned();
+        let setting = |key: &str| {
+            props
+                .and_then(|p| p.get(key))
+                .or_else(|| globals.and_then(|g| g.get(key)))
+                .and_then(Value::as_u64)
+        };
+        let mut environment = Vec::new();
+        for source in [globals, props] {
+            let vars = source
+                .and_then(|s| s.get("Environment"))
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping);
+            for (k, v) in vars.into_iter().flatten() {
+                let k = k.as_str().ok_or_else(|| anyhow!("an environment name is not a string"))?;
+                environment.retain(|(name, _): &(String, TemplateValue)| name != k);
+                environment.push((k.to_owned(), value(v)?));
+            }
+        }
+        let events = props.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+        for (event_id, event) in events.into_iter().flatten() {
+            let event_props = event.get("Properties");
+            let get = |key: &str| event_props.and_then(|p| p.get(key));
+            match event.get("Type").and_then(Value::as_str) {
+                Some("HttpApi") => {
+                    let method = get("Method").and_then(Value::as_str).unwrap_or("ANY");
+                    let path = get("Path")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| anyhow!("HttpApi event {event_id:?} has no Path"))?;
+                    self.routes.push(Route {
+                        method: method.to_ascii_uppercase(),
+                        path: path.to_owned(),
+                        function: name.clone(),
+                    });
+                }
+                Some("SQS") => {
+                    let queue = match get("Queue").map(value).transpose()? {
+                        Some(TemplateValue::GetAtt(queue, attr)) if attr == "Arn" => queue,
+                        other => bail!("SQS event {event_id:?} must name its queue with !GetAtt X.Arn, not {other:?}"),
+                    };
+                    let types: Vec<&str> = get("FunctionResponseTypes")
+                        .and_then(Value::as_sequence)
+                        .map(|s| s.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    if let Some(unknown) = types.iter().find(|t| **t != "ReportBatchItemFailures") {
+                        bail!("SQS event {event_id:?} has an unknown FunctionResponseType {unknown:?}");
+                    }
+                    self.sqs_mappings.push(SqsMapping {
+                        function: name.clone(),
+                        queue,
+                        batch_size: get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32,
+                        report_batch_item_failures: !types.is_empty(),
+                    });
+                }
+                other => bail!("event {event_id:?} has a type the local stack does not serve: {other:?}"),
+            }
+        }
+        self.functions.push(FunctionSpec {
+            logical_id: id.to_owned(),
+            name,
+            timeout_secs: setting("Timeout").unwrap_or(3),
+            memory_mb: setting("MemorySize").unwrap_or(128),
+            environment,
+        });
+        Ok(())
+    }
+
+    /// The function serving `method path`, with its route and path parameters.
+    pub fn route(&self, method: &str, path: &str) -> Option<(&Route, Vec<(String, String)>)> {
+        self.routes
+            .iter()
+            .find_map(|r| r.matches(method, path).map(|p| (r, p)))
+    }
+
+    /// The runtime named in `Globals.Function` or on each function, for checks.
+    pub fn runtimes(text: &str) -> Result<Vec<String>> {
+        let doc: Value = serde_norway::from_str(text)?;
+        let mut found = Vec::new();
+        if let Some(r) = doc.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("Runtime")).and_then(Value::as_str) {
+            found.push(r.to_owned());
+        }
+        for (_, resource) in doc.get("Resources").and_then(Value::as_mapping).into_iter().flatten() {
+            if let Some(r) = resource.get("Properties").and_then(|p| p.get("Runtime")).and_then(Value::as_str) {
+                found.push(r.to_owned());
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn value(v: &Value) -> Result<TemplateValue> {
+    match v {
+        Value::String(s) => Ok(TemplateValue::Literal(s.clone())),
+        Value::Number(n) => Ok(TemplateValue::Literal(n.to_string())),
+        Value::Bool(b) => Ok(TemplateValue::Literal(b.to_string())),
+        Value::Tagged(tagged) => {
+            let inner = tagged.value.as_str().unwrap_or_default();
+            if tagged.tag == "Ref" {
+                Ok(TemplateValue::Ref(inner.to_owned()))
+            } else if tagged.tag == "GetAtt" {
+                let (id, attr) = inner
+                    .split_once('.')
+                    .ok_or_else(|| anyhow!("!GetAtt {inner} has no attribute"))?;
+                Ok(TemplateValue::GetAtt(id.to_owned(), attr.to_owned()))
+            } else {
+                bail!("the local stack cannot resolve {} {inner}", tagged.tag)
+            }
+        }
+        Value::Mapping(m) if m.len() == 1 => {
+            if let Some(r) = m.get("Ref").and_then(Value::as_str) {
+                return Ok(TemplateValue::Ref(r.to_owned()));
+            }
+            bail!("the local stack cannot resolve {v:?}")
+        }
+        other => bail!("the local stack cannot resolve {other:?}"),
+    }
+}
+
+fn queue(id: &str, props: Option<&Value>) -> Result<QueueSpec> {
+    let get = |key: &str| props.and_then(|p| p.get(key));
+    let redrive = match get("RedrivePolicy") {
+        None => None,
+        Some(policy) => {
+            let target = match policy.get("deadLetterTargetArn").map(value).transpose()? {
+                Some(TemplateValue::GetAtt(q, attr)) if attr == "Arn" => q,
+                other => bail!("queue {id}: deadLetterTargetArn must be !GetAtt X.Arn, not {other:?}"),
+            };
+            let count = policy
+                .get("maxReceiveCount")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| anyhow!("queue {id}: RedrivePolicy has no maxReceiveCount"))?;
+            Some((target, count))
+        }
+    };
+    Ok(QueueSpec {
+        logical_id: id.to_owned(),
+        visibility_timeout: get("VisibilityTimeout").and_then(Value::as_i64),
+        retention: get("MessageRetentionPeriod").and_then(Value::as_i64),
+        redrive,
+    })
+}
+
+fn table(id: &str, props: Option<&Value>) -> Result<TableSpec> {
+    let props = props.ok_or_else(|| anyhow!("table {id} has no Properties"))?;
+    let hash_key = props
+        .get("KeySchema")
+        .and_then(Value::as_sequence)
+        .and_then(|keys| {
+            keys.iter()
+                .find(|k| k.get("KeyType").and_then(Value::as_str) == Some("HASH"))
+        })
+        .and_then(|k| k.get("AttributeName"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("table {id} has no HASH key"))?;
+    let ttl = props.get("TimeToLiveSpecification");
+    let ttl_attribute = ttl
+        .filter(|t| t.get("Enabled").and_then(Value::as_bool) == Some(true))
+        .and_then(|t| t.get("AttributeName"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok(TableSpec {
+        logical_id: id.to_owned(),
+        hash_key: hash_key.to_owned(),
+        ttl_attribute,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project_template() -> (String, Template) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let template = Template::parse(&text).unwrap();
+        (text, template)
+    }
+
+    #[test]
+    fn the_template_declares_the_five_functions_and_their_routes() {
+        let (_, t) = project_template();
+        let mut names: Vec<_> = t.functions.iter().map(|f| f.name.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["callback-verifier", "intent-router", "retry-drainer", "signal-dispatcher", "webhook-receiver"]
+        );
+        let mut keys: Vec<_> = t.routes.iter().map(|r| (r.key(), r.function.clone())).collect();
+        keys.sort();
+        let expected = [
+            ("GET /executions/{correlationId}", "signal-dispatcher"),
+            ("POST /callbacks/studio", "callback-verifier"),
+            ("POST /cognigy/intents", "intent-router"),
+            ("POST /signals/{name}", "signal-dispatcher"),
+            ("POST /webhooks/cxone", "webhook-receiver"),
+        ];
+        assert_eq!(
+            keys,
+            expected.map(|(k, f)| (k.to_owned(), f.to_owned())).to_vec()
+        );
+    }
+
+    #[test]
+    fn the_drainer_reads_jobs_in_batches_and_reports_item_failures() {
+        let (text, t) = project_template();
+        assert_eq!(
+            t.sqs_mappings,
+            [SqsMapping {
+                function: "retry-drainer".into(),
+                queue: "JobsQueue".into(),
+                batch_size: 10,
+                report_batch_item_failures: true,
+            }]
+        );
+        // Linters accept a misspelt response type, so check the literal spelling too.
+        assert!(text.contains("- ReportBatchItemFailures"));
+    }
+
+    #[test]
+    fn every_function_runs_on_a_supported_custom_runtime() {
+        let (text, _) = project_template();
+        let runtimes = Template::runtimes(&text).unwrap();
+        assert!(!runtimes.is_empty());
+        for r in runtimes {
+            assert!(["provided.al2023", "provided.al2"].contains(&r.as_str()), "{r}");
+        }
+    }
+
+    #[test]
+    fn jobs_redrive_to_the_dlq_and_the_table_expires_on_expires_at() {
+        let (_, t) = project_template();
+        let jobs = t.queues.iter().find(|q| q.logical_id == "JobsQueue").unwrap();
+        assert_eq!(jobs.local_name(), "jobs");
+        let (dlq, count) = jobs.redrive.clone().unwrap();
+        assert_eq!(dlq, "DlqQueue");
+        assert!(count > 1);
+        let mut names: Vec<_> = t.queues.iter().map(QueueSpec::local_name).collect();
+        names.sort();
+        assert_eq!(names, ["dlq", "events", "jobs"]);
+        assert_eq!(t.tables.len(), 1);
+        assert_eq!(t.tables[0].hash_key, "pk");
+        assert_eq!(t.tables[0].ttl_attribute.as_deref(), Some("expiresAt"));
+        assert_eq!(t.secrets, ["Secret"]);
+    }
+
+    #[test]
+    fn every_function_gets_every_configuration_variable() {
+        let (_, t) = project_template();
+        for f in &t.functions {
+            for var in cxbridge::config::vars::ALL {
+                assert!(
+                    f.environment.iter().any(|(k, _)| k == var),
+                    "{} lacks {var}",
+                    f.name
+                );
+            }
+            assert!(
+                !f.environment.iter().any(|(k, _)| k == cxbridge::config::vars::PROBE),
+                "local diagnostics must never be deployed"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_match_segments_and_capture_parameters() {
+        let route = Route {
+            method: "POST".into(),
+            path: "/signals/{name}".into(),
+            function: "f".into(),
+        };
+        assert_eq!(
+            route.matches("POST", "/signals/order-update"),
+            Some(vec![("name".into(), "order-update".into())])
+        );
+        assert_eq!(route.matches("GET", "/signals/x"), None);
+        assert_eq!(route.matches("POST", "/signals"), None);
+        assert_eq!(route.matches("POST", "/signals/"), None);
+        assert_eq!(route.matches("POST", "/signals/a/b"), None);
+        let greedy = Route {
+            method: "ANY".into(),
+            path: "/files/{proxy+}".into(),
+            function: "f".into(),
+        };
+        assert_eq!(
+            greedy.matches("DELETE", "/files/a/b"),
+            Some(vec![("proxy".into(), "a/b".into())])
+        );
+    }
+
+    #[test]
+    fn an_unknown_response_type_is_refused() {
+        let text = r#"
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: f}}
+    Properties:
+      Events:
+        Q:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Q.Arn
+            FunctionResponseTypes: [ReportBatchItemFailure]
+"#;
+        let err = format!("{:#}", Template::parse(text).unwrap_err());
+        assert!(err.contains("ReportBatchItemFailure"), "{err}");
+    }
+}
