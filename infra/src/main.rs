@@ -100,9 +100,16 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     options.profile = args.profile;
     options.log = LogSink::Stdout;
 
-    let stack = Stack::start(options).await?;
+    // One listener for the whole run, so that a Ctrl-C at any moment is seen.
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let stack = tokio::select! {
+        stack = Stack::start(options) => stack?,
+        () = &mut stop => return Ok(ExitCode::SUCCESS),
+    };
     let log = stack.log.clone();
     let state_path = args.root.join(&args.state);
+    let mut stopped = false;
     tokio::select! {
         settled = stack.settled() => {
             stack.write_state(&state_path)?;
@@ -119,9 +126,11 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
                 log.line("cxbridge-local: all functions ready; try `curl -s localhost:PORT/health`, Ctrl-C to stop".replace("PORT", &stack.gateway_url.rsplit(':').next().unwrap_or_default().to_owned()));
             }
         }
-        () = shutdown_signal() => {}
+        () = &mut stop => stopped = true,
     }
-    shutdown_signal().await;
+    if !stopped {
+        stop.await;
+    }
     log.line("cxbridge-local: stopping");
     let _ = std::fs::remove_file(&state_path);
     stack.shutdown().await;

@@ -193,10 +193,12 @@ impl FunctionHost {
                 return Err(InvokeError::ShuttingDown);
             }
             let mut pending = Some(invocation);
-            while let Some((_, slot)) = state.idle.pop_front() {
-                let Some(next) = pending.take() else { break };
-                // An instance that went away while idle hands the invocation back.
-                pending = slot.send(next).err();
+            while pending.is_some() {
+                let Some((_, slot)) = state.idle.pop_front() else { break };
+                if let Some(next) = pending.take() {
+                    // An instance that went away while idle hands the invocation back.
+                    pending = slot.send(next).err();
+                }
             }
             match pending {
                 None => None,
@@ -240,20 +242,25 @@ impl FunctionHost {
         self.stop.notify_waiters();
     }
 
+    /// The next invocation for instance `no`, or `None` once the stack shuts down.
     async fn take_work(&self, no: u32) -> Option<Invocation> {
-        let rx = {
-            let mut state = self.lock();
-            if state.shutting_down {
-                return None;
+        loop {
+            let rx = {
+                let mut state = self.lock();
+                if state.shutting_down {
+                    return None;
+                }
+                if let Some(w) = state.waiting.pop_front() {
+                    return Some(w);
+                }
+                let (tx, rx) = oneshot::channel();
+                state.idle.push_back((no, tx));
+                rx
+            };
+            if let Ok(invocation) = rx.await {
+                return Some(invocation);
             }
-            if let Some(w) = state.waiting.pop_front() {
-                return Some(w);
-            }
-            let (tx, rx) = oneshot::channel();
-            state.idle.push_back((no, tx));
-            rx
-        };
-        rx.await.ok()
+        }
     }
 
     fn mark_ready(&self, no: u32, pid: Option<u32>) {

@@ -1,0 +1,117 @@
+use cxbridge_e2e::{options, start};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("response has no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_reaches_the_binary_intact_and_its_response_comes_back_intact() {
+    let stack = start(options()).await;
+    let body: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/signals/order-update?b=2&a=1&a=3&sp=x%20y", stack.gateway_url))
+        .header("content-type", "application/octet-stream")
+        .header("x-cxbridge-probe", "echo")
+        .header("x-cxbridge-probe-status", "207")
+        .header("x-custom", "kept")
+        .header("x-correlation-id", "e2e-transport-1")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::MULTI_STATUS);
+    assert_eq!(header(&response, "x-correlation-id"), "e2e-transport-1");
+    assert_eq!(header(&response, "content-type"), "application/octet-stream");
+    assert_eq!(header(&response, "x-probe-method"), "POST");
+    assert_eq!(header(&response, "x-probe-path"), "/signals/order-update");
+    assert_eq!(header(&response, "x-probe-query"), "b=2&a=1&a=3&sp=x%20y");
+    let params: Value = serde_json::from_str(header(&response, "x-probe-path-parameters")).unwrap();
+    assert_eq!(params, json!({"name": "order-update"}));
+    let seen: Value = serde_json::from_str(header(&response, "x-probe-headers")).unwrap();
+    assert_eq!(seen["x-custom"], "kept");
+    assert_eq!(seen["content-type"], "application/octet-stream");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), body.as_slice(), "binary body round trip");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_routes_and_path_parameters_reach_the_binary() {
+    let stack = start(options()).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/executions/corr-42", stack.gateway_url))
+        .header("x-cxbridge-probe", "echo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "x-probe-method"), "GET");
+    let params: Value = serde_json::from_str(header(&response, "x-probe-path-parameters")).unwrap();
+    assert_eq!(params, json!({"correlationId": "corr-42"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_answers_not_implemented_with_the_stable_error_body() {
+    let stack = start(options()).await;
+    let client = reqwest::Client::new();
+    let routes = [
+        ("POST", "/webhooks/cxone", "POST /webhooks/cxone"),
+        ("POST", "/cognigy/intents", "POST /cognigy/intents"),
+        ("POST", "/signals/order-update", "POST /signals/{name}"),
+        ("GET", "/executions/abc", "GET /executions/{correlationId}"),
+        ("POST", "/callbacks/studio", "POST /callbacks/studio"),
+    ];
+    for (method, path, route) in routes {
+        let response = client
+            .request(method.parse().unwrap(), format!("{}{path}", stack.gateway_url))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED, "{route}");
+        assert!(response.headers().contains_key("x-correlation-id"), "{route}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": "not_implemented", "message": format!("{route} is not implemented yet")}})
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_routes_and_methods_get_the_gateway_not_found() {
+    let stack = start(options()).await;
+    let client = reqwest::Client::new();
+    for (method, path) in [("GET", "/webhooks/cxone"), ("POST", "/nowhere"), ("POST", "/signals/a/b")] {
+        let response = client
+            .request(method.parse().unwrap(), format!("{}{path}", stack.gateway_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(response.json::<Value>().await.unwrap(), json!({"message": "Not Found"}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_over_256_kib_is_refused_by_the_function_with_413() {
+    let stack = start(options()).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhooks/cxone", stack.gateway_url))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 256 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests through the local stack and the real function binaries.
+//! Run with `make test`, which builds the binaries and starts the AWS emulator.
+
+mod gateway;
+mod health;
+mod lifecycle;
+mod scaling;
+mod sqs;
