@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result, anyhow};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Serialize;
@@ -140,7 +141,12 @@ pub async fn bootstrap(
         if let Some((target, count)) = &spec.redrive {
             let target_arn = atts
                 .get(&(target.clone(), "Arn".to_owned()))
-                .ok_or_else(|| anyhow!("queue {} redrives to unknown queue {target}", spec.logical_id))?;
+                .ok_or_else(|| {
+                    anyhow!(
+                        "queue {} redrives to unknown queue {target}",
+                        spec.logical_id
+                    )
+                })?;
             let count = overrides.max_receive_count.unwrap_or(*count);
             let policy = serde_json::json!({"deadLetterTargetArn": target_arn, "maxReceiveCount": count.to_string()});
             request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
@@ -162,8 +168,14 @@ pub async fn bootstrap(
             .ok_or_else(|| anyhow!("queue {name} has no ARN"))?;
         refs.insert(spec.logical_id.clone(), url.clone());
         atts.insert((spec.logical_id.clone(), "Arn".to_owned()), arn.clone());
-        atts.insert((spec.logical_id.clone(), "QueueName".to_owned()), name.clone());
-        atts.insert((spec.logical_id.clone(), "QueueUrl".to_owned()), url.clone());
+        atts.insert(
+            (spec.logical_id.clone(), "QueueName".to_owned()),
+            name.clone(),
+        );
+        atts.insert(
+            (spec.logical_id.clone(), "QueueUrl".to_owned()),
+            url.clone(),
+        );
         queues.insert(spec.local_name(), Queue { name, url, arn });
     }
 

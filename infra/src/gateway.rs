@@ -67,7 +67,11 @@ async fn handle(
     let path = parts.uri.path().to_owned();
     if parts.method == Method::GET && path == "/health" {
         let (ready, body) = gateway.health();
-        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         return (status, axum::Json(body)).into_response();
     }
     let Some((route, params)) = gateway.template.route(parts.method.as_str(), &path) else {
@@ -84,7 +88,9 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&gateway.authority) {
         parts.headers.insert(header::HOST, v);
     }
-    parts.headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
     if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
         parts.headers.insert("x-forwarded-for", v);
     }
@@ -103,7 +109,9 @@ async fn handle(
     let payload = Bytes::from(event.to_string());
     let mut response = match host.invoke(payload).await {
         Ok(output) => into_response(&output),
-        Err(InvokeError::TimedOut) => message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        Err(InvokeError::TimedOut) => {
+            message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        }
         Err(_) => message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -131,7 +139,12 @@ pub fn build_event(input: EventInput<'_>) -> Value {
     for (name, value) in input.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == header::COOKIE {
-            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
             continue;
         }
         match headers.get_mut(name.as_str()) {
@@ -161,7 +174,9 @@ pub fn build_event(input: EventInput<'_>) -> Value {
         .path_parameters
         .iter()
         .map(|(k, v)| {
-            let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+            let decoded = percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned();
             (k.clone(), decoded.into())
         })
         .collect();
@@ -228,19 +243,29 @@ pub fn build_event(input: EventInput<'_>) -> Value {
 
 /// API Gateway passes these content types as text; anything else arrives base64-encoded.
 fn is_textual(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     media.starts_with("text/")
         || media.ends_with("+json")
         || media.ends_with("+xml")
         || matches!(
             media.as_str(),
-            "application/json" | "application/xml" | "application/javascript" | "application/x-www-form-urlencoded"
+            "application/json"
+                | "application/xml"
+                | "application/javascript"
+                | "application/x-www-form-urlencoded"
         )
 }
 
 /// `22/Nov/2026:09:00:00 +0000`, the request-time format of API Gateway.
 fn httpdate(epoch_ms: u64) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = epoch_ms / 1000;
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
@@ -274,16 +299,23 @@ pub fn into_response(output: &[u8]) -> Response {
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(output.to_vec()))
-            .unwrap_or_else(|_| message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"));
+            .unwrap_or_else(|_| {
+                message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            });
     };
-    let Some(status) = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()) else {
+    let Some(status) = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    else {
         return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
     let body = match value.get("body") {
         Some(Value::String(text)) if value.get("isBase64Encoded") == Some(&Value::Bool(true)) => {
             match BASE64.decode(text) {
                 Ok(bytes) => bytes,
-                Err(_) => return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+                Err(_) => {
+                    return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+                }
             }
         }
         Some(Value::String(text)) => text.clone().into_bytes(),
@@ -307,12 +339,22 @@ pub fn into_response(output: &[u8]) -> Response {
     }
     if let Some(headers) = value.get("multiValueHeaders").and_then(Value::as_object) {
         for (k, vs) in headers {
-            for v in vs.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for v in vs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 add(k, v);
             }
         }
     }
-    for cookie in value.get("cookies").and_then(Value::as_array).into_iter().flatten() {
+    for cookie in value
+        .get("cookies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(c) = cookie.as_str() {
             add("set-cookie", c);
         }
@@ -327,7 +369,10 @@ mod tests {
     fn event_for(headers: &[(&str, &str)], query: &str, body: &[u8]) -> Value {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
-            map.append(HeaderName::try_from(*k).unwrap(), HeaderValue::from_str(v).unwrap());
+            map.append(
+                HeaderName::try_from(*k).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         build_event(EventInput {
             route_key: "POST /signals/{name}",
@@ -353,14 +398,25 @@ mod tests {
 
     #[test]
     fn binary_bodies_are_base64_encoded() {
-        let e = event_for(&[("content-type", "application/octet-stream")], "", &[0, 159, 146, 150]);
+        let e = event_for(
+            &[("content-type", "application/octet-stream")],
+            "",
+            &[0, 159, 146, 150],
+        );
         assert_eq!(e["isBase64Encoded"], true);
-        assert_eq!(BASE64.decode(e["body"].as_str().unwrap()).unwrap(), [0, 159, 146, 150]);
+        assert_eq!(
+            BASE64.decode(e["body"].as_str().unwrap()).unwrap(),
+            [0, 159, 146, 150]
+        );
     }
 
     #[test]
     fn repeated_headers_and_query_values_are_joined_with_commas() {
-        let e = event_for(&[("x-a", "1"), ("x-a", "2"), ("cookie", "s=1; t=2")], "q=a&q=b&sp=x%20y", b"");
+        let e = event_for(
+            &[("x-a", "1"), ("x-a", "2"), ("cookie", "s=1; t=2")],
+            "q=a&q=b&sp=x%20y",
+            b"",
+        );
         assert_eq!(e["headers"]["x-a"], "1,2");
         assert_eq!(e["cookies"], json!(["s=1", "t=2"]));
         assert!(e["headers"].get("cookie").is_none());
@@ -373,7 +429,7 @@ mod tests {
 
     #[test]
     fn request_times_use_the_gateway_format() {
-        assert_eq!(httpdate(1_795_339_200_000), "22/Nov/2026:08:00:00 +0000");
+        assert_eq!(httpdate(1_795_339_200_000), "22/Nov/2026:09:20:00 +0000");
         assert_eq!(httpdate(0), "01/Jan/1970:00:00:00 +0000");
     }
 
@@ -392,7 +448,9 @@ mod tests {
         assert_eq!(response.headers()["x-one"], "1");
         assert_eq!(response.headers().get_all("x-many").iter().count(), 2);
         assert_eq!(response.headers()["set-cookie"], "c=1");
-        let body = axum::body::to_bytes(response.into_body(), 100).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 100)
+            .await
+            .unwrap();
         assert_eq!(body.as_ref(), [1, 2, 255]);
     }
 
@@ -401,6 +459,9 @@ mod tests {
         let ok = into_response(br#"{"hello":"world"}"#);
         assert_eq!(ok.status(), StatusCode::OK);
         assert_eq!(ok.headers()[header::CONTENT_TYPE], "application/json");
-        assert_eq!(into_response(b"not json").status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            into_response(b"not json").status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -38,7 +38,11 @@ struct RunArgs {
     #[arg(long, env = "CXBRIDGE_PORT", default_value_t = 3000)]
     port: u16,
     /// Where to write the state file once everything answers.
-    #[arg(long, env = "CXBRIDGE_STATE", default_value = "target/cxbridge-local.json")]
+    #[arg(
+        long,
+        env = "CXBRIDGE_STATE",
+        default_value = "target/cxbridge-local.json"
+    )]
     state: PathBuf,
     /// CXone API profile: documented or incontact.
     #[arg(long, env = "CXBRIDGE_CXONE_PROFILE", default_value = "documented", value_parser = ["documented", "incontact"])]
@@ -65,7 +69,10 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("cxbridge-local: cannot start the async runtime: {err}");
@@ -123,7 +130,10 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
                 }
             }
             if failed.is_empty() {
-                log.line("cxbridge-local: all functions ready; try `curl -s localhost:PORT/health`, Ctrl-C to stop".replace("PORT", &stack.gateway_url.rsplit(':').next().unwrap_or_default().to_owned()));
+                log.line(format!(
+                    "cxbridge-local: all functions ready; try `curl -s {}/health`, Ctrl-C to stop",
+                    stack.gateway_url
+                ));
             }
         }
         () = &mut stop => stopped = true,

@@ -35,7 +35,10 @@ impl Moto {
             if let Some(status) = child.try_wait()? {
                 bail!("moto exited before it was ready ({status})");
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             if Instant::now() > deadline {

@@ -48,7 +48,10 @@ pub enum InvokeError {
 impl std::fmt::Display for InvokeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Function { error_type, message } => write!(f, "{error_type}: {message}"),
+            Self::Function {
+                error_type,
+                message,
+            } => write!(f, "{error_type}: {message}"),
             Self::InitFailed(cause) => write!(f, "init failed: {cause}"),
             Self::Crashed(cause) => write!(f, "instance crashed: {cause}"),
             Self::TimedOut => f.write_str("task timed out"),
@@ -194,7 +197,9 @@ impl FunctionHost {
             }
             let mut pending = Some(invocation);
             while pending.is_some() {
-                let Some((_, slot)) = state.idle.pop_front() else { break };
+                let Some((_, slot)) = state.idle.pop_front() else {
+                    break;
+                };
                 if let Some(next) = pending.take() {
                     // An instance that went away while idle hands the invocation back.
                     pending = slot.send(next).err();
@@ -203,12 +208,12 @@ impl FunctionHost {
             match pending {
                 None => None,
                 Some(invocation) => {
-                state.waiting.push_back(invocation);
-                (state.instances < self.config.max_instances).then(|| {
-                    state.instances += 1;
-                    state.next_instance += 1;
-                    state.next_instance
-                })
+                    state.waiting.push_back(invocation);
+                    (state.instances < self.config.max_instances).then(|| {
+                        state.instances += 1;
+                        state.next_instance += 1;
+                        state.next_instance
+                    })
                 }
             }
         };
@@ -270,11 +275,19 @@ impl FunctionHost {
             state.health = Some(Health::Ready);
         }
         let pid = pid.map(|p| format!(", pid {p}")).unwrap_or_default();
-        self.log.line(format!("cxbridge-local: {}#{no} ready{pid}", self.name()));
+        self.log
+            .line(format!("cxbridge-local: {}#{no} ready{pid}", self.name()));
         self.changed.notify_waiters();
     }
 
-    fn instance_exited(&self, no: u32, was_ready: bool, init_error: Option<String>, status: String, tail: Vec<String>) {
+    fn instance_exited(
+        &self,
+        no: u32,
+        was_ready: bool,
+        init_error: Option<String>,
+        status: String,
+        tail: Vec<String>,
+    ) {
         let (orphans, shutting_down) = {
             let mut state = self.lock();
             state.instances = state.instances.saturating_sub(1);
@@ -286,7 +299,9 @@ impl FunctionHost {
             if !was_ready && !state.shutting_down {
                 let cause = init_error.clone().unwrap_or_else(|| {
                     let last = tail.last().cloned().unwrap_or_default();
-                    format!("the process exited ({status}) before initialising; last output: {last}")
+                    format!(
+                        "the process exited ({status}) before initialising; last output: {last}"
+                    )
                 });
                 if state.ready_instances == 0 {
                     state.health = Some(Health::InitFailed(cause.clone()));
@@ -294,7 +309,11 @@ impl FunctionHost {
                 // With no instance left to take them, queued invocations fail as Lambda
                 // fails an invoke whose environment cannot initialise.
                 if state.instances == 0 {
-                    orphans = state.waiting.drain(..).map(|w| (w, cause.clone())).collect();
+                    orphans = state
+                        .waiting
+                        .drain(..)
+                        .map(|w| (w, cause.clone()))
+                        .collect();
                 }
             }
             (orphans, state.shutting_down)
@@ -309,9 +328,10 @@ impl FunctionHost {
                     "cxbridge-local: {}#{no} exited ({status}) before initialising",
                     self.name()
                 )),
-                (None, true) => self
-                    .log
-                    .line(format!("cxbridge-local: {}#{no} exited ({status})", self.name())),
+                (None, true) => self.log.line(format!(
+                    "cxbridge-local: {}#{no} exited ({status})",
+                    self.name()
+                )),
             }
         }
         for (w, cause) in orphans {
@@ -331,7 +351,13 @@ impl FunctionHost {
             kill: Notify::new(),
         });
         if let Err(err) = instance.clone().run().await {
-            self.instance_exited(no, false, Some(format!("{err:#}")), "not started".into(), Vec::new());
+            self.instance_exited(
+                no,
+                false,
+                Some(format!("{err:#}")),
+                "not started".into(),
+                Vec::new(),
+            );
         }
     }
 }
@@ -353,7 +379,10 @@ impl Instance {
         let api = listener.local_addr()?;
         let router = Router::new()
             .route(&format!("{API_PREFIX}/invocation/next"), get(next))
-            .route(&format!("{API_PREFIX}/invocation/{{id}}/response"), post(respond))
+            .route(
+                &format!("{API_PREFIX}/invocation/{{id}}/response"),
+                post(respond),
+            )
             .route(&format!("{API_PREFIX}/invocation/{{id}}/error"), post(fail))
             .route(&format!("{API_PREFIX}/init/error"), post(init_error))
             .with_state(self.clone());
@@ -376,9 +405,15 @@ impl Instance {
             .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string())
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                config.memory_mb.to_string(),
+            )
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/[$LATEST]{}", self.no))
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                format!("local/[$LATEST]{}", self.no),
+            )
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
             .env("AWS_REGION", REGION)
@@ -409,10 +444,20 @@ impl Instance {
         let label = format!("{name}#{}", self.no);
         let mut pipes = Vec::new();
         if let Some(out) = child.stdout.take() {
-            pipes.push(tokio::spawn(forward(out, label.clone(), self.host.log.clone(), tail.clone())));
+            pipes.push(tokio::spawn(forward(
+                out,
+                label.clone(),
+                self.host.log.clone(),
+                tail.clone(),
+            )));
         }
         if let Some(err) = child.stderr.take() {
-            pipes.push(tokio::spawn(forward(err, label, self.host.log.clone(), tail.clone())));
+            pipes.push(tokio::spawn(forward(
+                err,
+                label,
+                self.host.log.clone(),
+                tail.clone(),
+            )));
         }
 
         tokio::spawn(async move {
@@ -440,9 +485,17 @@ impl Instance {
                 let _ = reply.send(Err(InvokeError::Crashed(status.clone())));
             }
             let init_error = self.init_error.lock().ok().and_then(|e| e.clone());
-            let tail: Vec<String> = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
-            self.host
-                .instance_exited(self.no, self.ready.load(Ordering::SeqCst), init_error, status, tail);
+            let tail: Vec<String> = tail
+                .lock()
+                .map(|t| t.iter().cloned().collect())
+                .unwrap_or_default();
+            self.host.instance_exited(
+                self.no,
+                self.ready.load(Ordering::SeqCst),
+                init_error,
+                status,
+                tail,
+            );
         });
         Ok(())
     }
@@ -487,7 +540,11 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
         instance.host.mark_ready(instance.no, pid);
     }
     let Some(invocation) = instance.host.take_work(instance.no).await else {
-        return api_error(StatusCode::GONE, "Runtime.ShuttingDown", "the local stack is shutting down");
+        return api_error(
+            StatusCode::GONE,
+            "Runtime.ShuttingDown",
+            "the local stack is shutting down",
+        );
     };
     let Invocation {
         request_id,
@@ -505,7 +562,11 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
     tokio::spawn(async move {
         let wait = deadline_ms.saturating_sub(epoch_ms());
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let expired = watchdog.in_flight.lock().ok().and_then(|mut m| m.remove(&watched));
+        let expired = watchdog
+            .in_flight
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&watched));
         if let Some(reply) = expired {
             watchdog.host.log.line(format!(
                 "cxbridge-local: {}#{} timed out on {watched}; stopping it",
@@ -519,7 +580,12 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
 
     let name = instance.host.name();
     let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}");
-    let trace = format!("Root=1-{:08x}-{};Parent={};Sampled=0", deadline_ms / 1000, &request_id.replace('-', "")[..24], &request_id.replace('-', "")[..16]);
+    let trace = format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        deadline_ms / 1000,
+        &request_id.replace('-', "")[..24],
+        &request_id.replace('-', "")[..16]
+    );
     (
         StatusCode::OK,
         [
@@ -534,14 +600,30 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
         .into_response()
 }
 
-async fn respond(State(instance): State<Arc<Instance>>, Path(id): Path<String>, body: Bytes) -> Response {
-    let reply = instance.in_flight.lock().ok().and_then(|mut m| m.remove(&id));
+async fn respond(
+    State(instance): State<Arc<Instance>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let reply = instance
+        .in_flight
+        .lock()
+        .ok()
+        .and_then(|mut m| m.remove(&id));
     match reply {
         Some(reply) => {
             let _ = reply.send(Ok(body));
-            (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(serde_json::json!({"status": "OK"})),
+            )
+                .into_response()
         }
-        None => api_error(StatusCode::BAD_REQUEST, "InvalidRequestID", "unknown or expired request id"),
+        None => api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "unknown or expired request id",
+        ),
     }
 }
 
@@ -551,9 +633,17 @@ async fn fail(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let reply = instance.in_flight.lock().ok().and_then(|mut m| m.remove(&id));
+    let reply = instance
+        .in_flight
+        .lock()
+        .ok()
+        .and_then(|mut m| m.remove(&id));
     let Some(reply) = reply else {
-        return api_error(StatusCode::BAD_REQUEST, "InvalidRequestID", "unknown or expired request id");
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "unknown or expired request id",
+        );
     };
     let (error_type, message) = diagnostic(&headers, &body);
     instance.host.log.line(format!(
@@ -561,16 +651,31 @@ async fn fail(
         instance.host.name(),
         instance.no
     ));
-    let _ = reply.send(Err(InvokeError::Function { error_type, message }));
-    (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
+    let _ = reply.send(Err(InvokeError::Function {
+        error_type,
+        message,
+    }));
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "OK"})),
+    )
+        .into_response()
 }
 
-async fn init_error(State(instance): State<Arc<Instance>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn init_error(
+    State(instance): State<Arc<Instance>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (error_type, message) = diagnostic(&headers, &body);
     if let Ok(mut slot) = instance.init_error.lock() {
         *slot = Some(format!("{error_type}: {message}"));
     }
-    (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "OK"})),
+    )
+        .into_response()
 }
 
 fn diagnostic(headers: &HeaderMap, body: &[u8]) -> (String, String) {
@@ -578,7 +683,11 @@ fn diagnostic(headers: &HeaderMap, body: &[u8]) -> (String, String) {
     let error_type = parsed
         .get("errorType")
         .and_then(|v| v.as_str())
-        .or_else(|| headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()))
+        .or_else(|| {
+            headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+        })
         .unwrap_or("Unhandled")
         .to_owned();
     let message = parsed

@@ -150,7 +150,10 @@ impl Stack {
 
         for o in &options.env_overrides {
             if o.function != "*" && !template.functions.iter().any(|f| f.name == o.function) {
-                bail!("--env names {:?}, which is not a function in the template", o.function);
+                bail!(
+                    "--env names {:?}, which is not a function in the template",
+                    o.function
+                );
             }
         }
         let aws_environment = vec![
@@ -212,7 +215,9 @@ impl Stack {
                 .iter()
                 .find(|q| q.logical_id == mapping.queue)
                 .and_then(|q| resources.queues.get(&q.local_name()))
-                .ok_or_else(|| anyhow!("{} polls unknown queue {}", mapping.function, mapping.queue))?;
+                .ok_or_else(|| {
+                    anyhow!("{} polls unknown queue {}", mapping.function, mapping.queue)
+                })?;
             let host = hosts
                 .get(&mapping.function)
                 .ok_or_else(|| anyhow!("no function {}", mapping.function))?
@@ -231,7 +236,12 @@ impl Stack {
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
-            .with_context(|| format!("cannot listen on port {} (set CXBRIDGE_PORT to use another)", options.port))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on port {} (set CXBRIDGE_PORT to use another)",
+                    options.port
+                )
+            })?;
         let address = listener.local_addr()?;
         let gateway = Arc::new(Gateway {
             authority: address.to_string(),

@@ -143,12 +143,15 @@ impl Template {
                 .as_str()
                 .ok_or_else(|| anyhow!("a resource id is not a string"))?
                 .to_owned();
-            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
+            let kind = resource
+                .get("Type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let props = resource.get("Properties");
             match kind {
-                "AWS::Serverless::Function" => {
-                    template.add_function(&id, resource, globals).with_context(|| format!("function {id}"))?
-                }
+                "AWS::Serverless::Function" => template
+                    .add_function(&id, resource, globals)
+                    .with_context(|| format!("function {id}"))?,
                 "AWS::SQS::Queue" => template.queues.push(queue(&id, props)?),
                 "AWS::DynamoDB::Table" => template.tables.push(table(&id, props)?),
                 "AWS::SecretsManager::Secret" => template.secrets.push(id),
@@ -180,12 +183,16 @@ impl Template {
                 .and_then(|e| e.get("Variables"))
                 .and_then(Value::as_mapping);
             for (k, v) in vars.into_iter().flatten() {
-                let k = k.as_str().ok_or_else(|| anyhow!("an environment name is not a string"))?;
+                let k = k
+                    .as_str()
+                    .ok_or_else(|| anyhow!("an environment name is not a string"))?;
                 environment.retain(|(name, _): &(String, TemplateValue)| name != k);
                 environment.push((k.to_owned(), value(v)?));
             }
         }
-        let events = props.and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+        let events = props
+            .and_then(|p| p.get("Events"))
+            .and_then(Value::as_mapping);
         for (event_id, event) in events.into_iter().flatten() {
             let event_props = event.get("Properties");
             let get = |key: &str| event_props.and_then(|p| p.get(key));
@@ -204,14 +211,18 @@ impl Template {
                 Some("SQS") => {
                     let queue = match get("Queue").map(value).transpose()? {
                         Some(TemplateValue::GetAtt(queue, attr)) if attr == "Arn" => queue,
-                        other => bail!("SQS event {event_id:?} must name its queue with !GetAtt X.Arn, not {other:?}"),
+                        other => bail!(
+                            "SQS event {event_id:?} must name its queue with !GetAtt X.Arn, not {other:?}"
+                        ),
                     };
                     let types: Vec<&str> = get("FunctionResponseTypes")
                         .and_then(Value::as_sequence)
                         .map(|s| s.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
                     if let Some(unknown) = types.iter().find(|t| **t != "ReportBatchItemFailures") {
-                        bail!("SQS event {event_id:?} has an unknown FunctionResponseType {unknown:?}");
+                        bail!(
+                            "SQS event {event_id:?} has an unknown FunctionResponseType {unknown:?}"
+                        );
                     }
                     self.sqs_mappings.push(SqsMapping {
                         function: name.clone(),
@@ -220,7 +231,9 @@ impl Template {
                         report_batch_item_failures: !types.is_empty(),
                     });
                 }
-                other => bail!("event {event_id:?} has a type the local stack does not serve: {other:?}"),
+                other => {
+                    bail!("event {event_id:?} has a type the local stack does not serve: {other:?}")
+                }
             }
         }
         self.functions.push(FunctionSpec {
@@ -244,11 +257,25 @@ impl Template {
     pub fn runtimes(text: &str) -> Result<Vec<String>> {
         let doc: Value = serde_norway::from_str(text)?;
         let mut found = Vec::new();
-        if let Some(r) = doc.get("Globals").and_then(|g| g.get("Function")).and_then(|f| f.get("Runtime")).and_then(Value::as_str) {
+        if let Some(r) = doc
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Runtime"))
+            .and_then(Value::as_str)
+        {
             found.push(r.to_owned());
         }
-        for (_, resource) in doc.get("Resources").and_then(Value::as_mapping).into_iter().flatten() {
-            if let Some(r) = resource.get("Properties").and_then(|p| p.get("Runtime")).and_then(Value::as_str) {
+        for (_, resource) in doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(r) = resource
+                .get("Properties")
+                .and_then(|p| p.get("Runtime"))
+                .and_then(Value::as_str)
+            {
                 found.push(r.to_owned());
             }
         }
@@ -291,7 +318,9 @@ fn queue(id: &str, props: Option<&Value>) -> Result<QueueSpec> {
         Some(policy) => {
             let target = match policy.get("deadLetterTargetArn").map(value).transpose()? {
                 Some(TemplateValue::GetAtt(q, attr)) if attr == "Arn" => q,
-                other => bail!("queue {id}: deadLetterTargetArn must be !GetAtt X.Arn, not {other:?}"),
+                other => {
+                    bail!("queue {id}: deadLetterTargetArn must be !GetAtt X.Arn, not {other:?}")
+                }
             };
             let count = policy
                 .get("maxReceiveCount")
@@ -351,9 +380,19 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["callback-verifier", "intent-router", "retry-drainer", "signal-dispatcher", "webhook-receiver"]
+            [
+                "callback-verifier",
+                "intent-router",
+                "retry-drainer",
+                "signal-dispatcher",
+                "webhook-receiver"
+            ]
         );
-        let mut keys: Vec<_> = t.routes.iter().map(|r| (r.key(), r.function.clone())).collect();
+        let mut keys: Vec<_> = t
+            .routes
+            .iter()
+            .map(|r| (r.key(), r.function.clone()))
+            .collect();
         keys.sort();
         let expected = [
             ("GET /executions/{correlationId}", "signal-dispatcher"),
@@ -390,14 +429,21 @@ mod tests {
         let runtimes = Template::runtimes(&text).unwrap();
         assert!(!runtimes.is_empty());
         for r in runtimes {
-            assert!(["provided.al2023", "provided.al2"].contains(&r.as_str()), "{r}");
+            assert!(
+                ["provided.al2023", "provided.al2"].contains(&r.as_str()),
+                "{r}"
+            );
         }
     }
 
     #[test]
     fn jobs_redrive_to_the_dlq_and_the_table_expires_on_expires_at() {
         let (_, t) = project_template();
-        let jobs = t.queues.iter().find(|q| q.logical_id == "JobsQueue").unwrap();
+        let jobs = t
+            .queues
+            .iter()
+            .find(|q| q.logical_id == "JobsQueue")
+            .unwrap();
         assert_eq!(jobs.local_name(), "jobs");
         let (dlq, count) = jobs.redrive.clone().unwrap();
         assert_eq!(dlq, "DlqQueue");
@@ -423,7 +469,9 @@ mod tests {
                 );
             }
             assert!(
-                !f.environment.iter().any(|(k, _)| k == cxbridge::config::vars::PROBE),
+                !f.environment
+                    .iter()
+                    .any(|(k, _)| k == cxbridge::config::vars::PROBE),
                 "local diagnostics must never be deployed"
             );
         }

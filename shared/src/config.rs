@@ -160,9 +160,15 @@ mod tests {
     fn complete() -> HashMap<&'static str, String> {
         HashMap::from([
             (vars::TABLE, "cxbridge".to_owned()),
-            (vars::JOBS_QUEUE_URL, "http://localhost:5000/123/jobs".to_owned()),
+            (
+                vars::JOBS_QUEUE_URL,
+                "http://localhost:5000/123/jobs".to_owned(),
+            ),
             (vars::DLQ_URL, "http://localhost:5000/123/dlq".to_owned()),
-            (vars::EVENTS_QUEUE_URL, "http://localhost:5000/123/events".to_owned()),
+            (
+                vars::EVENTS_QUEUE_URL,
+                "http://localhost:5000/123/events".to_owned(),
+            ),
             (vars::SECRET_ID, "cxbridge/secret".to_owned()),
         ])
     }
@@ -200,7 +206,10 @@ mod tests {
     fn a_blank_variable_is_refused_as_empty() {
         let mut env = complete();
         env.insert(vars::TABLE, "  ".into());
-        assert_eq!(parse(&env).unwrap_err(), ConfigError::Empty { var: vars::TABLE });
+        assert_eq!(
+            parse(&env).unwrap_err(),
+            ConfigError::Empty { var: vars::TABLE }
+        );
     }
 
     #[test]
@@ -230,7 +239,10 @@ mod tests {
         env.insert(vars::SECRET_CACHE_TTL_SECS, "90000".into());
         assert!(parse(&env).is_err());
         env.insert(vars::SECRET_CACHE_TTL_SECS, "60".into());
-        assert_eq!(parse(&env).unwrap().secret_cache_ttl, Duration::from_secs(60));
+        assert_eq!(
+            parse(&env).unwrap().secret_cache_ttl,
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

@@ -74,18 +74,24 @@ where
     let code = error.as_ref().map(|e| e.code.as_str());
     let cause = error.as_ref().and_then(ApiError::cause_chain);
     match status {
-        500.. => tracing::error!(%route, %method, status, latency_ms, %correlation_id, %request_id, code, cause, "request"),
-        400.. => tracing::warn!(%route, %method, status, latency_ms, %correlation_id, %request_id, code, cause, "request"),
-        _ => tracing::info!(%route, %method, status, latency_ms, %correlation_id, %request_id, "request"),
+        500.. => {
+            tracing::error!(%route, %method, status, latency_ms, %correlation_id, %request_id, code, cause, "request")
+        }
+        400.. => {
+            tracing::warn!(%route, %method, status, latency_ms, %correlation_id, %request_id, code, cause, "request")
+        }
+        _ => {
+            tracing::info!(%route, %method, status, latency_ms, %correlation_id, %request_id, "request")
+        }
     }
     response
 }
 
 fn route_of(req: &Request) -> String {
-    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-        if let Some(key) = ctx.route_key.as_deref() {
-            return key.to_owned();
-        }
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(key) = ctx.route_key.as_deref()
+    {
+        return key.to_owned();
     }
     format!("{} {}", req.method(), req.uri().path())
 }
@@ -126,10 +132,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_usable_correlation_id_is_echoed() {
-        let response = serve(request(vec![1, 2], Some("abc-1")), false, |_, meta| async move {
-            assert_eq!(meta.correlation_id, "abc-1");
-            Err(ApiError::not_implemented(meta.route))
-        })
+        let response = serve(
+            request(vec![1, 2], Some("abc-1")),
+            false,
+            |_, meta| async move {
+                assert_eq!(meta.correlation_id, "abc-1");
+                Err(ApiError::not_implemented(meta.route))
+            },
+        )
         .await;
         assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
         assert_eq!(response.headers()[CORRELATION_HEADER], "abc-1");
@@ -149,9 +159,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_256_kib_is_refused_before_the_handler_runs() {
-        let response = serve(request(vec![0; MAX_BODY_BYTES + 1], None), false, |_, _| async {
-            panic!("handler must not run")
-        })
+        let response = serve(
+            request(vec![0; MAX_BODY_BYTES + 1], None),
+            false,
+            |_, _| async { panic!("handler must not run") },
+        )
         .await;
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body_json(&response)["error"]["code"], "payload_too_large");
@@ -159,9 +171,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_of_exactly_256_kib_reaches_the_handler() {
-        let response = serve(request(vec![0; MAX_BODY_BYTES], None), false, |req, _| async move {
-            Ok(json(StatusCode::OK, &serde_json::json!({"len": req.body().len()})))
-        })
+        let response = serve(
+            request(vec![0; MAX_BODY_BYTES], None),
+            false,
+            |req, _| async move {
+                Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({"len": req.body().len()}),
+                ))
+            },
+        )
         .await;
         assert_eq!(body_json(&response)["len"], MAX_BODY_BYTES);
     }

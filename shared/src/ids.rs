@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn plain_ids_are_accepted_and_odd_ones_are_not() {
-        assert_eq!(accept_correlation_id("order-42:retry.1"), Some("order-42:retry.1"));
+        assert_eq!(
+            accept_correlation_id("order-42:retry.1"),
+            Some("order-42:retry.1")
+        );
         assert_eq!(accept_correlation_id(""), None);
         assert_eq!(accept_correlation_id("a b"), None);
         assert_eq!(accept_correlation_id("x\ninjected"), None);

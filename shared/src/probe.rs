@@ -56,16 +56,28 @@ pub async fn echo(req: Request) -> Response<Body> {
     let described = [
         ("x-probe-method", req.method().to_string()),
         ("x-probe-path", req.uri().path().to_owned()),
-        ("x-probe-query", req.uri().query().unwrap_or_default().to_owned()),
-        ("x-probe-headers", serde_json::Value::Object(headers).to_string()),
-        ("x-probe-path-parameters", serde_json::Value::Object(path_parameters).to_string()),
+        (
+            "x-probe-query",
+            req.uri().query().unwrap_or_default().to_owned(),
+        ),
+        (
+            "x-probe-headers",
+            serde_json::Value::Object(headers).to_string(),
+        ),
+        (
+            "x-probe-path-parameters",
+            serde_json::Value::Object(path_parameters).to_string(),
+        ),
         ("x-probe-pid", std::process::id().to_string()),
     ];
 
     let mut response = Response::new(Body::Binary(req.body().as_ref().to_vec()));
     *response.status_mut() = status;
     let out = response.headers_mut();
-    out.insert("content-type", HeaderValue::from_static("application/octet-stream"));
+    out.insert(
+        "content-type",
+        HeaderValue::from_static("application/octet-stream"),
+    );
     for (name, value) in described {
         if let Ok(value) = HeaderValue::from_str(&value) {
             out.insert(name, value);

@@ -58,21 +58,31 @@ async fn report_init_error(err: &(dyn std::error::Error + 'static)) {
 
 /// Serves API Gateway HTTP API (payload v2) requests with `handler`, through the shared
 /// edge in [`http::serve`].
-pub async fn run_http<A, H, Fut>(app: &'static A, probe_enabled: bool, handler: H) -> Result<(), Error>
+pub async fn run_http<A, H, Fut>(
+    app: &'static A,
+    probe_enabled: bool,
+    handler: H,
+) -> Result<(), Error>
 where
     A: Sync + 'static,
     H: Fn(&'static A, Request, RequestMeta) -> Fut + Copy + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, ApiError>> + Send,
 {
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Infallible>(http::serve(req, probe_enabled, |req, meta| handler(app, req, meta)).await)
+        Ok::<_, Infallible>(
+            http::serve(req, probe_enabled, |req, meta| handler(app, req, meta)).await,
+        )
     }))
     .await
 }
 
 /// Serves SQS batches: `handler` runs each message, and the ones it fails are reported as
 /// `batchItemFailures` so that only they come back after the visibility timeout.
-pub async fn run_sqs<A, H, Fut>(app: &'static A, probe_enabled: bool, handler: H) -> Result<(), Error>
+pub async fn run_sqs<A, H, Fut>(
+    app: &'static A,
+    probe_enabled: bool,
+    handler: H,
+) -> Result<(), Error>
 where
     A: Sync + 'static,
     H: Fn(&'static A, SqsMessage) -> Fut + Copy + Send + Sync + 'static,

@@ -72,8 +72,7 @@ pub fn parse_secrets(id: &str, text: &str) -> Result<Secrets, SecretError> {
         detail: format!(
             "{} error at line {} column {}",
             match e.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof =>
-                    "syntax",
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "syntax",
                 _ => "shape",
             },
             e.line(),
@@ -120,10 +119,10 @@ impl SecretsManagerSource {
 }
 
 fn classify(id: &str, err: SdkError<GetSecretValueError>) -> SecretError {
-    if let Some(service) = err.as_service_error() {
-        if service.is_resource_not_found_exception() {
-            return SecretError::NotFound { id: id.to_owned() };
-        }
+    if let Some(service) = err.as_service_error()
+        && service.is_resource_not_found_exception()
+    {
+        return SecretError::NotFound { id: id.to_owned() };
     }
     SecretError::Unavailable {
         id: id.to_owned(),
@@ -135,10 +134,10 @@ impl SecretSource for SecretsManagerSource {
     async fn current(&self) -> Result<Arc<Secrets>, SecretError> {
         // Holding the lock across the fetch makes concurrent callers share one read.
         let mut cache = self.cache.lock().await;
-        if let Some((at, secrets)) = cache.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(secrets.clone());
-            }
+        if let Some((at, secrets)) = cache.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(secrets.clone());
         }
         let fresh = self.fetch().await?;
         *cache = Some((Instant::now(), fresh.clone()));
@@ -177,7 +176,11 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_a_value() {
-        let s = parse_secrets("s", r#"{"webhookSecrets":["hunter2"],"cxone":{"clientSecret":"topsecret"}}"#).unwrap();
+        let s = parse_secrets(
+            "s",
+            r#"{"webhookSecrets":["hunter2"],"cxone":{"clientSecret":"topsecret"}}"#,
+        )
+        .unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("topsecret"), "{shown}");

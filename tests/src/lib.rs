@@ -39,7 +39,10 @@ pub fn aws_endpoint() -> String {
 
 /// A short random name part, so that parallel tests never share a resource.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", cxbridge::ids::new_uuid().replace('-', "")[..10].to_owned())
+    format!(
+        "{prefix}{}",
+        cxbridge::ids::new_uuid().replace('-', "")[..10].to_owned()
+    )
 }
 
 /// Options for a stack of this test's own.

@@ -17,7 +17,10 @@ async fn a_request_reaches_the_binary_intact_and_its_response_comes_back_intact(
     let body: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
 
     let response = reqwest::Client::new()
-        .post(format!("{}/signals/order-update?b=2&a=1&a=3&sp=x%20y", stack.gateway_url))
+        .post(format!(
+            "{}/signals/order-update?b=2&a=1&a=3&sp=x%20y",
+            stack.gateway_url
+        ))
         .header("content-type", "application/octet-stream")
         .header("x-cxbridge-probe", "echo")
         .header("x-cxbridge-probe-status", "207")
@@ -30,7 +33,10 @@ async fn a_request_reaches_the_binary_intact_and_its_response_comes_back_intact(
 
     assert_eq!(response.status(), StatusCode::MULTI_STATUS);
     assert_eq!(header(&response, "x-correlation-id"), "e2e-transport-1");
-    assert_eq!(header(&response, "content-type"), "application/octet-stream");
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/octet-stream"
+    );
     assert_eq!(header(&response, "x-probe-method"), "POST");
     assert_eq!(header(&response, "x-probe-path"), "/signals/order-update");
     assert_eq!(header(&response, "x-probe-query"), "b=2&a=1&a=3&sp=x%20y");
@@ -39,7 +45,11 @@ async fn a_request_reaches_the_binary_intact_and_its_response_comes_back_intact(
     let seen: Value = serde_json::from_str(header(&response, "x-probe-headers")).unwrap();
     assert_eq!(seen["x-custom"], "kept");
     assert_eq!(seen["content-type"], "application/octet-stream");
-    assert_eq!(response.bytes().await.unwrap().as_ref(), body.as_slice(), "binary body round trip");
+    assert_eq!(
+        response.bytes().await.unwrap().as_ref(),
+        body.as_slice(),
+        "binary body round trip"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,14 +80,20 @@ async fn every_route_answers_not_implemented_with_the_stable_error_body() {
     ];
     for (method, path, route) in routes {
         let response = client
-            .request(method.parse().unwrap(), format!("{}{path}", stack.gateway_url))
+            .request(
+                method.parse().unwrap(),
+                format!("{}{path}", stack.gateway_url),
+            )
             .header("content-type", "application/json")
             .body("{}")
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED, "{route}");
-        assert!(response.headers().contains_key("x-correlation-id"), "{route}");
+        assert!(
+            response.headers().contains_key("x-correlation-id"),
+            "{route}"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(
             body,
@@ -90,14 +106,24 @@ async fn every_route_answers_not_implemented_with_the_stable_error_body() {
 async fn unknown_routes_and_methods_get_the_gateway_not_found() {
     let stack = start(options()).await;
     let client = reqwest::Client::new();
-    for (method, path) in [("GET", "/webhooks/cxone"), ("POST", "/nowhere"), ("POST", "/signals/a/b")] {
+    for (method, path) in [
+        ("GET", "/webhooks/cxone"),
+        ("POST", "/nowhere"),
+        ("POST", "/signals/a/b"),
+    ] {
         let response = client
-            .request(method.parse().unwrap(), format!("{}{path}", stack.gateway_url))
+            .request(
+                method.parse().unwrap(),
+                format!("{}{path}", stack.gateway_url),
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
-        assert_eq!(response.json::<Value>().await.unwrap(), json!({"message": "Not Found"}));
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({"message": "Not Found"})
+        );
     }
 }
 

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread")]
 async fn health_reports_every_function_ready_and_the_resources_exist() {
     let stack = start(options()).await;
-    let response = reqwest::get(format!("{}/health", stack.gateway_url)).await.unwrap();
+    let response = reqwest::get(format!("{}/health", stack.gateway_url))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -42,7 +44,10 @@ async fn health_reports_every_function_ready_and_the_resources_exist() {
         .time_to_live_description
         .unwrap();
     assert_eq!(ttl.attribute_name(), Some("expiresAt"));
-    assert_eq!(ttl.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"));
+    assert_eq!(
+        ttl.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let jobs = sqs
@@ -55,9 +60,16 @@ async fn health_reports_every_function_ready_and_the_resources_exist() {
         .attributes
         .unwrap();
     let redrive: Value =
-        serde_json::from_str(&jobs[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy]).unwrap();
-    assert_eq!(redrive["deadLetterTargetArn"], stack.resources.queues["dlq"].arn.as_str());
-    assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "10");
+        serde_json::from_str(&jobs[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy])
+            .unwrap();
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        stack.resources.queues["dlq"].arn.as_str()
+    );
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "10"
+    );
     for name in ["dlq", "events"] {
         sqs.get_queue_url()
             .queue_name(&stack.resources.queues[name].name)
@@ -76,39 +88,68 @@ async fn health_reports_every_function_ready_and_the_resources_exist() {
     let document: Value = serde_json::from_str(secret.secret_string().unwrap()).unwrap();
     assert_eq!(
         document["webhookSecrets"],
-        json!([stack.resources.secrets.webhook, stack.resources.secrets.webhook_previous])
+        json!([
+            stack.resources.secrets.webhook,
+            stack.resources.secrets.webhook_previous
+        ])
     );
-    assert_eq!(document["callbackSecrets"], json!([stack.resources.secrets.callback]));
-    assert_eq!(document["cognigyTokens"], json!([stack.resources.secrets.cognigy]));
-    assert_eq!(document["apiKeys"], json!([stack.resources.secrets.api_key]));
+    assert_eq!(
+        document["callbackSecrets"],
+        json!([stack.resources.secrets.callback])
+    );
+    assert_eq!(
+        document["cognigyTokens"],
+        json!([stack.resources.secrets.cognigy])
+    );
+    assert_eq!(
+        document["apiKeys"],
+        json!([stack.resources.secrets.api_key])
+    );
     for field in ["clientId", "clientSecret", "accessKeyId", "accessKeySecret"] {
-        assert!(document["cxone"][field].as_str().is_some_and(|v| !v.is_empty()), "cxone.{field}");
+        assert!(
+            document["cxone"][field]
+                .as_str()
+                .is_some_and(|v| !v.is_empty()),
+            "cxone.{field}"
+        );
     }
     let parsed = parse_secrets("local", secret.secret_string().unwrap()).unwrap();
     assert_eq!(parsed.webhook_secrets.len(), 2);
 
     let state = stack.state();
     assert_eq!(state["gateway"], stack.gateway_url.as_str());
-    assert_eq!(state["queues"]["jobs"], stack.resources.queues["jobs"].url.as_str());
-    assert_eq!(state["secrets"]["webhookPrevious"], stack.resources.secrets.webhook_previous.as_str());
+    assert_eq!(
+        state["queues"]["jobs"],
+        stack.resources.queues["jobs"].url.as_str()
+    );
+    assert_eq!(
+        state["secrets"]["webhookPrevious"],
+        stack.resources.secrets.webhook_previous.as_str()
+    );
     assert_eq!(state["profile"], "documented");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_whose_init_fails_is_reported_with_its_cause() {
     let mut opts = options();
-    opts.env_overrides
-        .push("intent-router:CXBRIDGE_SECRET_CACHE_TTL_SECS=soon".parse::<EnvOverride>().unwrap());
+    opts.env_overrides.push(
+        "intent-router:CXBRIDGE_SECRET_CACHE_TTL_SECS=soon"
+            .parse::<EnvOverride>()
+            .unwrap(),
+    );
     let stack = start(opts).await;
 
-    let response = reqwest::get(format!("{}/health", stack.gateway_url)).await.unwrap();
+    let response = reqwest::get(format!("{}/health", stack.gateway_url))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["functions"]["intent-router"], "init_failed");
     assert_eq!(body["functions"]["webhook-receiver"], "ready");
     let cause = body["errors"]["intent-router"].as_str().unwrap();
     assert!(
-        cause.contains("CXBRIDGE_SECRET_CACHE_TTL_SECS") && cause.contains("expected a whole number of seconds"),
+        cause.contains("CXBRIDGE_SECRET_CACHE_TTL_SECS")
+            && cause.contains("expected a whole number of seconds"),
         "{cause}"
     );
     assert!(body["errors"].get("webhook-receiver").is_none());
@@ -128,7 +169,10 @@ async fn a_function_whose_init_fails_is_reported_with_its_cause() {
         .await
         .unwrap();
     assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(failed.json::<Value>().await.unwrap(), json!({"message": "Internal Server Error"}));
+    assert_eq!(
+        failed.json::<Value>().await.unwrap(),
+        json!({"message": "Internal Server Error"})
+    );
     let other = client
         .post(format!("{}/webhooks/cxone", stack.gateway_url))
         .send()
@@ -140,8 +184,11 @@ async fn a_function_whose_init_fails_is_reported_with_its_cause() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_secret_fails_init_with_the_secret_named() {
     let mut opts = options();
-    opts.env_overrides
-        .push("*:CXBRIDGE_SECRET_ID=does-not-exist".parse::<EnvOverride>().unwrap());
+    opts.env_overrides.push(
+        "*:CXBRIDGE_SECRET_ID=does-not-exist"
+            .parse::<EnvOverride>()
+            .unwrap(),
+    );
     let stack = start(opts).await;
     let body: Value = reqwest::get(format!("{}/health", stack.gateway_url))
         .await
@@ -152,6 +199,9 @@ async fn a_missing_secret_fails_init_with_the_secret_named() {
     for name in ["webhook-receiver", "retry-drainer"] {
         assert_eq!(body["functions"][name], "init_failed");
         let cause = body["errors"][name].as_str().unwrap();
-        assert!(cause.contains("secret does-not-exist does not exist"), "{cause}");
+        assert!(
+            cause.contains("secret does-not-exist does not exist"),
+            "{cause}"
+        );
     }
 }

@@ -16,8 +16,14 @@ fn children_of(pid: u32) -> Vec<u32> {
             continue;
         };
         // The fields after the parenthesised command name: state, then the parent's pid.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        let ppid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(pid) {
             found.push(child);
         }
@@ -28,7 +34,9 @@ fn children_of(pid: u32) -> Vec<u32> {
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {
-            let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned));
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned));
             state.as_deref() != Some("Z")
         })
         .unwrap_or(false)
@@ -59,16 +67,24 @@ async fn make_run_stops_every_process_it_started_on_ctrl_c() {
     })
     .await;
     assert_eq!(written["gateway"], format!("http://127.0.0.1:{port}"));
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), reqwest::StatusCode::OK);
 
     // moto and one instance of each of the five functions.
     let children = children_of(pid);
     assert_eq!(children.len(), 6, "children: {children:?}");
 
-    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), stack.wait()).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), stack.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "{exit}");
     for child in children {
         assert!(!alive(child), "process {child} outlived the stack");

@@ -11,7 +11,11 @@ async fn slow_echo(client: &reqwest::Client, url: String) -> u32 {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    response.headers()["x-probe-pid"].to_str().unwrap().parse().unwrap()
+    response.headers()["x-probe-pid"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,7 +24,10 @@ async fn two_requests_at_once_are_served_by_two_instances() {
     let client = reqwest::Client::new();
     let url = format!("{}/webhooks/cxone", stack.gateway_url);
     let (first, second) = tokio::join!(slow_echo(&client, url.clone()), slow_echo(&client, url));
-    assert_ne!(first, second, "both requests were served by process {first}");
+    assert_ne!(
+        first, second,
+        "both requests were served by process {first}"
+    );
     assert_eq!(
         stack.hosts["webhook-receiver"].instances(),
         2,

@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use cxbridge_e2e::{eventually, options, sdk, start};
 
 async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (i64, i64) {
@@ -43,7 +45,13 @@ async fn a_partial_batch_failure_returns_only_the_failed_message() {
         .set_entries(Some(
             bodies
                 .iter()
-                .map(|(id, body)| SendMessageBatchRequestEntry::builder().id(*id).message_body(*body).build().unwrap())
+                .map(|(id, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(*id)
+                        .message_body(*body)
+                        .build()
+                        .unwrap()
+                })
                 .collect(),
         ))
         .send()
@@ -58,34 +66,54 @@ async fn a_partial_batch_failure_returns_only_the_failed_message() {
 
     // The failed message keeps coming back until its receive count is spent, then the
     // queue's redrive policy moves it to the DLQ. The successes were deleted.
-    let dead = eventually("the failed message to reach the DLQ", Duration::from_secs(60), || async {
-        let out = sqs
-            .receive_message()
-            .queue_url(&dlq)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        (!messages.is_empty()).then_some(messages)
-    })
+    let dead = eventually(
+        "the failed message to reach the DLQ",
+        Duration::from_secs(60),
+        || async {
+            let out = sqs
+                .receive_message()
+                .queue_url(&dlq)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let messages = out.messages.unwrap_or_default();
+            (!messages.is_empty()).then_some(messages)
+        },
+    )
     .await;
     assert_eq!(dead.len(), 1, "only the failure is dead-lettered");
     assert_eq!(dead[0].body(), Some(bodies[1].1));
     assert_eq!(dead[0].message_id(), Some(ids["fail"].as_str()));
 
-    assert_eq!(depth(&sqs, &jobs).await, (0, 0), "nothing is left on the jobs queue");
+    assert_eq!(
+        depth(&sqs, &jobs).await,
+        (0, 0),
+        "nothing is left on the jobs queue"
+    );
 
     // What the drainer saw: the failure on every delivery, the successes never as failures.
     let logs = stack.log.lines();
     let failed_deliveries = logs
         .iter()
-        .filter(|l| l.starts_with("retry-drainer#") && l.contains(&ids["fail"]) && l.contains("will be retried"))
+        .filter(|l| {
+            l.starts_with("retry-drainer#")
+                && l.contains(&ids["fail"])
+                && l.contains("will be retried")
+        })
         .count();
-    assert_eq!(failed_deliveries, 3, "maxReceiveCount deliveries of the failure:\n{}", logs.join("\n"));
+    assert_eq!(
+        failed_deliveries,
+        3,
+        "maxReceiveCount deliveries of the failure:\n{}",
+        logs.join("\n")
+    );
     for ok in ["ok-1", "ok-2"] {
-        assert!(!logs.iter().any(|l| l.contains(&ids[ok])), "{ok} was reported as failed");
+        assert!(
+            !logs.iter().any(|l| l.contains(&ids[ok])),
+            "{ok} was reported as failed"
+        );
     }
 }
 
@@ -104,10 +132,14 @@ async fn a_job_the_drainer_cannot_run_yet_is_kept_in_the_dlq_not_dropped() {
         .await
         .unwrap();
     let dlq = stack.resources.queues["dlq"].url.clone();
-    let dead = eventually("the job to reach the DLQ", Duration::from_secs(60), || async {
-        let out = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
-        out.messages.unwrap_or_default().into_iter().next()
-    })
+    let dead = eventually(
+        "the job to reach the DLQ",
+        Duration::from_secs(60),
+        || async {
+            let out = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
+            out.messages.unwrap_or_default().into_iter().next()
+        },
+    )
     .await;
     assert_eq!(dead.body(), Some(body));
 }
