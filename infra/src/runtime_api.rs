@@ -281,14 +281,14 @@ impl FunctionHost {
     }
 
     fn instance_exited(
-        &self,
+        self: &Arc<Self>,
         no: u32,
         was_ready: bool,
         init_error: Option<String>,
         status: String,
         tail: Vec<String>,
     ) {
-        let (orphans, shutting_down) = {
+        let (orphans, replacement, shutting_down) = {
             let mut state = self.lock();
             state.instances = state.instances.saturating_sub(1);
             state.idle.retain(|(n, _)| *n != no);
@@ -316,8 +316,22 @@ impl FunctionHost {
                         .collect();
                 }
             }
-            (orphans, state.shutting_down)
+            // A crashed instance is replaced while work is queued for it.
+            let replacement = (was_ready
+                && !state.shutting_down
+                && !state.waiting.is_empty()
+                && state.instances < self.config.max_instances)
+                .then(|| {
+                    state.instances += 1;
+                    state.next_instance += 1;
+                    state.next_instance
+                });
+            (orphans, replacement, state.shutting_down)
         };
+        if let Some(no) = replacement {
+            let host = self.clone();
+            tokio::spawn(async move { host.start_instance(no).await });
+        }
         if !shutting_down {
             match (&init_error, was_ready) {
                 (Some(cause), _) => self.log.line(format!(

@@ -1,5 +1,6 @@
 //! Local diagnostics: with `CXBRIDGE_PROBE` on (the local stack sets it; deployments never
-//! do), a function echoes a request marked `x-cxbridge-probe: echo` and runs SQS messages
+//! do), a function echoes a request marked `x-cxbridge-probe: echo`, fails one marked
+//! `x-cxbridge-probe: error` as an unhandled error, and runs SQS messages
 //! of the form `{"probe":"ok"|"fail"}`. This lets the stack's transport be proven end to end
 //! through the real binaries without pretending any business route works.
 
@@ -15,6 +16,17 @@ pub const STATUS_HEADER: &str = "x-cxbridge-probe-status";
 pub const DELAY_HEADER: &str = "x-cxbridge-probe-delay-ms";
 
 const MAX_DELAY: Duration = Duration::from_secs(10);
+
+/// What a function reports to the Runtime API's `…/error` for `x-cxbridge-probe: error`.
+pub const UNHANDLED_ERROR: &str = "the probe asked for an unhandled error";
+
+/// `x-cxbridge-probe: error`: the handler fails as an unhandled error would, so that the
+/// Runtime API's error path can be seen end to end.
+pub fn is_unhandled_error(req: &Request) -> bool {
+    req.headers()
+        .get(PROBE_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"error")
+}
 
 pub fn is_echo(req: &Request) -> bool {
     req.headers()

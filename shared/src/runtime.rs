@@ -69,9 +69,10 @@ where
     Fut: Future<Output = Result<Response<Body>, ApiError>> + Send,
 {
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Infallible>(
-            http::serve(req, probe_enabled, |req, meta| handler(app, req, meta)).await,
-        )
+        if probe_enabled && probe::is_unhandled_error(&req) {
+            return Err(Error::from(probe::UNHANDLED_ERROR));
+        }
+        Ok(http::serve(req, probe_enabled, |req, meta| handler(app, req, meta)).await)
     }))
     .await
 }

@@ -141,3 +141,60 @@ async fn a_body_over_256_kib_is_refused_by_the_function_with_413() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unhandled_function_error_becomes_a_500_and_is_logged() {
+    let stack = start(options()).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/callbacks/studio", stack.gateway_url))
+        .header("x-cxbridge-probe", "error")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"message": "Internal Server Error"})
+    );
+    let logs = stack.log.lines().join("\n");
+    assert!(
+        logs.contains("callback-verifier#1 invocation")
+            && logs.contains(cxbridge::probe::UNHANDLED_ERROR),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invocation_past_its_timeout_gets_503_and_a_fresh_instance_serves_the_next() {
+    let stack = start(options()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/webhooks/cxone", stack.gateway_url);
+    // webhook-receiver's timeout in the template is 5 s.
+    let slow = client
+        .post(&url)
+        .header("x-cxbridge-probe", "echo")
+        .header("x-cxbridge-probe-delay-ms", "8000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        slow.json::<Value>().await.unwrap(),
+        json!({"message": "Service Unavailable"})
+    );
+    assert!(
+        stack
+            .log
+            .lines()
+            .iter()
+            .any(|l| l.contains("webhook-receiver#1 timed out"))
+    );
+
+    let next = client
+        .post(&url)
+        .header("x-cxbridge-probe", "echo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), StatusCode::OK);
+}
