@@ -388,6 +388,10 @@ struct Instance {
 }
 
 impl Instance {
+    fn take_reply(&self, id: &str) -> Option<Reply> {
+        self.in_flight.lock().ok().and_then(|mut m| m.remove(id))
+    }
+
     async fn run(self: Arc<Self>) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let api = listener.local_addr()?;
@@ -576,12 +580,7 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
     tokio::spawn(async move {
         let wait = deadline_ms.saturating_sub(epoch_ms());
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let expired = watchdog
-            .in_flight
-            .lock()
-            .ok()
-            .and_then(|mut m| m.remove(&watched));
-        if let Some(reply) = expired {
+        if let Some(reply) = watchdog.take_reply(&watched) {
             watchdog.host.log.line(format!(
                 "cxbridge-local: {}#{} timed out on {watched}; stopping it",
                 watchdog.host.name(),
@@ -614,24 +613,12 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
         .into_response()
 }
 
-async fn respond(
-    State(instance): State<Arc<Instance>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let reply = instance
-        .in_flight
-        .lock()
-        .ok()
-        .and_then(|mut m| m.remove(&id));
-    match reply {
+/// Delivers an instance's answer to the invocation waiting for it.
+fn settle(instance: &Instance, id: &str, result: Result<Bytes, InvokeError>) -> Response {
+    match instance.take_reply(id) {
         Some(reply) => {
-            let _ = reply.send(Ok(body));
-            (
-                StatusCode::ACCEPTED,
-                axum::Json(serde_json::json!({"status": "OK"})),
-            )
-                .into_response()
+            let _ = reply.send(result);
+            accepted()
         }
         None => api_error(
             StatusCode::BAD_REQUEST,
@@ -641,39 +628,42 @@ async fn respond(
     }
 }
 
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "OK"})),
+    )
+        .into_response()
+}
+
+async fn respond(
+    State(instance): State<Arc<Instance>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    settle(&instance, &id, Ok(body))
+}
+
 async fn fail(
     State(instance): State<Arc<Instance>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let reply = instance
-        .in_flight
-        .lock()
-        .ok()
-        .and_then(|mut m| m.remove(&id));
-    let Some(reply) = reply else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            "unknown or expired request id",
-        );
-    };
     let (error_type, message) = diagnostic(&headers, &body);
     instance.host.log.line(format!(
         "cxbridge-local: {}#{} invocation {id} failed: {error_type}: {message}",
         instance.host.name(),
         instance.no
     ));
-    let _ = reply.send(Err(InvokeError::Function {
-        error_type,
-        message,
-    }));
-    (
-        StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({"status": "OK"})),
+    settle(
+        &instance,
+        &id,
+        Err(InvokeError::Function {
+            error_type,
+            message,
+        }),
     )
-        .into_response()
 }
 
 async fn init_error(
@@ -685,11 +675,7 @@ async fn init_error(
     if let Ok(mut slot) = instance.init_error.lock() {
         *slot = Some(format!("{error_type}: {message}"));
     }
-    (
-        StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({"status": "OK"})),
-    )
-        .into_response()
+    accepted()
 }
 
 fn diagnostic(headers: &HeaderMap, body: &[u8]) -> (String, String) {
