@@ -56,9 +56,12 @@ struct RunArgs {
     /// Most instances of one function at once.
     #[arg(long, default_value_t = 4)]
     max_instances: usize,
-    /// Visibility timeout of the local queues, in seconds.
-    #[arg(long, default_value_t = 5)]
-    visibility_timeout: i64,
+    /// Visibility timeout of the local queues, in seconds (default: the template's).
+    #[arg(long)]
+    visibility_timeout: Option<i64>,
+    /// Turn on the local diagnostics (`x-cxbridge-probe`) in every function.
+    #[arg(long, env = "CXBRIDGE_PROBE")]
+    probe: bool,
     /// Receives before a message moves to its DLQ (default: the template's).
     #[arg(long)]
     max_receive_count: Option<i64>,
@@ -100,11 +103,12 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     options.aws_endpoint = args.aws_endpoint;
     options.max_instances = args.max_instances;
     options.queue_overrides = QueueOverrides {
-        visibility_timeout: Some(args.visibility_timeout),
+        visibility_timeout: args.visibility_timeout,
         max_receive_count: args.max_receive_count,
     };
     options.env_overrides = args.env;
     options.profile = args.profile;
+    options.probe = args.probe;
     options.log = LogSink::Stdout;
 
     // One listener for the whole run, so that a Ctrl-C at any moment is seen.
@@ -155,9 +159,19 @@ async fn shutdown_signal() {
             return;
         }
     };
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    let hangup = async {
+        match hangup {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        () = hangup => {}
     }
 }
 

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::log::LogSink;
 use crate::runtime_api::FunctionHost;
 
+#[derive(Clone)]
 pub struct Poller {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
@@ -98,7 +99,7 @@ impl Poller {
                     .ok()
             })
             .collect();
-        if let Err(err) = self
+        match self
             .sqs
             .delete_message_batch()
             .queue_url(&self.queue_url)
@@ -106,10 +107,19 @@ impl Poller {
             .send()
             .await
         {
-            self.log.line(format!(
-                "cxbridge-local: cannot delete processed messages: {}",
+            Ok(out) => {
+                for failed in out.failed {
+                    self.log.line(format!(
+                        "cxbridge-local: could not delete a processed message ({}: {}); it will be delivered again",
+                        failed.code,
+                        failed.message.unwrap_or_default()
+                    ));
+                }
+            }
+            Err(err) => self.log.line(format!(
+                "cxbridge-local: cannot delete processed messages ({}); they will be delivered again",
                 aws_sdk_sqs::error::DisplayErrorContext(&err)
-            ));
+            )),
         }
     }
 

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::log::LogSink;
 
@@ -29,6 +29,8 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 /// How many output lines of an instance are kept to explain an init failure.
 const KEPT_LINES: usize = 20;
+/// Lambda stops an init phase that takes longer than this.
+const INIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why an invocation produced no function response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +67,6 @@ type Reply = oneshot::Sender<Result<Bytes, InvokeError>>;
 struct Invocation {
     request_id: String,
     payload: Bytes,
-    deadline_ms: u64,
     reply: Reply,
 }
 
@@ -118,7 +119,7 @@ pub struct FunctionHost {
     log: LogSink,
     state: Mutex<HostState>,
     changed: Notify,
-    stop: Notify,
+    stop: watch::Sender<bool>,
 }
 
 impl FunctionHost {
@@ -128,7 +129,7 @@ impl FunctionHost {
             log,
             state: Mutex::new(HostState::default()),
             changed: Notify::new(),
-            stop: Notify::new(),
+            stop: watch::Sender::new(false),
         })
     }
 
@@ -182,11 +183,9 @@ impl FunctionHost {
     /// Invokes the function with `payload`, as the `RequestResponse` invoke type does.
     pub async fn invoke(self: &Arc<Self>, payload: Bytes) -> Result<Bytes, InvokeError> {
         let (reply, answer) = oneshot::channel();
-        let now_ms = epoch_ms();
         let invocation = Invocation {
             request_id: cxbridge::ids::new_uuid(),
             payload,
-            deadline_ms: now_ms + self.config.timeout.as_millis() as u64,
             reply,
         };
         let request_id = invocation.request_id.clone();
@@ -221,8 +220,8 @@ impl FunctionHost {
             self.start_instance(no).await;
         }
         // The instance's watchdog answers at the deadline; this bound only covers an
-        // invocation that never left the queue.
-        let limit = self.config.timeout + Duration::from_secs(5);
+        // invocation that waited long in the queue.
+        let limit = self.config.timeout * 2 + INIT_LIMIT;
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(InvokeError::Crashed("the invocation was dropped".into())),
@@ -244,7 +243,7 @@ impl FunctionHost {
         for w in waiting {
             let _ = w.reply.send(Err(InvokeError::ShuttingDown));
         }
-        self.stop.notify_waiters();
+        self.stop.send_replace(true);
     }
 
     /// The next invocation for instance `no`, or `None` once the stack shuts down.
@@ -255,8 +254,10 @@ impl FunctionHost {
                 if state.shutting_down {
                     return None;
                 }
-                if let Some(w) = state.waiting.pop_front() {
-                    return Some(w);
+                while let Some(w) = state.waiting.pop_front() {
+                    if !w.reply.is_closed() {
+                        return Some(w);
+                    }
                 }
                 let (tx, rx) = oneshot::channel();
                 state.idle.push_back((no, tx));
@@ -359,6 +360,7 @@ impl FunctionHost {
             host: self.clone(),
             no,
             ready: AtomicBool::new(false),
+            dying: AtomicBool::new(false),
             pid: Mutex::new(None),
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
@@ -381,6 +383,8 @@ struct Instance {
     host: Arc<FunctionHost>,
     no: u32,
     ready: AtomicBool,
+    /// Set once the instance is being stopped: it must take no more work.
+    dying: AtomicBool,
     pid: Mutex<Option<u32>>,
     in_flight: Mutex<HashMap<String, Reply>>,
     init_error: Mutex<Option<String>>,
@@ -388,6 +392,12 @@ struct Instance {
 }
 
 impl Instance {
+    /// Stops the process (deadline passed, or init too slow).
+    fn stop(&self) {
+        self.dying.store(true, Ordering::SeqCst);
+        self.kill.notify_one();
+    }
+
     fn take_reply(&self, id: &str) -> Option<Reply> {
         self.in_flight.lock().ok().and_then(|mut m| m.remove(id))
     }
@@ -478,14 +488,32 @@ impl Instance {
             )));
         }
 
+        // Lambda ends an init phase that takes too long.
+        let watched = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(INIT_LIMIT).await;
+            if !watched.ready.load(Ordering::SeqCst) {
+                if let Ok(mut slot) = watched.init_error.lock() {
+                    slot.get_or_insert_with(|| {
+                        format!(
+                            "Runtime.InitTimeout: init did not finish within {} s",
+                            INIT_LIMIT.as_secs()
+                        )
+                    });
+                }
+                watched.stop();
+            }
+        });
+
+        let mut stop = self.host.stop.subscribe();
         tokio::spawn(async move {
             let status = tokio::select! {
                 status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
                 () = self.kill.notified() => {
                     let _ = child.kill().await;
-                    "stopped at its deadline".to_owned()
+                    "stopped by the runtime host".to_owned()
                 }
-                () = self.host.stop.notified() => {
+                () = async { let _ = stop.wait_for(|stopping| *stopping).await.is_ok(); } => {
                     let _ = child.kill().await;
                     "stopped".to_owned()
                 }
@@ -493,6 +521,7 @@ impl Instance {
             for pipe in pipes {
                 let _ = pipe.await;
             }
+            self.dying.store(true, Ordering::SeqCst);
             let _ = server_stop_tx.send(());
             let crashed: Vec<Reply> = self
                 .in_flight
@@ -557,19 +586,22 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
         let pid = instance.pid.lock().ok().and_then(|p| *p);
         instance.host.mark_ready(instance.no, pid);
     }
+    if instance.dying.load(Ordering::SeqCst) {
+        // Never answer a dying instance: any answer but an invocation would be a protocol
+        // error, and it is about to be stopped.
+        return std::future::pending().await;
+    }
     let Some(invocation) = instance.host.take_work(instance.no).await else {
-        return api_error(
-            StatusCode::GONE,
-            "Runtime.ShuttingDown",
-            "the local stack is shutting down",
-        );
+        // Shutting down: the process is about to be stopped.
+        return std::future::pending().await;
     };
     let Invocation {
         request_id,
         payload,
-        deadline_ms,
         reply,
     } = invocation;
+    // As in Lambda, the timeout runs from when the instance takes the invocation.
+    let deadline_ms = epoch_ms() + instance.host.config.timeout.as_millis() as u64;
     if let Ok(mut in_flight) = instance.in_flight.lock() {
         in_flight.insert(request_id.clone(), reply);
     }
@@ -587,7 +619,7 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
                 watchdog.no
             ));
             let _ = reply.send(Err(InvokeError::TimedOut));
-            watchdog.kill.notify_one();
+            watchdog.stop();
         }
     });
 

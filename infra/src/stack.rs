@@ -20,6 +20,7 @@ use crate::runtime_api::{FunctionConfig, FunctionHost, Health};
 use crate::template::Template;
 
 pub const REGION: &str = "us-east-1";
+const POLLERS_PER_MAPPING: usize = 2;
 
 /// An extra environment variable for one function (or `*` for all), applied after the
 /// template's: `--env intent-router:CXBRIDGE_SECRET_CACHE_TTL_SECS=60`.
@@ -86,13 +87,10 @@ impl StackOptions {
             moto_server: root.join(".venv/moto/bin/moto_server"),
             prefix: "cxbridge".to_owned(),
             max_instances: 4,
-            queue_overrides: QueueOverrides {
-                visibility_timeout: Some(5),
-                max_receive_count: None,
-            },
+            queue_overrides: QueueOverrides::default(),
             env_overrides: Vec::new(),
             profile: "documented".to_owned(),
-            probe: true,
+            probe: false,
             log: LogSink::Stdout,
         }
     }
@@ -210,6 +208,19 @@ impl Stack {
 
         let mut tasks = Vec::new();
         for mapping in &template.sqs_mappings {
+            let timeout = template
+                .functions
+                .iter()
+                .find(|f| f.name == mapping.function)
+                .map_or(0, |f| f.timeout_secs);
+            if let Some(v) = options.queue_overrides.visibility_timeout
+                && u64::try_from(v).unwrap_or(0) < timeout
+            {
+                log.line(format!(
+                    "cxbridge-local: note: the {} queue's visibility timeout ({v} s) is below {}'s timeout ({timeout} s); AWS would refuse this mapping",
+                    mapping.queue, mapping.function
+                ));
+            }
             let queue = template
                 .queues
                 .iter()
@@ -231,7 +242,11 @@ impl Stack {
                 host,
                 log: log.clone(),
             };
-            tasks.push(tokio::spawn(poller.run()));
+            // Like an event source mapping, several pollers take batches at once, so the
+            // function sees concurrent batches as it does in AWS.
+            for _ in 0..POLLERS_PER_MAPPING {
+                tasks.push(tokio::spawn(poller.clone().run()));
+            }
         }
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))

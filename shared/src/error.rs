@@ -11,7 +11,17 @@ use serde::{Serialize, Serializer};
 pub enum ErrorCode {
     BadRequest,
     MalformedBody,
+    MissingDeliveryId,
     Unauthorized,
+    MissingSignatureHeader,
+    MalformedSignature,
+    TimestampNotNumeric,
+    TimestampTooOld,
+    TimestampInFuture,
+    SignatureMismatch,
+    Replayed,
+    InProgress,
+    IdempotencyKeyReused,
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -27,7 +37,17 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "bad_request",
             Self::MalformedBody => "malformed_body",
+            Self::MissingDeliveryId => "missing_delivery_id",
             Self::Unauthorized => "unauthorized",
+            Self::MissingSignatureHeader => "missing_signature_header",
+            Self::MalformedSignature => "malformed_signature",
+            Self::TimestampNotNumeric => "timestamp_not_numeric",
+            Self::TimestampTooOld => "timestamp_too_old",
+            Self::TimestampInFuture => "timestamp_in_future",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::Replayed => "replayed",
+            Self::InProgress => "in_progress",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -40,8 +60,17 @@ impl ErrorCode {
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::BadRequest | Self::MalformedBody => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest | Self::MalformedBody | Self::MissingDeliveryId => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized
+            | Self::MissingSignatureHeader
+            | Self::MalformedSignature
+            | Self::TimestampNotNumeric
+            | Self::TimestampTooOld
+            | Self::TimestampInFuture
+            | Self::SignatureMismatch => StatusCode::UNAUTHORIZED,
+            Self::Replayed | Self::InProgress | Self::IdempotencyKeyReused => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -54,7 +83,10 @@ impl ErrorCode {
 
     /// Whether the caller may succeed by sending the same request again.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::DependencyUnavailable | Self::Internal)
+        matches!(
+            self,
+            Self::DependencyUnavailable | Self::Internal | Self::InProgress
+        )
     }
 }
 

@@ -104,6 +104,7 @@ where
     let started = Instant::now();
     let records = event.records.len();
     let mut response = SqsBatchResponse::default();
+    let mut succeeded = Vec::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         let probed = probe_enabled
@@ -113,16 +114,20 @@ where
             Some(outcome) => outcome,
             None => handler(message).await,
         };
-        if let Err(reason) = outcome {
-            tracing::warn!(message_id = %id, %reason, "message failed; it will be retried");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
+        match outcome {
+            Ok(()) => succeeded.push(id),
+            Err(reason) => {
+                tracing::warn!(message_id = %id, %reason, "message failed; it will be retried");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
         }
     }
     let failures = response.batch_item_failures.len();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(route = "sqs jobs", records, failures, latency_ms, "batch");
+    let succeeded = succeeded.join(",");
+    tracing::info!(route = "sqs jobs", records, failures, %succeeded, latency_ms, "batch");
     response
 }
 

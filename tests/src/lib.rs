@@ -52,6 +52,7 @@ pub fn options() -> StackOptions {
     options.aws_endpoint = Some(aws_endpoint());
     options.prefix = unique("t");
     options.log = LogSink::buffer();
+    options.probe = true;
     options
 }
 

@@ -25,6 +25,7 @@ async fn a_request_reaches_the_binary_intact_and_its_response_comes_back_intact(
         .header("x-cxbridge-probe", "echo")
         .header("x-cxbridge-probe-status", "207")
         .header("x-custom", "kept")
+        .header("cookie", "session=s1; theme=dark")
         .header("x-correlation-id", "e2e-transport-1")
         .body(body.clone())
         .send()
@@ -44,6 +45,10 @@ async fn a_request_reaches_the_binary_intact_and_its_response_comes_back_intact(
     assert_eq!(params, json!({"name": "order-update"}));
     let seen: Value = serde_json::from_str(header(&response, "x-probe-headers")).unwrap();
     assert_eq!(seen["x-custom"], "kept");
+    assert_eq!(
+        seen["cookie"], "session=s1; theme=dark",
+        "cookies travel in the event's cookies list"
+    );
     assert_eq!(seen["content-type"], "application/octet-stream");
     assert_eq!(
         response.bytes().await.unwrap().as_ref(),
@@ -165,7 +170,7 @@ async fn an_unhandled_function_error_becomes_a_500_and_is_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_invocation_past_its_timeout_gets_503_and_a_fresh_instance_serves_the_next() {
+async fn an_invocation_past_its_timeout_fails_with_500_and_a_fresh_instance_serves_the_next() {
     let stack = start(options()).await;
     let client = reqwest::Client::new();
     let url = format!("{}/webhooks/cxone", stack.gateway_url);
@@ -177,10 +182,10 @@ async fn an_invocation_past_its_timeout_gets_503_and_a_fresh_instance_serves_the
         .send()
         .await
         .unwrap();
-    assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(slow.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
         slow.json::<Value>().await.unwrap(),
-        json!({"message": "Service Unavailable"})
+        json!({"message": "Internal Server Error"})
     );
     assert!(
         stack

@@ -110,8 +110,24 @@ async fn a_partial_batch_failure_returns_only_the_failed_message() {
         logs.join("\n")
     );
     for ok in ["ok-1", "ok-2"] {
+        let deliveries = logs
+            .iter()
+            .filter(|l| {
+                l.starts_with("retry-drainer#")
+                    && l.contains("\"succeeded\"")
+                    && l.contains(&ids[ok])
+            })
+            .count();
+        assert_eq!(
+            deliveries,
+            1,
+            "{ok} is processed once and deleted:\n{}",
+            logs.join("\n")
+        );
         assert!(
-            !logs.iter().any(|l| l.contains(&ids[ok])),
+            !logs
+                .iter()
+                .any(|l| l.contains(&ids[ok]) && l.contains("will be retried")),
             "{ok} was reported as failed"
         );
     }
