@@ -16,6 +16,9 @@ pub mod vars {
     pub const SECRET_ID: &str = "CXBRIDGE_SECRET_ID";
     pub const SECRET_CACHE_TTL_SECS: &str = "CXBRIDGE_SECRET_CACHE_TTL_SECS";
     pub const PROBE: &str = "CXBRIDGE_PROBE";
+    pub const SIGNATURE_TOLERANCE_SECS: &str = "CXBRIDGE_SIGNATURE_TOLERANCE_SECS";
+    pub const IDEMPOTENCY_TTL_SECS: &str = "CXBRIDGE_IDEMPOTENCY_TTL_SECS";
+    pub const SECRET_REFRESH_MIN_SECS: &str = "CXBRIDGE_SECRET_REFRESH_MIN_SECS";
 
     /// Every variable a deployed function is given.
     pub const ALL: &[&str] = &[
@@ -29,6 +32,11 @@ pub mod vars {
 }
 
 const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
+const MAX_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(3600);
+const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+const MAX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+const DEFAULT_SECRET_REFRESH_MIN: Duration = Duration::from_secs(30);
 const MAX_SECRET_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Configuration shared by every function.
@@ -48,6 +56,12 @@ pub struct Config {
     pub secret_cache_ttl: Duration,
     /// Local diagnostics (`x-cxbridge-probe`): only the local stack turns this on.
     pub probe: bool,
+    /// How far a signed request's timestamp may be from now, either way.
+    pub signature_tolerance: Duration,
+    /// How long a completed idempotency record answers duplicates.
+    pub idempotency_ttl: Duration,
+    /// Least time between two forced secret reads after failed verifications.
+    pub secret_refresh_min_interval: Duration,
 }
 
 /// Why configuration could not be read. Always names the variable.
@@ -85,6 +99,15 @@ impl Config {
                 .seconds(vars::SECRET_CACHE_TTL_SECS, MAX_SECRET_CACHE_TTL)?
                 .unwrap_or(DEFAULT_SECRET_CACHE_TTL),
             probe: env.flag(vars::PROBE)?.unwrap_or(false),
+            signature_tolerance: env
+                .seconds(vars::SIGNATURE_TOLERANCE_SECS, MAX_SIGNATURE_TOLERANCE)?
+                .unwrap_or(DEFAULT_SIGNATURE_TOLERANCE),
+            idempotency_ttl: env
+                .seconds(vars::IDEMPOTENCY_TTL_SECS, MAX_IDEMPOTENCY_TTL)?
+                .unwrap_or(DEFAULT_IDEMPOTENCY_TTL),
+            secret_refresh_min_interval: env
+                .seconds(vars::SECRET_REFRESH_MIN_SECS, MAX_SECRET_CACHE_TTL)?
+                .unwrap_or(DEFAULT_SECRET_REFRESH_MIN),
         })
     }
 }

@@ -9,11 +9,15 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod probe;
+pub mod queue;
 pub mod runtime;
 pub mod secrets;
 pub mod telemetry;
+pub mod webhook;
 
 pub use app::Base;
 pub use config::{Config, ConfigError};

@@ -1,0 +1,384 @@
+//! Webhook configuration: which JSONPath feeds which normalised field, per channel, and the
+//! routing rules. Read once at init from `CXBRIDGE_WEBHOOK_CONFIG` (inline JSON, or `@path`
+//! to a JSON file); anything not given falls back to the defaults of design §3.1.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+use crate::config::ConfigError;
+
+pub const CONFIG_VAR: &str = "CXBRIDGE_WEBHOOK_CONFIG";
+
+/// How one channel's fields are found.
+#[derive(Debug, Clone)]
+pub struct ChannelMapping {
+    pub event_type: JsonPath,
+    pub occurred_at: JsonPath,
+    /// Tried in order; the first non-empty string is the customer's identifier.
+    pub customer: Vec<(JsonPath, String)>,
+    pub context: BTreeMap<String, JsonPath>,
+}
+
+/// A routing condition over a dotted field of the normalised event.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    Equals(String, Value),
+    Contains(String, String),
+    Regex(String, Regex),
+    Exists(String, bool),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A fan-out queue, by URL.
+    Queue(String),
+    /// A signal job on the jobs queue: the signal's name and, for each of its variables,
+    /// the dotted field of the normalised event that feeds it.
+    Signal {
+        name: String,
+        mapping: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub priority: i64,
+    pub when: Vec<Condition>,
+    pub targets: Vec<Target>,
+    /// Stop evaluating lower-priority routes once this one matches.
+    pub stop: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub channels: BTreeMap<String, ChannelMapping>,
+    /// Sorted by priority, lowest number first.
+    pub routes: Vec<Route>,
+    pub jobs_queue_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    channels: BTreeMap<String, RawChannel>,
+    routes: Option<Vec<RawRoute>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawChannel {
+    event_type: String,
+    occurred_at: String,
+    #[serde(default)]
+    customer: Vec<RawCustomer>,
+    #[serde(default)]
+    context: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCustomer {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    #[serde(default)]
+    priority: i64,
+    #[serde(default)]
+    when: Vec<RawCondition>,
+    targets: Vec<RawTarget>,
+    #[serde(default)]
+    stop: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    field: String,
+    equals: Option<Value>,
+    contains: Option<String>,
+    regex: Option<String>,
+    exists: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    queue: Option<String>,
+    signal: Option<String>,
+    #[serde(default)]
+    mapping: BTreeMap<String, String>,
+}
+
+/// The defaults: design §3.1's interaction event on voice, chat and SMS, and one route that
+/// sends every accepted event to the `events` queue.
+pub const DEFAULT_CONFIG: &str = r#"{
+  "channels": {
+    "voice": {
+      "eventType": "$.eventType", "occurredAt": "$.timestamp",
+      "customer": [{"path": "$.data.customer.phoneNumber", "type": "phone"}],
+      "context": {"direction": "$.data.direction", "queue": "$.data.queue.name", "skill": "$.data.skill.name"}
+    },
+    "chat": {
+      "eventType": "$.eventType", "occurredAt": "$.timestamp",
+      "customer": [{"path": "$.data.customer.email", "type": "email"},
+                   {"path": "$.data.customer.phoneNumber", "type": "phone"}],
+      "context": {"direction": "$.data.direction", "queue": "$.data.queue.name", "skill": "$.data.skill.name",
+                  "message": "$.data.message.body"}
+    },
+    "sms": {
+      "eventType": "$.eventType", "occurredAt": "$.timestamp",
+      "customer": [{"path": "$.data.customer.phoneNumber", "type": "phone"}],
+      "context": {"direction": "$.data.direction", "queue": "$.data.queue.name", "skill": "$.data.skill.name",
+                  "message": "$.data.message.body"}
+    }
+  },
+  "routes": [{"name": "all-events", "priority": 1000, "targets": [{"queue": "events"}]}]
+}"#;
+
+impl WebhookConfig {
+    /// Reads `CXBRIDGE_WEBHOOK_CONFIG` over the defaults. Queue names `events` and `jobs`
+    /// stand for the configured queues; any other queue must be an http(s) URL.
+    pub fn from_env(events_queue_url: &str, jobs_queue_url: &str) -> Result<Self, ConfigError> {
+        let custom = match std::env::var(CONFIG_VAR)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => None,
+            Some(v) => Some(match v.trim().strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| invalid(&v, format!("cannot read {path}: {e}")))?,
+                None => v,
+            }),
+        };
+        Self::parse(custom.as_deref(), events_queue_url, jobs_queue_url)
+    }
+
+    /// Builds the configuration from an optional JSON document over the defaults.
+    pub fn parse(
+        custom: Option<&str>,
+        events_queue_url: &str,
+        jobs_queue_url: &str,
+    ) -> Result<Self, ConfigError> {
+        let defaults: RawConfig = serde_json::from_str(DEFAULT_CONFIG)
+            .map_err(|e| invalid("(defaults)", e.to_string()))?;
+        let mut channels = defaults.channels;
+        let mut routes = defaults.routes.unwrap_or_default();
+        if let Some(text) = custom {
+            let raw: RawConfig =
+                serde_json::from_str(text).map_err(|e| invalid(text, e.to_string()))?;
+            channels.extend(raw.channels);
+            if let Some(custom_routes) = raw.routes {
+                routes = custom_routes;
+            }
+        }
+        let text = custom.unwrap_or(DEFAULT_CONFIG);
+
+        let mut compiled_channels = BTreeMap::new();
+        for (name, raw) in channels {
+            let at = |field: &str, path: &str| {
+                compile_path(path)
+                    .map_err(|e| invalid(text, format!("channels.{name}.{field}: {e}")))
+            };
+            let mut customer = Vec::new();
+            for (i, c) in raw.customer.iter().enumerate() {
+                if !matches!(c.kind.as_str(), "phone" | "email") {
+                    return Err(invalid(
+                        text,
+                        format!("channels.{name}.customer[{i}].type must be phone or email"),
+                    ));
+                }
+                customer.push((at(&format!("customer[{i}].path"), &c.path)?, c.kind.clone()));
+            }
+            let mut context = BTreeMap::new();
+            for (key, path) in &raw.context {
+                context.insert(key.clone(), at(&format!("context.{key}"), path)?);
+            }
+            compiled_channels.insert(
+                name.to_ascii_lowercase(),
+                ChannelMapping {
+                    event_type: at("eventType", &raw.event_type)?,
+                    occurred_at: at("occurredAt", &raw.occurred_at)?,
+                    customer,
+                    context,
+                },
+            );
+        }
+
+        let mut compiled_routes = Vec::new();
+        for (r, raw) in routes.into_iter().enumerate() {
+            let mut when = Vec::new();
+            for (c, cond) in raw.when.into_iter().enumerate() {
+                let here = format!("routes[{r}].when[{c}]");
+                let field = cond.field;
+                let condition = match (cond.equals, cond.contains, cond.regex, cond.exists) {
+                    (Some(v), None, None, None) => Condition::Equals(field, v),
+                    (None, Some(v), None, None) => Condition::Contains(field, v),
+                    (None, None, Some(v), None) => Condition::Regex(
+                        field,
+                        Regex::new(&v).map_err(|e| invalid(text, format!("{here}.regex: {e}")))?,
+                    ),
+                    (None, None, None, Some(v)) => Condition::Exists(field, v),
+                    _ => {
+                        return Err(invalid(
+                            text,
+                            format!(
+                                "{here} needs exactly one of equals, contains, regex or exists"
+                            ),
+                        ));
+                    }
+                };
+                when.push(condition);
+            }
+            let mut targets = Vec::new();
+            for (t, target) in raw.targets.into_iter().enumerate() {
+                let here = format!("routes[{r}].targets[{t}]");
+                targets.push(match (target.queue, target.signal) {
+                    (Some(queue), None) => Target::Queue(match queue.as_str() {
+                        "events" => events_queue_url.to_owned(),
+                        "jobs" => jobs_queue_url.to_owned(),
+                        url if url.starts_with("https://") || url.starts_with("http://") => {
+                            url.to_owned()
+                        }
+                        other => {
+                            return Err(invalid(
+                                text,
+                                format!(
+                                    "{here}.queue {other:?} is neither events, jobs nor a queue URL"
+                                ),
+                            ));
+                        }
+                    }),
+                    (None, Some(name)) if !name.is_empty() => Target::Signal {
+                        name,
+                        mapping: target.mapping,
+                    },
+                    _ => {
+                        return Err(invalid(
+                            text,
+                            format!("{here} needs exactly one of queue or signal"),
+                        ));
+                    }
+                });
+            }
+            if targets.is_empty() {
+                return Err(invalid(text, format!("routes[{r}] has no targets")));
+            }
+            compiled_routes.push(Route {
+                name: raw.name,
+                priority: raw.priority,
+                when,
+                targets,
+                stop: raw.stop,
+            });
+        }
+        compiled_routes.sort_by_key(|r| r.priority);
+        Ok(Self {
+            channels: compiled_channels,
+            routes: compiled_routes,
+            jobs_queue_url: jobs_queue_url.to_owned(),
+        })
+    }
+}
+
+fn compile_path(path: &str) -> Result<JsonPath, String> {
+    JsonPath::parse(path).map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
+}
+
+fn invalid(value: &str, reason: String) -> ConfigError {
+    let mut shown: String = value.chars().take(80).collect();
+    if shown.len() < value.len() {
+        shown.push('…');
+    }
+    ConfigError::Invalid {
+        var: CONFIG_VAR,
+        value: shown,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENTS: &str = "http://sqs/events";
+    const JOBS: &str = "http://sqs/jobs";
+
+    #[test]
+    fn the_defaults_cover_voice_chat_and_sms_and_route_everything_to_events() {
+        let c = WebhookConfig::parse(None, EVENTS, JOBS).unwrap();
+        assert_eq!(
+            c.channels.keys().collect::<Vec<_>>(),
+            ["chat", "sms", "voice"]
+        );
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.routes[0].targets, [Target::Queue(EVENTS.into())]);
+    }
+
+    #[test]
+    fn custom_routes_replace_the_default_and_are_sorted_by_priority() {
+        let c = WebhookConfig::parse(
+            Some(r#"{"routes": [
+                {"name": "late", "priority": 20, "targets": [{"queue": "events"}]},
+                {"name": "vip", "priority": 10, "when": [{"field": "context.queue", "regex": "^VIP"}],
+                 "targets": [{"signal": "order-update", "mapping": {"customerId": "customer.identifier"}}], "stop": true}
+            ]}"#),
+            EVENTS,
+            JOBS,
+        )
+        .unwrap();
+        assert_eq!(
+            c.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["vip", "late"]
+        );
+        assert!(c.routes[0].stop);
+        assert_eq!(c.channels.len(), 3, "channels keep their defaults");
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_where_they_are() {
+        for (doc, expect) in [
+            (
+                r#"{"routes": [{"name": "x", "targets": [{"queue": "nowhere"}]}]}"#,
+                "routes[0].targets[0].queue",
+            ),
+            (
+                r#"{"routes": [{"name": "x", "when": [{"field": "a", "regex": "("}], "targets": [{"queue": "events"}]}]}"#,
+                "routes[0].when[0].regex",
+            ),
+            (
+                r#"{"routes": [{"name": "x", "when": [{"field": "a", "equals": 1, "exists": true}], "targets": [{"queue": "events"}]}]}"#,
+                "exactly one of equals",
+            ),
+            (
+                r#"{"routes": [{"name": "x", "targets": []}]}"#,
+                "has no targets",
+            ),
+            (
+                r#"{"channels": {"fax": {"eventType": "$.[", "occurredAt": "$.t"}}}"#,
+                "channels.fax.eventType",
+            ),
+            (
+                r#"{"channels": {"fax": {"eventType": "$.e", "occurredAt": "$.t", "customer": [{"path": "$.x", "type": "fax"}]}}}"#,
+                "phone or email",
+            ),
+            (r#"{"rutes": []}"#, "unknown field"),
+        ] {
+            let err = WebhookConfig::parse(Some(doc), EVENTS, JOBS)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(CONFIG_VAR) && err.contains(expect), "{err}");
+        }
+    }
+}
