@@ -8,6 +8,7 @@ pub mod log;
 pub mod moto;
 pub mod poller;
 pub mod runtime_api;
+pub mod samples;
 pub mod stack;
 pub mod template;
 

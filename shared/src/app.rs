@@ -1,5 +1,7 @@
 //! The dependencies every function builds once at cold start.
 
+use std::sync::Arc;
+
 use crate::aws::{AwsClients, load_sdk_config};
 use crate::config::{Config, ConfigError};
 use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
@@ -18,7 +20,7 @@ pub enum InitError {
 pub struct Base {
     pub config: Config,
     pub aws: AwsClients,
-    pub secrets: SecretsManagerSource,
+    pub secrets: Arc<SecretsManagerSource>,
 }
 
 impl Base {
@@ -28,11 +30,11 @@ impl Base {
         let config = Config::from_env()?;
         let sdk = load_sdk_config().await;
         let aws = AwsClients::new(&sdk);
-        let secrets = SecretsManagerSource::new(
+        let secrets = Arc::new(SecretsManagerSource::new(
             aws.secrets.clone(),
             config.secret_id.clone(),
             config.secret_cache_ttl,
-        );
+        ));
         secrets.current().await?;
         Ok(Self {
             config,

@@ -65,6 +65,16 @@ pub trait SecretSource: Send + Sync {
     fn refresh(&self) -> impl Future<Output = Result<Arc<Secrets>, SecretError>> + Send;
 }
 
+impl<T: SecretSource> SecretSource for Arc<T> {
+    fn current(&self) -> impl Future<Output = Result<Arc<Secrets>, SecretError>> + Send {
+        self.as_ref().current()
+    }
+
+    fn refresh(&self) -> impl Future<Output = Result<Arc<Secrets>, SecretError>> + Send {
+        self.as_ref().refresh()
+    }
+}
+
 /// Parses the secret document without letting a parser message quote secret values.
 pub fn parse_secrets(id: &str, text: &str) -> Result<Secrets, SecretError> {
     serde_json::from_str(text).map_err(|e| SecretError::Malformed {

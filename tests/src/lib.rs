@@ -85,3 +85,107 @@ where
 pub async fn sdk() -> aws_config::SdkConfig {
     cxbridge_local::stack::emulator_config(&aws_endpoint()).await
 }
+
+/// Messages on a queue right now: visible plus in flight.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> i64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    attrs.values().filter_map(|v| v.parse::<i64>().ok()).sum()
+}
+
+/// Receives every message on a queue (with a short wait), deleting none: each test owns
+/// its queues, so what is returned is everything that was sent.
+pub async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(if all.is_empty() { 1 } else { 0 })
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+/// A request to the webhook route, signed as CXone signs it.
+pub struct WebhookRequest {
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl WebhookRequest {
+    pub fn signed(
+        secret: &str,
+        content_type: &str,
+        body: &[u8],
+        delivery_id: &str,
+        event_type: &str,
+    ) -> Self {
+        let now = cxbridge::clock::now_secs();
+        Self {
+            content_type: content_type.to_owned(),
+            body: body.to_vec(),
+            headers: cxbridge_local::samples::signed_headers(
+                secret,
+                now,
+                body,
+                delivery_id,
+                event_type,
+            )
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        }
+    }
+
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(k, _)| k != name);
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.headers.retain(|(k, _)| k != name);
+        self
+    }
+
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        gateway: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = client
+            .post(format!("{gateway}/webhooks/cxone"))
+            .body(self.body.clone());
+        if !self.content_type.is_empty() {
+            request = request.header("content-type", &self.content_type);
+        }
+        for (k, v) in &self.headers {
+            request = request.header(k, v);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+}

@@ -1,12 +1,77 @@
-use cxbridge::http::RequestMeta;
-use cxbridge::{ApiError, Base};
-use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
 
-/// Answers every route of this function with `501 not_implemented` until its logic lands.
+use cxbridge::app::InitError;
+use cxbridge::http::{RequestMeta, json};
+use cxbridge::idempotency::DynamoDbIdempotencyStore;
+use cxbridge::queue::SqsMessageQueue;
+use cxbridge::secrets::SecretsManagerSource;
+use cxbridge::webhook::config::WebhookConfig;
+use cxbridge::webhook::signature::{
+    DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
+use cxbridge::webhook::{Inbound, Outcome, Receiver};
+use cxbridge::{ApiError, Base, clock};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+/// How long a claimed delivery stays in progress when the invocation has no deadline.
+const DEFAULT_IN_PROGRESS_MS: i64 = 10_000;
+
+pub struct App {
+    pub base: Base,
+    pub receiver: Receiver<Arc<SecretsManagerSource>, DynamoDbIdempotencyStore, SqsMessageQueue>,
+}
+
+impl App {
+    pub async fn init() -> Result<Self, InitError> {
+        let base = Base::init().await?;
+        let config = &base.config;
+        let webhook = WebhookConfig::from_env(&config.events_queue_url, &config.jobs_queue_url)?;
+        let receiver = Receiver::new(
+            webhook,
+            base.secrets.clone(),
+            DynamoDbIdempotencyStore::new(
+                base.aws.dynamodb.clone(),
+                config.table.clone(),
+                config.idempotency_ttl,
+            ),
+            SqsMessageQueue::new(base.aws.sqs.clone()),
+            config.signature_tolerance,
+            config.secret_refresh_min_interval,
+        );
+        Ok(Self { base, receiver })
+    }
+}
+
 pub async fn handle(
-    _app: &'static Base,
-    _req: Request,
-    meta: RequestMeta,
+    app: &'static App,
+    req: Request,
+    _meta: RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    Err(ApiError::not_implemented(meta.route))
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let inbound = Inbound {
+        content_type: header("content-type"),
+        signature: header(SIGNATURE_HEADER),
+        timestamp: header(TIMESTAMP_HEADER),
+        event_type: header(EVENT_TYPE_HEADER),
+        delivery_id: header(DELIVERY_ID_HEADER),
+        body: req.body().as_ref(),
+    };
+    let now_ms = clock::now_ms();
+    // The claim lasts as long as this invocation may run, as Powertools does.
+    let in_progress_until = req
+        .lambda_context_ref()
+        .and_then(|c| i64::try_from(c.deadline).ok())
+        .filter(|d| *d > now_ms)
+        .unwrap_or(now_ms + DEFAULT_IN_PROGRESS_MS);
+    Ok(
+        match app
+            .receiver
+            .receive(&inbound, now_ms, in_progress_until)
+            .await?
+        {
+            Outcome::Accepted(body) => json(StatusCode::ACCEPTED, &body),
+            Outcome::Duplicate(body) => json(StatusCode::OK, &body),
+        },
+    )
 }

@@ -7,3 +7,4 @@ mod health;
 mod lifecycle;
 mod scaling;
 mod sqs;
+mod webhooks;

@@ -1,0 +1,598 @@
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use cxbridge_e2e::{
+    WebhookRequest, eventually, options, queue_depth, receive_all, sdk, start, unique,
+};
+use cxbridge_local::samples;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn sample(channel: &str) -> samples::SampleWebhook {
+    samples::webhook(channel, &unique("r"), 1).unwrap()
+}
+
+fn signed(secret: &str, s: &samples::SampleWebhook, delivery_id: &str) -> WebhookRequest {
+    WebhookRequest::signed(secret, s.content_type, &s.body, delivery_id, &s.event_type)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_event_on_each_channel_is_accepted_and_lands_once_on_events_normalised() {
+    let stack = start(options()).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let client = reqwest::Client::new();
+    let events = &stack.resources.queues["events"].url;
+    let secret = &stack.resources.secrets.webhook;
+
+    for channel in samples::CHANNELS {
+        let s = sample(channel);
+        let delivery = unique("d-");
+        let (status, body) = signed(secret, &s, &delivery)
+            .send(&client, &stack.gateway_url)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{channel}: {body}");
+        assert_eq!(body, json!({"status": "accepted", "deliveryId": delivery}));
+
+        let landed = receive_all(&sqs, events).await;
+        assert_eq!(landed.len(), 1, "{channel}: exactly one event");
+        for m in &landed {
+            sqs.delete_message()
+                .queue_url(events)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        let event: Value = serde_json::from_str(landed[0].body().unwrap()).unwrap();
+        assert_eq!(event["deliveryId"], delivery.as_str());
+        assert_eq!(event["eventType"], s.event_type.as_str());
+        let attrs = landed[0].message_attributes().unwrap();
+        assert_eq!(attrs["deliveryId"].string_value(), Some(delivery.as_str()));
+        match channel {
+            "xml" => {
+                assert_eq!(event["channel"], Value::Null);
+                assert_eq!(event["interactionId"], Value::Null);
+                assert_eq!(
+                    event["context"]["xml"]["ContactEvent"]["ContactId"],
+                    s.interaction_id.as_str()
+                );
+                assert_eq!(
+                    event["context"]["xml"]["ContactEvent"]["Skill"]["@id"],
+                    "4001"
+                );
+            }
+            _ => {
+                assert_eq!(event["channel"], channel);
+                assert_eq!(event["interactionId"], s.interaction_id.as_str());
+                assert!(
+                    event["occurredAt"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with('Z')),
+                    "{event}"
+                );
+                assert_eq!(event["context"]["direction"], "inbound");
+                let customer_type = if channel == "chat" { "email" } else { "phone" };
+                assert_eq!(event["customer"]["type"], customer_type, "{event}");
+                assert!(
+                    event["customer"]["identifier"]
+                        .as_str()
+                        .is_some_and(|i| !i.is_empty())
+                );
+                if channel != "voice" {
+                    assert!(
+                        event["context"]["message"]
+                            .as_str()
+                            .is_some_and(|m| !m.is_empty())
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        queue_depth(&sqs, &stack.resources.queues["jobs"].url).await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivery_is_a_duplicate_and_a_replay_under_a_new_id_is_refused() {
+    let stack = start(options()).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let client = reqwest::Client::new();
+    let events = &stack.resources.queues["events"].url;
+    let secret = &stack.resources.secrets.webhook;
+    let s = sample("chat");
+    let delivery = unique("d-");
+
+    let first = signed(secret, &s, &delivery);
+    assert_eq!(
+        first.send(&client, &stack.gateway_url).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(receive_all(&sqs, events).await.len(), 1);
+
+    // CXone's retry: same delivery id, signed afresh (the timestamp moves on).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = signed(secret, &s, &delivery);
+    assert_ne!(again.headers, first.headers, "a fresh signature");
+    let (status, body) = again.send(&client, &stack.gateway_url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "duplicate", "deliveryId": delivery}));
+
+    // The identical bytes and headers once more: still a duplicate, not a replay.
+    let (status, _) = first.send(&client, &stack.gateway_url).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A captured request re-sent under a new delivery id.
+    let replay = WebhookRequest {
+        content_type: first.content_type.clone(),
+        body: first.body.clone(),
+        headers: first.headers.clone(),
+    }
+    .set("x-nexus-delivery-id", &unique("other-"));
+    let (status, body) = replay.send(&client, &stack.gateway_url).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "replayed");
+
+    assert_eq!(
+        queue_depth(&sqs, events).await,
+        1,
+        "only the first delivery was enqueued"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_delivery_id_with_another_body_is_a_conflict() {
+    let stack = start(options()).await;
+    let client = reqwest::Client::new();
+    let secret = &stack.resources.secrets.webhook;
+    let delivery = unique("d-");
+    let a = sample("sms");
+    let b = sample("sms");
+    assert_eq!(
+        signed(secret, &a, &delivery)
+            .send(&client, &stack.gateway_url)
+            .await
+            .0,
+        StatusCode::ACCEPTED
+    );
+    let (status, body) = signed(secret, &b, &delivery)
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_with_its_code_and_nothing_is_enqueued() {
+    let stack = start(options()).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let client = reqwest::Client::new();
+    let secret = stack.resources.secrets.webhook.clone();
+    let now = cxbridge::clock::now_secs();
+    let s = sample("voice");
+    let json_ct = "application/json";
+    let ok = |body: &[u8], ct: &str| {
+        WebhookRequest::signed(&secret, ct, body, &unique("d-"), "interaction.created")
+    };
+    let at = |ts: i64| {
+        let headers = samples::signed_headers(&secret, ts, &s.body, &unique("d-"), "x");
+        WebhookRequest {
+            content_type: json_ct.into(),
+            body: s.body.clone(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        }
+    };
+    let good_sig = cxbridge::webhook::signature::sign(secret.as_bytes(), now, &s.body);
+    let mut tampered = s.body.clone();
+    tampered[10] ^= 1;
+
+    let cases: Vec<(&str, WebhookRequest, StatusCode, &str)> = vec![
+        (
+            "tampered body",
+            WebhookRequest {
+                body: tampered,
+                ..ok(&s.body, json_ct)
+            },
+            StatusCode::UNAUTHORIZED,
+            "signature_mismatch",
+        ),
+        (
+            "stale timestamp",
+            at(now - 301),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_too_old",
+        ),
+        (
+            "far stale timestamp",
+            at(now - 86_400),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_too_old",
+        ),
+        (
+            "future timestamp",
+            at(now + 301),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_in_future",
+        ),
+        (
+            "wrong secret",
+            WebhookRequest::signed("not-the-secret", json_ct, &s.body, &unique("d-"), "x"),
+            StatusCode::UNAUTHORIZED,
+            "signature_mismatch",
+        ),
+        (
+            "missing signature",
+            ok(&s.body, json_ct).without("x-nexus-signature-256"),
+            StatusCode::UNAUTHORIZED,
+            "missing_signature_header",
+        ),
+        (
+            "missing timestamp",
+            ok(&s.body, json_ct).without("x-nexus-timestamp"),
+            StatusCode::UNAUTHORIZED,
+            "missing_signature_header",
+        ),
+        (
+            "garbled signature",
+            ok(&s.body, json_ct).set("x-nexus-signature-256", "sha256=not-hex"),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "short signature",
+            ok(&s.body, json_ct).set("x-nexus-signature-256", "sha256=abcd"),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "signature without scheme",
+            ok(&s.body, json_ct).set("x-nexus-signature-256", &good_sig[7..]),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "sha1 scheme",
+            ok(&s.body, json_ct).set(
+                "x-nexus-signature-256",
+                &good_sig.replace("sha256=", "sha1="),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "timestamp not a number",
+            ok(&s.body, json_ct).set("x-nexus-timestamp", "yesterday"),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_not_numeric",
+        ),
+        (
+            "timestamp in exponent form",
+            ok(&s.body, json_ct).set("x-nexus-timestamp", "1.8e9"),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_not_numeric",
+        ),
+        (
+            "timestamp changed after signing",
+            ok(&s.body, json_ct).set("x-nexus-timestamp", &(now - 1).to_string()),
+            StatusCode::UNAUTHORIZED,
+            "signature_mismatch",
+        ),
+        (
+            "malformed JSON",
+            ok(b"{\"eventType\": ", json_ct),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "JSON that is not an object",
+            ok(b"[1,2,3]", json_ct),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "malformed XML",
+            ok(b"<ContactEvent><ContactId>1</Contact>", "text/xml"),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "XML with a DTD",
+            ok(
+                b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
+                "application/xml",
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "empty body",
+            ok(b"", json_ct),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "missing delivery id",
+            ok(&s.body, json_ct).without("x-nexus-delivery-id"),
+            StatusCode::BAD_REQUEST,
+            "missing_delivery_id",
+        ),
+        (
+            "overlong delivery id",
+            ok(&s.body, json_ct).set("x-nexus-delivery-id", &"d".repeat(300)),
+            StatusCode::BAD_REQUEST,
+            "missing_delivery_id",
+        ),
+        (
+            "body over 256 KiB",
+            ok(&vec![b' '; 256 * 1024 + 1], json_ct),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "text/plain",
+            ok(&s.body, "text/plain"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            ok(&s.body, ""),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    for (name, request, status, code) in cases {
+        let (got, body) = request.send(&client, &stack.gateway_url).await;
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+        let body_text = body.to_string();
+        assert!(!body_text.contains(&secret), "{name}: the secret leaked");
+        for queue in ["events", "jobs"] {
+            assert_eq!(
+                queue_depth(&sqs, &stack.resources.queues[queue].url).await,
+                0,
+                "{name}: {queue} got a message"
+            );
+        }
+    }
+    let logs = stack.log.lines().join("\n");
+    assert!(!logs.contains(&secret), "the secret appears in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_identical_deliveries_enqueue_exactly_one_event() {
+    let stack = start(options()).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let client = reqwest::Client::new();
+    let s = sample("voice");
+    let request = std::sync::Arc::new(signed(&stack.resources.secrets.webhook, &s, &unique("d-")));
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (request, client, gateway) =
+            (request.clone(), client.clone(), stack.gateway_url.clone());
+        sends.spawn(async move { request.send(&client, &gateway).await });
+    }
+    let results = sends.join_all().await;
+    let accepted = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .count();
+    assert_eq!(accepted, 1, "{results:?}");
+    for (status, body) in &results {
+        match *status {
+            StatusCode::ACCEPTED => {}
+            StatusCode::OK => assert_eq!(body["status"], "duplicate"),
+            StatusCode::CONFLICT => assert_eq!(body["error"]["code"], "in_progress"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        receive_all(&sqs, &stack.resources.queues["events"].url)
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_is_picked_up_without_a_restart_and_the_retired_one_is_refused() {
+    let stack = start(options()).await;
+    let sdk = sdk().await;
+    let client = reqwest::Client::new();
+    let current = stack.resources.secrets.webhook.clone();
+    let previous = stack.resources.secrets.webhook_previous.clone();
+
+    let s = sample("chat");
+    let (status, _) = signed(&previous, &s, &unique("d-"))
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the previous secret is still active"
+    );
+
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let document: Value = serde_json::from_str(
+        secrets
+            .get_secret_value()
+            .secret_id(&stack.resources.secret_id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let rotated = unique("rotated-");
+    let mut next = document.clone();
+    next["webhookSecrets"] = json!([rotated, current]);
+    secrets
+        .put_secret_value()
+        .secret_id(&stack.resources.secret_id)
+        .secret_string(next.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let (status, body) = signed(&rotated, &sample("chat"), &unique("d-"))
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the new secret works at once: {body}"
+    );
+    let (status, _) = signed(&current, &sample("chat"), &unique("d-"))
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the old current is now the previous one"
+    );
+    let (status, body) = signed(&previous, &sample("chat"), &unique("d-"))
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the retired secret is refused"
+    );
+    assert_eq!(body["error"]["code"], "signature_mismatch");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_queue_gone_the_receiver_answers_503_and_the_retry_after_recovery_lands_once() {
+    let stack = start(options()).await;
+    let sdk = sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let client = reqwest::Client::new();
+    let events = stack.resources.queues["events"].clone();
+    let secret = &stack.resources.secrets.webhook;
+    let s = sample("voice");
+    let delivery = unique("d-");
+
+    sqs.delete_queue()
+        .queue_url(&events.url)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = signed(secret, &s, &delivery)
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "dependency_unavailable");
+    let record = dynamodb
+        .get_item()
+        .table_name(&stack.resources.table)
+        .key("pk", AttributeValue::S(format!("delivery#{delivery}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        record.item.is_none(),
+        "the claim was released for the retry"
+    );
+
+    let recreated = sqs
+        .create_queue()
+        .queue_name(&events.name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(recreated.queue_url(), Some(events.url.as_str()));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = signed(secret, &s, &delivery)
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, _) = signed(secret, &s, &delivery)
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::OK, "and only once");
+    assert_eq!(receive_all(&sqs, &events.url).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_table_gone_the_receiver_answers_503_and_the_retry_after_recovery_lands_once() {
+    let stack = start(options()).await;
+    let sdk = sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let client = reqwest::Client::new();
+    let table = stack.resources.table.clone();
+    let secret = &stack.resources.secrets.webhook;
+    let s = sample("sms");
+    let delivery = unique("d-");
+
+    dynamodb
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = signed(secret, &s, &delivery)
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "dependency_unavailable");
+    assert_eq!(
+        queue_depth(&sqs, &stack.resources.queues["events"].url).await,
+        0
+    );
+
+    use aws_sdk_dynamodb::types::*;
+    dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = eventually(
+        "the receiver to recover",
+        Duration::from_secs(20),
+        || async {
+            let out = signed(secret, &s, &delivery)
+                .send(&client, &stack.gateway_url)
+                .await;
+            (out.0 != StatusCode::SERVICE_UNAVAILABLE).then_some(out)
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        receive_all(&sqs, &stack.resources.queues["events"].url)
+            .await
+            .len(),
+        1
+    );
+}
