@@ -5,7 +5,7 @@ VENV := .venv/moto
 MOTO := $(VENV)/bin/moto_server
 LOCAL := target/debug/cxbridge-local
 
-.PHONY: run test lint build venv fmt clean
+.PHONY: run test lint bench build venv fmt clean
 
 ## run: start the local stack (moto, every function, the gateway on $CXBRIDGE_PORT or 3000)
 run: venv build
@@ -19,6 +19,10 @@ test: venv build
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## bench: criterion benchmarks (webhook verification and the request path without I/O)
+bench:
+	cargo bench -p cxbridge --bench webhook
 
 fmt:
 	cargo fmt --all

@@ -367,3 +367,315 @@ where
         Ok(Outcome::Accepted(response))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idempotency::StoreError;
+    use crate::queue::QueueError;
+    use crate::secrets::{SecretError, Secrets, parse_secrets};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Secrets whose stored value can change, counting forced reads.
+    struct FakeSecrets {
+        stored: Mutex<Arc<Secrets>>,
+        cached: Mutex<Arc<Secrets>>,
+        refreshes: AtomicUsize,
+    }
+
+    impl FakeSecrets {
+        fn new(webhook: &[&str]) -> Self {
+            let s = Arc::new(doc(webhook));
+            Self {
+                stored: Mutex::new(s.clone()),
+                cached: Mutex::new(s),
+                refreshes: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    fn doc(webhook: &[&str]) -> Secrets {
+        parse_secrets("t", &json!({"webhookSecrets": webhook}).to_string()).unwrap()
+    }
+
+    impl SecretSource for FakeSecrets {
+        async fn current(&self) -> Result<Arc<Secrets>, SecretError> {
+            Ok(self.cached.lock().unwrap().clone())
+        }
+        async fn refresh(&self) -> Result<Arc<Secrets>, SecretError> {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            let fresh = self.stored.lock().unwrap().clone();
+            *self.cached.lock().unwrap() = fresh.clone();
+            Ok(fresh)
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeStore {
+        items: Mutex<HashMap<String, (String, Option<Value>)>>,
+        replays: Mutex<HashMap<String, String>>,
+    }
+
+    impl IdempotencyStore for FakeStore {
+        async fn claim(&self, key: &str, hash: &str, _: i64, _: i64) -> Result<Claim, StoreError> {
+            let mut items = self.items.lock().unwrap();
+            Ok(match items.get(key) {
+                None => {
+                    items.insert(key.into(), (hash.into(), None));
+                    Claim::Acquired
+                }
+                Some((h, _)) if h != hash => Claim::Conflict,
+                Some((_, Some(r))) => Claim::Completed(r.clone()),
+                Some((_, None)) => Claim::InProgress,
+            })
+        }
+        async fn complete(
+            &self,
+            key: &str,
+            hash: &str,
+            response: &Value,
+            _: i64,
+        ) -> Result<(), StoreError> {
+            self.items
+                .lock()
+                .unwrap()
+                .insert(key.into(), (hash.into(), Some(response.clone())));
+            Ok(())
+        }
+        async fn release(&self, key: &str, _: &str) -> Result<(), StoreError> {
+            self.items.lock().unwrap().remove(key);
+            Ok(())
+        }
+    }
+
+    impl ReplayGuard for FakeStore {
+        async fn remember(
+            &self,
+            sig: &str,
+            delivery: &str,
+            _: i64,
+            _: i64,
+        ) -> Result<ReplayCheck, StoreError> {
+            let mut replays = self.replays.lock().unwrap();
+            Ok(match replays.get(sig) {
+                None => {
+                    replays.insert(sig.into(), delivery.into());
+                    ReplayCheck::Fresh
+                }
+                Some(d) if d == delivery => ReplayCheck::SameDelivery,
+                Some(_) => ReplayCheck::Replayed,
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeQueue {
+        sent: Mutex<Vec<(String, OutboundMessage)>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl MessageQueue for FakeQueue {
+        async fn send_all(
+            &self,
+            queue: &str,
+            messages: &[OutboundMessage],
+        ) -> Result<(), QueueError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(QueueError {
+                    queue: queue.into(),
+                    detail: "down".into(),
+                });
+            }
+            let mut sent = self.sent.lock().unwrap();
+            sent.extend(messages.iter().map(|m| (queue.to_owned(), m.clone())));
+            Ok(())
+        }
+    }
+
+    const NOW_MS: i64 = 1_800_000_000_000;
+
+    fn receiver(routes: Option<&str>) -> Receiver<FakeSecrets, FakeStore, FakeQueue> {
+        Receiver::new(
+            WebhookConfig::parse(routes, "http://q/events", "http://q/jobs").unwrap(),
+            FakeSecrets::new(&["current", "previous"]),
+            FakeStore::default(),
+            FakeQueue::default(),
+            Duration::from_secs(300),
+            Duration::from_secs(30),
+        )
+    }
+
+    struct Request {
+        body: Vec<u8>,
+        signature: String,
+        timestamp: String,
+        delivery: String,
+    }
+
+    impl Request {
+        fn new(secret: &str, body: &str, delivery: &str) -> Self {
+            Self {
+                body: body.as_bytes().to_vec(),
+                signature: signature::sign(secret.as_bytes(), NOW_MS / 1000, body.as_bytes()),
+                timestamp: (NOW_MS / 1000).to_string(),
+                delivery: delivery.into(),
+            }
+        }
+        fn inbound(&self) -> Inbound<'_> {
+            Inbound {
+                content_type: Some("application/json"),
+                signature: Some(&self.signature),
+                timestamp: Some(&self.timestamp),
+                event_type: Some("interaction.created"),
+                delivery_id: Some(&self.delivery),
+                body: &self.body,
+            }
+        }
+    }
+
+    const CHAT: &str = r#"{"eventType":"interaction.created","data":{"id":"c-1","channelType":"chat","customer":{"email":"a@example.com"},"queue":{"name":"VIP"}}}"#;
+
+    #[tokio::test]
+    async fn an_accepted_webhook_is_enqueued_once_and_its_redelivery_is_a_duplicate() {
+        let r = receiver(None);
+        let req = Request::new("current", CHAT, "d-1");
+        let first = r
+            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            Outcome::Accepted(json!({"status": "accepted", "deliveryId": "d-1"}))
+        );
+        let again = r
+            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap();
+        assert!(matches!(again, Outcome::Duplicate(_)));
+        let sent = r.queue.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "http://q/events");
+    }
+
+    #[tokio::test]
+    async fn a_queue_failure_is_503_and_releases_the_claim_for_the_retry() {
+        let r = receiver(None);
+        let req = Request::new("current", CHAT, "d-2");
+        r.queue.down.store(true, Ordering::SeqCst);
+        let err = r
+            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::DependencyUnavailable);
+        assert!(r.store.items.lock().unwrap().is_empty(), "claim released");
+        r.queue.down.store(false, Ordering::SeqCst);
+        assert!(matches!(
+            r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+                .await
+                .unwrap(),
+            Outcome::Accepted(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_signal_route_puts_a_signal_job_on_the_jobs_queue_beside_the_event() {
+        let r = receiver(Some(
+            r#"{"routes": [
+                {"name": "vip", "priority": 1, "when": [{"field": "context.queue", "equals": "VIP"}],
+                 "targets": [{"signal": "order-update", "mapping": {"customerId": "customer.identifier", "missing": "context.nothing"}}]},
+                {"name": "all", "priority": 2, "targets": [{"queue": "events"}]}
+            ]}"#,
+        ));
+        let req = Request::new("current", CHAT, "d-3");
+        r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap();
+        let sent = r.queue.sent.lock().unwrap();
+        assert_eq!(
+            sent.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
+            ["http://q/jobs", "http://q/events"]
+        );
+        let job: Job = serde_json::from_str(&sent[0].1.body).unwrap();
+        assert_eq!(job.kind, JobKind::Signal);
+        assert_eq!(job.attempt, 0);
+        assert_eq!(job.correlation_id, "d-3:order-update");
+        assert_eq!(job.payload["signal"], "order-update");
+        assert_eq!(
+            job.payload["data"],
+            json!({"customerId": "a@example.com", "missing": null})
+        );
+        assert_eq!(job.payload["metadata"]["contactId"], "c-1");
+    }
+
+    #[tokio::test]
+    async fn a_mismatch_rereads_the_secret_at_most_once_per_interval() {
+        let r = receiver(None);
+        *r.secrets.stored.lock().unwrap() = Arc::new(doc(&["rotated", "current"]));
+        let rotated = Request::new("rotated", CHAT, "d-4");
+        assert!(
+            r.receive(&rotated.inbound(), NOW_MS, NOW_MS + 5000)
+                .await
+                .is_ok()
+        );
+        assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 1);
+
+        let retired = Request::new("previous", CHAT, "d-5");
+        let err = r
+            .receive(&retired.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::SignatureMismatch);
+        let err = r
+            .receive(&retired.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::SignatureMismatch);
+        assert_eq!(
+            r.secrets.refreshes.load(Ordering::SeqCst),
+            1,
+            "rate-limited"
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_timestamps_never_trigger_a_secret_read() {
+        let r = receiver(None);
+        let mut req = Request::new("current", CHAT, "d-6");
+        req.timestamp = (NOW_MS / 1000 - 1000).to_string();
+        let err = r
+            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::TimestampTooOld);
+        assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_pure_path_refuses_bad_input_before_any_io() {
+        let config = WebhookConfig::parse(None, "http://q/events", "http://q/jobs").unwrap();
+        let secrets = [SecretString::from("current")];
+        let req = Request::new("current", "{not json", "d-7");
+        let err = process(
+            &config,
+            &req.inbound(),
+            &secrets,
+            NOW_MS,
+            Duration::from_secs(300),
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::MalformedBody);
+        let ok = Request::new("current", CHAT, "d-8");
+        let prepared = process(
+            &config,
+            &ok.inbound(),
+            &secrets,
+            NOW_MS,
+            Duration::from_secs(300),
+        )
+        .unwrap();
+        assert_eq!(prepared.event["customer"]["identifier"], "a@example.com");
+        assert_eq!(prepared.messages.len(), 1);
+    }
+}

@@ -174,7 +174,7 @@ async fn a_function_whose_init_fails_is_reported_with_its_cause() {
         json!({"message": "Internal Server Error"})
     );
     let other = client
-        .post(format!("{}/webhooks/cxone", stack.gateway_url))
+        .post(format!("{}/callbacks/studio", stack.gateway_url))
         .send()
         .await
         .unwrap();
