@@ -596,3 +596,85 @@ async fn with_the_table_gone_the_receiver_answers_503_and_the_retry_after_recove
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_sends_correctly_signed_webhooks_that_are_accepted() {
+    let stack = start(options()).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let out = tokio::process::Command::new(cxbridge_e2e::bin_dir().join("cxbridge"))
+        .args([
+            "send",
+            "webhook",
+            "--channel",
+            "sms",
+            "--count",
+            "3",
+            "--to",
+        ])
+        .arg(format!("{}/webhooks/cxone", stack.gateway_url))
+        .arg("--secret")
+        .arg(&stack.resources.secrets.webhook_previous)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains(" 202 Accepted "))
+            .count(),
+        3,
+        "{stdout}"
+    );
+    assert_eq!(
+        receive_all(&sqs, &stack.resources.queues["events"].url)
+            .await
+            .len(),
+        3
+    );
+
+    let refused = tokio::process::Command::new(cxbridge_e2e::bin_dir().join("cxbridge"))
+        .args(["send", "webhook", "--channel", "xml", "--to"])
+        .arg(format!("{}/webhooks/cxone", stack.gateway_url))
+        .args(["--secret", "wrong"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "a refused webhook makes the command fail"
+    );
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("401"));
+}
+
+#[test]
+fn the_cli_prints_headers_that_verify() {
+    let out = std::process::Command::new(cxbridge_e2e::bin_dir().join("cxbridge"))
+        .args([
+            "sign",
+            "--secret",
+            "s3cret",
+            "--timestamp",
+            "1800000000",
+            "--body",
+            "{\"a\":1}",
+            "--delivery-id",
+            "d-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected = cxbridge::webhook::signature::sign(b"s3cret", 1_800_000_000, b"{\"a\":1}");
+    assert!(
+        stdout.contains(&format!("X-Nexus-Signature-256: {expected}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("X-Nexus-Timestamp: 1800000000"));
+    assert!(stdout.contains("X-Nexus-Delivery-Id: d-1"));
+}
