@@ -9,9 +9,9 @@ use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 /// Timeouts are short because every caller of these functions has a deadline of its own.
 pub async fn load_sdk_config() -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_millis(500))
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_secs(2))
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
     if let Some(url) = std::env::var("AWS_ENDPOINT_URL")

@@ -31,12 +31,12 @@ pub mod vars {
     ];
 }
 
-const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+const DEFAULT_SECRET_CACHE_TTL: Duration = Duration::from_secs(60);
 const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
 const MAX_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(3600);
 const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 const MAX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-const DEFAULT_SECRET_REFRESH_MIN: Duration = Duration::from_secs(30);
+const DEFAULT_SECRET_REFRESH_MIN: Duration = Duration::from_secs(5);
 const MAX_SECRET_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Configuration shared by every function.
@@ -204,7 +204,7 @@ mod tests {
     fn a_complete_environment_parses_with_defaults() {
         let config = parse(&complete()).unwrap();
         assert_eq!(config.table, "cxbridge");
-        assert_eq!(config.secret_cache_ttl, Duration::from_secs(300));
+        assert_eq!(config.secret_cache_ttl, Duration::from_secs(60));
         assert!(!config.probe);
     }
 

@@ -59,11 +59,12 @@ pub trait IdempotencyStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Gives the key up so that a retry can claim it at once.
+    /// Gives up the claim made with `in_progress_until_ms`, so that a retry can claim the
+    /// key at once. A claim taken over by someone else is left alone.
     fn release(
         &self,
         key: &str,
-        payload_hash: &str,
+        in_progress_until_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -203,15 +204,15 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .map_err(unavailable)
     }
 
-    async fn release(&self, key: &str, payload_hash: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, in_progress_until_ms: i64) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(key))
-            .condition_expression("payloadHash = :hash AND #status = :in_progress")
+            .condition_expression("inProgressExpiresAt = :until AND #status = :in_progress")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":hash", s(payload_hash))
+            .expression_attribute_values(":until", n(in_progress_until_ms))
             .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
             .send()
             .await;

@@ -34,7 +34,40 @@ pub trait MessageQueue: Send + Sync {
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
-/// [`MessageQueue`] over SQS: batches of ten, each entry checked.
+/// SQS takes at most ten entries and 256 KiB in one batch.
+const MAX_BATCH_ENTRIES: usize = 10;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+fn size(m: &OutboundMessage) -> usize {
+    m.body.len()
+        + m.attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + "String".len())
+            .sum::<usize>()
+}
+
+/// Splits messages into batches SQS accepts.
+fn batches(messages: &[OutboundMessage]) -> Vec<&[OutboundMessage]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, m) in messages.iter().enumerate() {
+        let full =
+            i - start == MAX_BATCH_ENTRIES || (i > start && bytes + size(m) > MAX_BATCH_BYTES);
+        if full {
+            out.push(&messages[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size(m);
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+/// [`MessageQueue`] over SQS: batches within SQS's limits, each entry checked.
 #[derive(Debug, Clone)]
 pub struct SqsMessageQueue {
     client: aws_sdk_sqs::Client,
@@ -57,7 +90,7 @@ impl MessageQueue for SqsMessageQueue {
             detail,
         };
         let fifo = queue_url.ends_with(".fifo");
-        for chunk in messages.chunks(10) {
+        for chunk in batches(messages) {
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, m) in chunk.iter().enumerate() {
                 let mut entry = SendMessageBatchRequestEntry::builder()
@@ -97,5 +130,34 @@ impl MessageQueue for SqsMessageQueue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(len: usize) -> OutboundMessage {
+        OutboundMessage {
+            body: "x".repeat(len),
+            attributes: Vec::new(),
+            dedup_id: String::new(),
+            group_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_messages_and_256_kib() {
+        let small: Vec<_> = (0..23).map(|_| message(10)).collect();
+        assert_eq!(
+            batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [10, 10, 3]
+        );
+        let large: Vec<_> = (0..3).map(|_| message(100 * 1024)).collect();
+        assert_eq!(
+            batches(&large).iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        assert!(batches(&[]).is_empty());
     }
 }

@@ -144,7 +144,7 @@ async fn a_released_claim_can_be_claimed_again_but_only_its_owner_releases_it() 
             .unwrap(),
         Claim::Acquired
     );
-    store.release("delivery#d", "other").await.unwrap();
+    store.release("delivery#d", NOW_MS + 4999).await.unwrap();
     assert_eq!(
         store
             .claim("delivery#d", "h", NOW_MS, NOW_MS + 5000)
@@ -152,7 +152,7 @@ async fn a_released_claim_can_be_claimed_again_but_only_its_owner_releases_it() 
             .unwrap(),
         Claim::InProgress
     );
-    store.release("delivery#d", "h").await.unwrap();
+    store.release("delivery#d", NOW_MS + 5000).await.unwrap();
     assert_eq!(
         store
             .claim("delivery#d", "h", NOW_MS, NOW_MS + 5000)

@@ -118,6 +118,10 @@ fn attach(parent: &mut Map<String, Value>, name: String, value: Value) {
 /// Maps an XML document to JSON: the root element becomes `{name: …}`, child elements
 /// become fields (repeated ones an array), attributes `@name`, mixed text `#text`, and an
 /// element with only text its string. No DTD or external entity is ever processed.
+/// Deepest XML nesting accepted: deeper documents are refused before they can exhaust the
+/// stack of anything that walks them.
+pub const MAX_XML_DEPTH: usize = 64;
+
 pub fn xml_to_value(body: &[u8]) -> Result<Value, String> {
     let mut reader = quick_xml::Reader::from_reader(body);
     reader.config_mut().check_end_names = true;
@@ -132,6 +136,11 @@ pub fn xml_to_value(body: &[u8]) -> Result<Value, String> {
             Event::Start(start) => {
                 if root.is_some() {
                     return Err("more than one root element".into());
+                }
+                if stack.len() >= MAX_XML_DEPTH {
+                    return Err(format!(
+                        "elements are nested deeper than {MAX_XML_DEPTH} levels"
+                    ));
                 }
                 stack.push(Element::open(&start)?);
             }
@@ -265,7 +274,13 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_refused() {
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_XML_DEPTH + 1),
+            "</a>".repeat(MAX_XML_DEPTH + 1)
+        );
         for bad in [
+            deep.as_bytes(),
             &b"<a><b></a>"[..],
             b"<a>",
             b"<a></a><b></b>",
@@ -281,5 +296,11 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+        let ok = format!(
+            "{}{}",
+            "<a>".repeat(MAX_XML_DEPTH),
+            "</a>".repeat(MAX_XML_DEPTH)
+        );
+        assert!(parse(BodyFormat::Xml, ok.as_bytes()).is_ok());
     }
 }

@@ -118,6 +118,21 @@ pub fn process(
     prepare(config, inbound, verified, now_ms)
 }
 
+/// A FIFO group or deduplication id (at most 128 characters of a limited set): the SHA-256
+/// of the value in hex.
+fn short_id(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// An SQS message attribute value: printable, at most 256 characters.
+fn attribute_value(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(256)
+        .collect()
+}
+
 fn plan(
     config: &WebhookConfig,
     event: &Value,
@@ -181,15 +196,15 @@ fn plan(
         let message = OutboundMessage {
             body,
             attributes: vec![
-                ("deliveryId".to_owned(), delivery_id.to_owned()),
-                ("route".to_owned(), route.to_owned()),
-                ("eventType".to_owned(), event_type.clone()),
+                ("deliveryId".to_owned(), attribute_value(delivery_id)),
+                ("route".to_owned(), attribute_value(route)),
+                ("eventType".to_owned(), attribute_value(&event_type)),
             ]
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
             .collect(),
-            dedup_id: format!("{delivery_id}:{index}"),
-            group_id: group.clone(),
+            dedup_id: short_id(&format!("{delivery_id}:{index}")),
+            group_id: short_id(&group),
         };
         match by_queue.iter_mut().find(|(q, _)| *q == queue) {
             Some((_, list)) => list.push(message),
@@ -258,6 +273,14 @@ where
     }
 
     async fn verify(&self, inbound: &Inbound<'_>, now_s: i64) -> Result<Verified, ApiError> {
+        // Malformed or stale headers are refused without touching Secrets Manager.
+        let signed = Signed {
+            signature: inbound.signature,
+            timestamp: inbound.timestamp,
+            body: inbound.body,
+        };
+        signature::precheck(&signed, now_s, self.tolerance.as_secs())
+            .map_err(|e| signature_error(&e))?;
         let unavailable = |e: crate::secrets::SecretError| {
             ApiError::new(
                 ErrorCode::DependencyUnavailable,
@@ -347,7 +370,7 @@ where
         for (queue, messages) in &prepared.messages {
             if let Err(err) = self.queue.send_all(queue, messages).await {
                 // Let the sender's retry succeed at once instead of waiting out the claim.
-                if let Err(release) = self.store.release(&key, &prepared.payload_hash).await {
+                if let Err(release) = self.store.release(&key, in_progress_until_ms).await {
                     tracing::warn!(delivery_id = %id, error = %release, "could not release the idempotency record");
                 }
                 return Err(unavailable("the event queue", err.into()));
@@ -444,7 +467,7 @@ mod tests {
                 .insert(key.into(), (hash.into(), Some(response.clone())));
             Ok(())
         }
-        async fn release(&self, key: &str, _: &str) -> Result<(), StoreError> {
+        async fn release(&self, key: &str, _: i64) -> Result<(), StoreError> {
             self.items.lock().unwrap().remove(key);
             Ok(())
         }
