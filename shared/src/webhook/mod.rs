@@ -367,14 +367,21 @@ where
             }
         }
 
+        // Every target is tried, so one failing queue never keeps the others from their
+        // events; if any failed, the whole delivery is retried (at-least-once).
+        let mut failure = None;
         for (queue, messages) in &prepared.messages {
             if let Err(err) = self.queue.send_all(queue, messages).await {
-                // Let the sender's retry succeed at once instead of waiting out the claim.
-                if let Err(release) = self.store.release(&key, in_progress_until_ms).await {
-                    tracing::warn!(delivery_id = %id, error = %release, "could not release the idempotency record");
-                }
-                return Err(unavailable("the event queue", err.into()));
+                tracing::warn!(delivery_id = %id, error = %err, "a target could not be enqueued");
+                failure.get_or_insert(err);
             }
+        }
+        if let Some(err) = failure {
+            // Let the sender's retry succeed at once instead of waiting out the claim.
+            if let Err(release) = self.store.release(&key, in_progress_until_ms).await {
+                tracing::warn!(delivery_id = %id, error = %release, "could not release the idempotency record");
+            }
+            return Err(unavailable("the event queue", err.into()));
         }
 
         let response = json!({"status": "accepted", "deliveryId": id});
