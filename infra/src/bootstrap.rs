@@ -24,6 +24,9 @@ pub struct Queue {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalSecrets {
+    /// The CXone credentials the simulator accepts; not written to the state file.
+    #[serde(skip)]
+    pub cxone: crate::simulator::SimCredentials,
     pub webhook: String,
     pub webhook_previous: String,
     pub callback: String,
@@ -183,6 +186,13 @@ pub async fn bootstrap(
         return Err(anyhow!("the template must declare exactly one secret"));
     };
     let local = LocalSecrets {
+        cxone: crate::simulator::SimCredentials {
+            client_id: format!("local-client-{}", random_hex(4)?),
+            client_secret: random_hex(24)?,
+            access_key_id: format!("LOCALKEY{}", random_hex(8)?.to_ascii_uppercase()),
+            // Characters that form encoding must carry intact.
+            access_key_secret: format!("{}+/={}", random_hex(12)?, random_hex(4)?),
+        },
         webhook: random_hex(32)?,
         webhook_previous: random_hex(32)?,
         callback: random_hex(32)?,
@@ -190,12 +200,11 @@ pub async fn bootstrap(
         api_key: random_hex(24)?,
     };
     let document = serde_json::json!({
-        "cxone": {
-            "clientId": format!("local-client-{}", random_hex(4)?),
-            "clientSecret": random_hex(24)?,
-            "accessKeyId": format!("LOCALKEY{}", random_hex(8)?.to_ascii_uppercase()),
-            // Characters that form encoding must survive.
-            "accessKeySecret": format!("{}+/={}", random_hex(12)?, random_hex(4)?),
+                "cxone": {
+            "clientId": local.cxone.client_id,
+            "clientSecret": local.cxone.client_secret,
+            "accessKeyId": local.cxone.access_key_id,
+            "accessKeySecret": local.cxone.access_key_secret,
         },
         "webhookSecrets": [local.webhook, local.webhook_previous],
         "callbackSecrets": [local.callback],

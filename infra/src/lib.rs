@@ -9,6 +9,7 @@ pub mod moto;
 pub mod poller;
 pub mod runtime_api;
 pub mod samples;
+pub mod simulator;
 pub mod stack;
 pub mod template;
 

@@ -17,7 +17,8 @@ use crate::log::LogSink;
 use crate::moto::Moto;
 use crate::poller::Poller;
 use crate::runtime_api::{FunctionConfig, FunctionHost, Health};
-use crate::template::Template;
+use crate::simulator::{SimOptions, Simulator, default_definitions};
+use crate::template::{Template, TemplateValue};
 
 pub const REGION: &str = "us-east-1";
 const POLLERS_PER_MAPPING: usize = 2;
@@ -98,12 +99,15 @@ impl StackOptions {
 
 pub struct Stack {
     pub gateway_url: String,
+    /// The CXone simulator.
+    pub cxone_url: String,
     pub aws_endpoint: String,
     pub profile: String,
     pub resources: Resources,
     pub hosts: BTreeMap<String, Arc<FunctionHost>>,
     pub log: LogSink,
     moto: Option<Moto>,
+    simulator: Option<Simulator>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -146,6 +150,67 @@ impl Stack {
         .await
         .context("cannot create the local AWS resources")?;
 
+        // The gateway's address is needed before the functions start (the simulator sends
+        // callbacks to it), so it listens first and serves once everything is built.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on port {} (set CXBRIDGE_PORT to use another)",
+                    options.port
+                )
+            })?;
+        let address = listener.local_addr()?;
+        let gateway_url = format!("http://{address}");
+        let simulator = Simulator::start(SimOptions {
+            profile: options.profile.clone(),
+            credentials: resources.secrets.cxone.clone(),
+            definitions: default_definitions(),
+            gateway: Some(gateway_url.clone()),
+            callback_secret: Some(resources.secrets.callback.clone()),
+            webhook_secret: Some(resources.secrets.webhook.clone()),
+        })
+        .await
+        .context("cannot start the CXone simulator")?;
+        log.line(format!(
+            "cxbridge-local: CXone simulator ({} profile) on {}",
+            options.profile, simulator.url
+        ));
+        let documented = options.profile == "documented";
+        let parameters: BTreeMap<&str, String> = BTreeMap::from([
+            ("CxoneProfile", options.profile.clone()),
+            (
+                "CxoneTokenUrl",
+                if documented {
+                    format!("{}/api/v2/oauth/token", simulator.url)
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "CxoneApiBase",
+                if documented {
+                    simulator.url.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            ("CxoneIssuer", simulator.url.clone()),
+        ]);
+        let resolve = |value: &TemplateValue| -> Result<String> {
+            if let TemplateValue::Ref(id) = value {
+                if let Some(v) = parameters.get(id.as_str()) {
+                    return Ok(v.clone());
+                }
+                if let Some(default) = template.parameters.get(id) {
+                    return default
+                        .clone()
+                        .ok_or_else(|| anyhow!("parameter {id} has no default"));
+                }
+            }
+            resources.resolve(value)
+        };
+
         for o in &options.env_overrides {
             if o.function != "*" && !template.functions.iter().any(|f| f.name == o.function) {
                 bail!(
@@ -164,15 +229,13 @@ impl Stack {
         for function in &template.functions {
             let mut environment = Vec::new();
             for (key, value) in &function.environment {
-                let resolved = resources
-                    .resolve(value)
+                let resolved = resolve(value)
                     .with_context(|| format!("{}: environment variable {key}", function.name))?;
                 environment.push((key.clone(), resolved));
             }
             if options.probe {
                 environment.push((cxbridge::config::vars::PROBE.to_owned(), "true".to_owned()));
             }
-            environment.push(("CXBRIDGE_CXONE_PROFILE".to_owned(), options.profile.clone()));
             for o in options
                 .env_overrides
                 .iter()
@@ -249,15 +312,6 @@ impl Stack {
             }
         }
 
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on port {} (set CXBRIDGE_PORT to use another)",
-                    options.port
-                )
-            })?;
-        let address = listener.local_addr()?;
         let gateway = Arc::new(Gateway {
             authority: address.to_string(),
             template,
@@ -269,7 +323,9 @@ impl Stack {
         }));
 
         Ok(Self {
-            gateway_url: format!("http://{address}"),
+            gateway_url,
+            cxone_url: simulator.url.clone(),
+            simulator: Some(simulator),
             aws_endpoint,
             profile: options.profile,
             resources,
@@ -299,7 +355,7 @@ impl Stack {
             .collect();
         json!({
             "gateway": self.gateway_url,
-            "cxone": null,
+            "cxone": self.cxone_url,
             "aws": self.aws_endpoint,
             "region": REGION,
             "profile": self.profile,
@@ -328,6 +384,7 @@ impl Stack {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+        self.simulator.take();
         if let Some(moto) = self.moto.take() {
             moto.stop().await;
         }

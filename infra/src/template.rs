@@ -107,6 +107,8 @@ pub struct TableSpec {
 
 #[derive(Debug, Clone)]
 pub struct Template {
+    /// Parameters and their defaults.
+    pub parameters: std::collections::BTreeMap<String, Option<String>>,
     pub functions: Vec<FunctionSpec>,
     pub routes: Vec<Route>,
     pub sqs_mappings: Vec<SqsMapping>,
@@ -130,7 +132,23 @@ impl Template {
             .and_then(Value::as_mapping)
             .ok_or_else(|| anyhow!("the template has no Resources"))?;
 
+        let parameters = doc
+            .get("Parameters")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let default = v.get("Default").and_then(|d| match d {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                });
+                Some((k.as_str()?.to_owned(), default))
+            })
+            .collect();
         let mut template = Template {
+            parameters,
             functions: Vec::new(),
             routes: Vec::new(),
             sqs_mappings: Vec::new(),

@@ -7,6 +7,7 @@ pub mod app;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod cxone;
 pub mod error;
 pub mod http;
 pub mod idempotency;

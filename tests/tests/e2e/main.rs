@@ -2,6 +2,7 @@
 //! Run with `make test`, which builds the binaries and starts the AWS emulator.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cxone;
 mod gateway;
 mod health;
 mod lifecycle;

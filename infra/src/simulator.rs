@@ -1,0 +1,798 @@
+//! The CXone simulator: both API profiles, a journal of every request, fault injection,
+//! Studio completion callbacks, and signed webhooks on demand (design §8).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::task::JoinHandle;
+
+use crate::samples;
+
+/// The credentials the simulator accepts (the same ones the stack puts in the secret).
+#[derive(Debug, Clone)]
+pub struct SimCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub access_key_id: String,
+    pub access_key_secret: String,
+}
+
+/// A declared signal variable: its name and Studio type.
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub name: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// `documented` or `incontact`.
+    pub profile: String,
+    pub credentials: SimCredentials,
+    /// Signal definitions known to the documented API.
+    pub definitions: HashMap<String, Vec<Variable>>,
+    /// Where completion callbacks and sample webhooks go.
+    pub gateway: Option<String>,
+    pub callback_secret: Option<String>,
+    pub webhook_secret: Option<String>,
+}
+
+/// The local default definitions (design §8): `order-update`.
+pub fn default_definitions() -> HashMap<String, Vec<Variable>> {
+    let vars = [
+        ("customerId", "string"),
+        ("orderId", "string"),
+        ("updateType", "string"),
+        ("priority", "string"),
+        ("timestamp", "datetime"),
+        ("address.city", "string"),
+        ("address.zip", "string"),
+    ];
+    HashMap::from([(
+        "order-update".to_owned(),
+        vars.iter()
+            .map(|(n, k)| Variable {
+                name: (*n).to_owned(),
+                kind: (*k).to_owned(),
+            })
+            .collect(),
+    )])
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fault {
+    #[serde(rename = "match")]
+    matches: String,
+    status: u16,
+    #[serde(default = "one")]
+    times: u32,
+    retry_after: Option<u64>,
+    delay_ms: Option<u64>,
+    /// A body to answer with instead of the usual one.
+    body: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone)]
+struct SimConfig {
+    token_ttl: u64,
+    callback_delay_ms: u64,
+    callback_status: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl: 3600,
+            callback_delay_ms: 200,
+            callback_status: "completed".to_owned(),
+        }
+    }
+}
+
+struct Sim {
+    options: SimOptions,
+    base: String,
+    tenant_id: String,
+    journal: Mutex<Vec<Value>>,
+    faults: Mutex<Vec<Fault>>,
+    config: Mutex<SimConfig>,
+    tokens: Mutex<HashMap<String, i64>>,
+    executions: Mutex<HashMap<String, Value>>,
+    http: reqwest::Client,
+}
+
+/// A running simulator.
+pub struct Simulator {
+    pub url: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Simulator {
+    pub async fn start(options: SimOptions) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let sim = Arc::new(Sim {
+            options,
+            base: url.clone(),
+            tenant_id: "11ee0000-0000-4000-8000-00000000c0de".to_owned(),
+            journal: Mutex::default(),
+            faults: Mutex::default(),
+            config: Mutex::default(),
+            tokens: Mutex::default(),
+            executions: Mutex::default(),
+            http: reqwest::Client::new(),
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(sim)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { url, task })
+    }
+}
+
+fn now_ms() -> i64 {
+    cxbridge::clock::now_ms()
+}
+
+fn reply(status: StatusCode, body: Value) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    (status, headers, body.to_string().into_bytes())
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    reply(status, json!({"error": code, "error_description": message}))
+}
+
+fn empty(status: StatusCode) -> (StatusCode, HeaderMap, Vec<u8>) {
+    (status, HeaderMap::new(), Vec::new())
+}
+
+/// Which fault `match` a request falls under.
+fn kind(method: &Method, path: &str) -> &'static str {
+    if path == "/api/v2/oauth/token" || path == "/auth/token" {
+        "token"
+    } else if path.ends_with("/context") {
+        "context"
+    } else if path.starts_with("/api/v2/signals") || path.ends_with("/signal") {
+        if method == Method::POST {
+            "signal"
+        } else {
+            "other"
+        }
+    } else {
+        "other"
+    }
+}
+
+async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 4 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let received_at = now_ms();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+
+    let (status, headers, out) = if path.starts_with("/_sim/") {
+        sim.control(&parts.method, &path, &body).await
+    } else {
+        sim.api(&parts.method, &path, &query, &parts.headers, &body)
+            .await
+    };
+
+    if !path.starts_with("/_sim/") {
+        let header_map: Map<String, Value> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into(),
+                )
+            })
+            .collect();
+        let entry = json!({
+            "method": parts.method.as_str(),
+            "path": path,
+            "query": query,
+            "headers": header_map,
+            "body": String::from_utf8_lossy(&body),
+            "receivedAt": received_at,
+            "status": status.as_u16(),
+        });
+        if let Ok(mut journal) = sim.journal.lock() {
+            journal.push(entry);
+        }
+    }
+    let mut response = Response::new(Body::from(out));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+fn form(body: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn type_ok(kind: &str, value: &Value) -> bool {
+    match kind {
+        "string" => value.is_string(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "datetime" => value.as_str().is_some_and(is_datetime),
+        _ => false,
+    }
+}
+
+/// RFC 3339 date-time, as Studio's datetime variables take it.
+fn is_datetime(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && [0..4, 5..7, 8..10, 11..13, 14..16, 17..19]
+            .iter()
+            .all(|r| b[r.clone()].iter().all(u8::is_ascii_digit))
+        && (s.ends_with('Z') || s.ends_with('z') || s[19..].contains('+') || s[19..].contains('-'))
+}
+
+impl Sim {
+    /// Whether `path` is an authenticated endpoint of this simulator's profile.
+    fn is_api(&self, path: &str) -> bool {
+        if self.options.profile == "documented" {
+            path.starts_with("/api/v2/signals/")
+                || path.starts_with("/api/v2/interactions/interactions/")
+        } else {
+            path.starts_with("/inContactAPI/services/v")
+        }
+    }
+
+    fn issue_token(&self) -> Value {
+        let ttl = self.config.lock().map(|c| c.token_ttl).unwrap_or(3600);
+        let token = format!("sim-{}", cxbridge::ids::new_uuid());
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert(
+                token.clone(),
+                now_ms() + i64::try_from(ttl).unwrap_or(3600) * 1000,
+            );
+        }
+        let mut out = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl});
+        if self.options.profile == "incontact" {
+            let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+            let claims = URL_SAFE_NO_PAD.encode(
+                json!({"iss": self.base, "sub": "api-user", "tenantId": self.tenant_id, "exp": now_ms() / 1000 + 3600})
+                    .to_string(),
+            );
+            out["id_token"] = json!(format!("{header}.{claims}.unsigned"));
+            out["refresh_token"] = json!(format!("refresh-{}", cxbridge::ids::new_uuid()));
+        }
+        out
+    }
+
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        self.tokens
+            .lock()
+            .ok()
+            .and_then(|t| t.get(token).copied())
+            .is_some_and(|expires| expires > now_ms())
+    }
+
+    fn take_fault(&self, kind: &str) -> Option<Fault> {
+        let mut faults = self.faults.lock().ok()?;
+        let index = faults
+            .iter()
+            .position(|f| f.times > 0 && (f.matches == kind || f.matches == "any"))?;
+        let fault = faults[index].clone();
+        faults[index].times -= 1;
+        if faults[index].times == 0 {
+            faults.remove(index);
+        }
+        Some(fault)
+    }
+
+    async fn api(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        if let Some(fault) = self.take_fault(kind(method, path)) {
+            if let Some(ms) = fault.delay_ms {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if fault.status >= 300 || fault.body.is_some() {
+                let status =
+                    StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let mut h = HeaderMap::new();
+                if let Some(secs) = fault.retry_after
+                    && let Ok(v) = secs.to_string().parse()
+                {
+                    h.insert("retry-after", v);
+                }
+                let out = fault.body.unwrap_or_else(|| {
+                    json!({"error": "injected_fault", "status": fault.status}).to_string()
+                });
+                return (status, h, out.into_bytes());
+            }
+        }
+        let documented = self.options.profile == "documented";
+        match (method.as_str(), path) {
+            ("POST", "/api/v2/oauth/token") if documented => self.documented_token(headers, body),
+            ("GET", "/.well-known/openid-configuration") if !documented => reply(
+                StatusCode::OK,
+                json!({
+                    "issuer": self.base,
+                    "token_endpoint": format!("{}/auth/token", self.base),
+                    "authorization_endpoint": format!("{}/auth/authorize", self.base),
+                    "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                    "grant_types_supported": ["password", "refresh_token", "authorization_code"],
+                }),
+            ),
+            ("POST", "/auth/token") if !documented => self.platform_token(headers, body),
+            ("GET", "/.well-known/cxone-configuration") if !documented => {
+                let tenant = form(query.as_bytes())
+                    .remove("tenantId")
+                    .unwrap_or_default();
+                if tenant == self.tenant_id {
+                    reply(
+                        StatusCode::OK,
+                        json!({"tenantId": tenant, "area": "local", "api_endpoint": self.base, "ui_endpoint": self.base}),
+                    )
+                } else {
+                    error(StatusCode::NOT_FOUND, "tenant_not_found", "no such tenant")
+                }
+            }
+            (_, p) if !self.is_api(p) => {
+                error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            }
+            _ if !self.authorised(headers) => error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the token is missing, unknown or expired",
+            ),
+            ("POST", p) if documented && p.starts_with("/api/v2/signals/") => {
+                self.documented_signal(&p["/api/v2/signals/".len()..], body)
+            }
+            ("GET", p) if documented && p.starts_with("/api/v2/signals/executions/") => {
+                let id = &p["/api/v2/signals/executions/".len()..];
+                match self.executions.lock().ok().and_then(|e| e.get(id).cloned()) {
+                    Some(execution) => reply(StatusCode::OK, execution),
+                    None => error(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "no such signal execution",
+                    ),
+                }
+            }
+            ("POST", p)
+                if documented
+                    && p.starts_with("/api/v2/interactions/interactions/")
+                    && p.ends_with("/context") =>
+            {
+                let id = &p["/api/v2/interactions/interactions/".len()..p.len() - "/context".len()];
+                if id.starts_with("unknown") {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        "interaction_not_found",
+                        "no such interaction",
+                    );
+                }
+                match serde_json::from_slice::<Value>(body)
+                    .ok()
+                    .and_then(|b| b.get("attributes").cloned())
+                {
+                    Some(Value::Object(attributes)) => reply(
+                        StatusCode::OK,
+                        json!({"interactionId": id, "attributes": attributes}),
+                    ),
+                    _ => error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "attributes must be an object",
+                    ),
+                }
+            }
+            ("POST", p)
+                if !documented
+                    && p.starts_with("/inContactAPI/services/v")
+                    && p.ends_with("/signal") =>
+            {
+                self.platform_signal(p, query, body)
+            }
+            _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        }
+    }
+
+    fn documented_token(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let fields = form(body);
+        let (id, secret) = basic(headers)
+            .or_else(|| {
+                Some((
+                    fields.get("client_id")?.clone(),
+                    fields.get("client_secret")?.clone(),
+                ))
+            })
+            .unwrap_or_default();
+        if fields.get("grant_type").map(String::as_str) != Some("client_credentials") {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "use client_credentials",
+            );
+        }
+        let c = &self.options.credentials;
+        if id != c.client_id || secret != c.client_secret {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "unknown client or wrong secret",
+            );
+        }
+        reply(StatusCode::OK, self.issue_token())
+    }
+
+    fn platform_token(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let fields = form(body);
+        let c = &self.options.credentials;
+        if basic(headers) != Some((c.client_id.clone(), c.client_secret.clone())) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication must be HTTP Basic",
+            );
+        }
+        if fields.get("grant_type").map(String::as_str) != Some("password") {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "use the password grant",
+            );
+        }
+        if fields.get("username") != Some(&c.access_key_id)
+            || fields.get("password") != Some(&c.access_key_secret)
+        {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_grant",
+                "unknown access key or wrong secret",
+            );
+        }
+        reply(StatusCode::OK, self.issue_token())
+    }
+
+    fn documented_signal(&self, id: &str, body: &[u8]) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let Some(variables) = self.options.definitions.get(id) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "definition_not_found",
+                "no such signal definition",
+            );
+        };
+        let Ok(payload) = serde_json::from_slice::<Value>(body) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the body is not JSON",
+            );
+        };
+        let Some(data) = payload.get("data").and_then(Value::as_object) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "data must be an object",
+            );
+        };
+        let mut problems = Vec::new();
+        for v in variables {
+            match data.get(&v.name) {
+                None => problems.push(format!("{} is missing", v.name)),
+                Some(value) if !type_ok(&v.kind, value) => {
+                    problems.push(format!("{} must be a {}", v.name, v.kind))
+                }
+                Some(_) => {}
+            }
+        }
+        for key in data.keys() {
+            if !variables.iter().any(|v| &v.name == key) {
+                problems.push(format!("{key} is not a declared variable"));
+            }
+        }
+        if !problems.is_empty() {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid_signal", "errors": problems}),
+            );
+        }
+        let execution_id = cxbridge::ids::new_uuid();
+        let metadata = payload.get("metadata").cloned().unwrap_or(Value::Null);
+        let execution = json!({
+            "signalExecutionId": execution_id, "definitionId": id, "status": "running",
+            "data": data, "metadata": metadata, "createdAt": cxbridge::clock::rfc3339(now_ms()),
+        });
+        if let Ok(mut e) = self.executions.lock() {
+            e.insert(execution_id.clone(), execution);
+        }
+        self.schedule_callback(execution_id.clone(), metadata);
+        reply(
+            StatusCode::ACCEPTED,
+            json!({"signalExecutionId": execution_id}),
+        )
+    }
+
+    fn platform_signal(
+        &self,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let rest = &path["/inContactAPI/services/v".len()..path.len() - "/signal".len()];
+        let Some((version, contact)) = rest.split_once("/interactions/") else {
+            return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        };
+        if !version.ends_with(".0") || contact.is_empty() {
+            return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        }
+        if contact.starts_with("unknown") {
+            return error(
+                StatusCode::NOT_FOUND,
+                "contact_not_found",
+                "no such active contact",
+            );
+        }
+        let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        if params.is_empty() && !body.is_empty() {
+            match serde_json::from_slice::<Map<String, Value>>(body) {
+                Ok(map) => {
+                    params = map
+                        .into_iter()
+                        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                }
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "the body is not a JSON object",
+                    );
+                }
+            }
+        }
+        let allowed: Vec<String> = (1..=9).map(|i| format!("p{i}")).collect();
+        if let Some((bad, _)) = params.iter().find(|(k, _)| !allowed.contains(k)) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_parameter",
+                &format!("{bad} is not one of p1-p9"),
+            );
+        }
+        empty(StatusCode::ACCEPTED)
+    }
+
+    fn schedule_callback(&self, execution_id: String, metadata: Value) {
+        let (Some(gateway), Some(secret)) = (
+            self.options.gateway.clone(),
+            self.options.callback_secret.clone(),
+        ) else {
+            return;
+        };
+        let config = self.config.lock().map(|c| c.clone()).unwrap_or_default();
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(config.callback_delay_ms)).await;
+            let body = json!({
+                "correlationId": metadata.get("correlationId"),
+                "signalExecutionId": execution_id,
+                "status": config.callback_status,
+                "outputs": {"result": "ok"},
+            })
+            .to_string();
+            let ts = cxbridge::clock::now_secs();
+            let signature =
+                cxbridge::webhook::signature::sign(secret.as_bytes(), ts, body.as_bytes());
+            let _ = http
+                .post(format!("{gateway}/callbacks/studio"))
+                .header("content-type", "application/json")
+                .header("x-callback-timestamp", ts.to_string())
+                .header("x-callback-signature-256", signature)
+                .body(body)
+                .send()
+                .await;
+        });
+    }
+
+    async fn control(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &Bytes,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        match (method.as_str(), path) {
+            ("GET", "/_sim/requests") => reply(
+                StatusCode::OK,
+                Value::Array(self.journal.lock().map(|j| j.clone()).unwrap_or_default()),
+            ),
+            ("POST", "/_sim/faults") => match serde_json::from_value::<Fault>(parsed) {
+                Ok(fault)
+                    if ["token", "signal", "context", "any"].contains(&fault.matches.as_str()) =>
+                {
+                    if let Ok(mut f) = self.faults.lock() {
+                        f.push(fault);
+                    }
+                    reply(StatusCode::CREATED, json!({"status": "armed"}))
+                }
+                Ok(_) => error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_fault",
+                    "match must be token, signal, context or any",
+                ),
+                Err(e) => error(StatusCode::BAD_REQUEST, "bad_fault", &e.to_string()),
+            },
+            ("POST", "/_sim/config") => {
+                if let Ok(mut c) = self.config.lock() {
+                    if let Some(v) = parsed.get("tokenTtl").and_then(Value::as_u64) {
+                        c.token_ttl = v;
+                    }
+                    if let Some(v) = parsed.get("callbackDelayMs").and_then(Value::as_u64) {
+                        c.callback_delay_ms = v;
+                    }
+                    if let Some(v) = parsed.get("callbackStatus").and_then(Value::as_str) {
+                        c.callback_status = v.to_owned();
+                    }
+                }
+                let c = self.config.lock().map(|c| c.clone()).unwrap_or_default();
+                reply(
+                    StatusCode::OK,
+                    json!({"tokenTtl": c.token_ttl, "callbackDelayMs": c.callback_delay_ms, "callbackStatus": c.callback_status}),
+                )
+            }
+            ("POST", "/_sim/reset") => {
+                if let Ok(mut j) = self.journal.lock() {
+                    j.clear();
+                }
+                if let Ok(mut f) = self.faults.lock() {
+                    f.clear();
+                }
+                if let Ok(mut c) = self.config.lock() {
+                    *c = SimConfig::default();
+                }
+                if let Ok(mut t) = self.tokens.lock() {
+                    t.clear();
+                }
+                if let Ok(mut e) = self.executions.lock() {
+                    e.clear();
+                }
+                reply(StatusCode::OK, json!({"status": "reset"}))
+            }
+            ("POST", "/_sim/webhooks") => self.send_webhooks(&parsed).await,
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such control endpoint",
+            ),
+        }
+    }
+
+    async fn send_webhooks(&self, request: &Value) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let (Some(gateway), Some(secret)) = (
+            self.options.gateway.as_deref(),
+            self.options.webhook_secret.as_deref(),
+        ) else {
+            return error(
+                StatusCode::CONFLICT,
+                "no_gateway",
+                "this simulator was started without a gateway to send to",
+            );
+        };
+        let channel = request
+            .get("channel")
+            .and_then(Value::as_str)
+            .unwrap_or("voice");
+        let count = request
+            .get("count")
+            .and_then(Value::as_u64)
+            .unwrap_or(1)
+            .min(1000) as usize;
+        let run = cxbridge::ids::new_uuid()[..8].to_owned();
+        let mut results = Vec::new();
+        for n in 1..=count {
+            let Some(sample) = samples::webhook(channel, &run, n) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_channel",
+                    "channel must be voice, chat, sms or xml",
+                );
+            };
+            let delivery_id = cxbridge::ids::new_uuid();
+            let mut post = self
+                .http
+                .post(format!("{gateway}/webhooks/cxone"))
+                .header("content-type", sample.content_type)
+                .body(sample.body.clone());
+            for (k, v) in samples::signed_headers(
+                secret,
+                cxbridge::clock::now_secs(),
+                &sample.body,
+                &delivery_id,
+                &sample.event_type,
+            ) {
+                post = post.header(k, v);
+            }
+            let status = match post.send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            results.push(json!({"deliveryId": delivery_id, "interactionId": sample.interaction_id, "status": status}));
+        }
+        reply(StatusCode::OK, json!({"sent": results}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_follow_rfc_3339() {
+        assert!(is_datetime("2026-11-22T09:00:00Z"));
+        assert!(is_datetime("2026-11-22T09:00:00.123+01:00"));
+        assert!(!is_datetime("2026-11-22"));
+        assert!(!is_datetime("yesterday at noon, roughly"));
+    }
+}

@@ -1,0 +1,12 @@
+//! CXone: tokens, signals and context updates for the `documented` and `incontact` API
+//! profiles (design §6), behind the ports handlers use.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod rate;
+pub mod token;
+
+pub use client::{ContextSink, CxoneSignals, HttpCxoneClient, SignalAccepted, SignalRequest};
+pub use config::{CxoneConfig, Profile};
+pub use error::CxoneError;

@@ -1,0 +1,685 @@
+//! Adapter tests: the CXone clients against the simulator, in both profiles.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use cxbridge::cxone::client::http_client;
+use cxbridge::cxone::config::{ClientAuth, CxoneConfig, Profile, SignalBody};
+use cxbridge::cxone::rate::{DynamoDbRateBudget, RateBudget, Unlimited};
+use cxbridge::cxone::token::{
+    DynamoDbTokenStore, NoSharing, SharedTokenSource, TokenFetcher, TokenStore,
+};
+use cxbridge::cxone::{ContextSink, CxoneError, CxoneSignals, HttpCxoneClient, SignalRequest};
+use cxbridge::secrets::CxoneCredentials;
+use cxbridge_e2e::{sdk, unique};
+use cxbridge_local::simulator::{SimCredentials, SimOptions, Simulator, default_definitions};
+use serde_json::{Map, Value, json};
+
+const PROFILES: [&str; 2] = ["documented", "incontact"];
+
+/// What an injected fault must turn into.
+type Expectation = Box<dyn Fn(&CxoneError) -> bool>;
+
+struct Sim {
+    sim: Simulator,
+    config: Arc<CxoneConfig>,
+    credentials: CxoneCredentials,
+    http: reqwest::Client,
+}
+
+async fn simulator(profile: &str) -> Sim {
+    let creds = SimCredentials {
+        client_id: "client-1".into(),
+        client_secret: "s3cret/with+chars=".into(),
+        access_key_id: "AKIDLOCAL".into(),
+        access_key_secret: "key+with/slashes=and==".into(),
+    };
+    let sim = Simulator::start(SimOptions {
+        profile: profile.into(),
+        credentials: creds.clone(),
+        definitions: default_definitions(),
+        gateway: None,
+        callback_secret: None,
+        webhook_secret: None,
+    })
+    .await
+    .unwrap();
+    let config = CxoneConfig {
+        profile: if profile == "documented" {
+            Profile::Documented
+        } else {
+            Profile::InContact
+        },
+        token_url: Some(format!("{}/api/v2/oauth/token", sim.url)),
+        issuer: sim.url.clone(),
+        api_base: (profile == "documented").then(|| sim.url.clone()),
+        client_auth: ClientAuth::Basic,
+        scope: None,
+        api_version: "30.0".into(),
+        signal_body: SignalBody::Query,
+        tenant: unique("tenant-"),
+        connect_timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(800),
+        rate_per_second: 80,
+    };
+    let credentials: CxoneCredentials = serde_json::from_value(json!({
+        "clientId": creds.client_id, "clientSecret": creds.client_secret,
+        "accessKeyId": creds.access_key_id, "accessKeySecret": creds.access_key_secret,
+    }))
+    .unwrap();
+    let http = http_client(&config).unwrap();
+    Sim {
+        sim,
+        config: Arc::new(config),
+        credentials,
+        http,
+    }
+}
+
+impl Sim {
+    fn tokens<S: TokenStore>(&self, store: S) -> SharedTokenSource<S> {
+        SharedTokenSource::new(
+            TokenFetcher::new(
+                self.http.clone(),
+                self.config.clone(),
+                self.credentials.clone(),
+            ),
+            store,
+        )
+    }
+
+    fn client<R: RateBudget>(&self, budget: R) -> HttpCxoneClient<SharedTokenSource<NoSharing>, R> {
+        HttpCxoneClient::new(
+            self.http.clone(),
+            self.config.clone(),
+            self.tokens(NoSharing),
+            budget,
+        )
+    }
+
+    async fn fault(&self, fault: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sim/faults", self.sim.url))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+
+    async fn config(&self, config: Value) {
+        reqwest::Client::new()
+            .post(format!("{}/_sim/config", self.sim.url))
+            .json(&config)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn journal(&self) -> Vec<Value> {
+        reqwest::get(format!("{}/_sim/requests", self.sim.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn count(&self, path_suffix: &str) -> usize {
+        self.journal()
+            .await
+            .iter()
+            .filter(|e| e["path"].as_str().unwrap().ends_with(path_suffix))
+            .count()
+    }
+}
+
+fn order_update(contact: &str) -> SignalRequest {
+    SignalRequest {
+        definition_id: "order-update".into(),
+        contact_id: Some(contact.into()),
+        data: vec![
+            ("customerId".into(), json!("C-1")),
+            ("orderId".into(), json!("O-9")),
+            ("updateType".into(), json!("shipped")),
+            ("priority".into(), json!("high")),
+            ("timestamp".into(), json!("2026-11-22T09:00:00Z")),
+            ("address.city".into(), json!("Leeds & York")),
+            ("address.zip".into(), json!("LS1 4AP")),
+        ],
+        metadata: json!({"correlationId": "corr-1", "sourceSystem": "test"}),
+    }
+}
+
+fn token_path(profile: &str) -> &'static str {
+    if profile == "documented" {
+        "/api/v2/oauth/token"
+    } else {
+        "/auth/token"
+    }
+}
+
+fn signal_path(profile: &str) -> &'static str {
+    if profile == "documented" {
+        "/api/v2/signals/order-update"
+    } else {
+        "/signal"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signals_and_context_updates_succeed_in_both_profiles() {
+    for profile in PROFILES {
+        let s = simulator(profile).await;
+        let client = s.client(Unlimited);
+        let accepted = client.signal(&order_update("contact-1")).await.unwrap();
+        assert_eq!(
+            accepted.signal_execution_id.is_some(),
+            profile == "documented",
+            "{profile}"
+        );
+        let attributes: Map<String, Value> =
+            serde_json::from_value(json!({"intent": "billing", "score": 0.92})).unwrap();
+        client
+            .update_context("contact-1", &attributes)
+            .await
+            .unwrap();
+
+        let journal = s.journal().await;
+        for entry in &journal {
+            assert_eq!(
+                entry["headers"]["accept"], "application/json",
+                "{profile}: {entry}"
+            );
+        }
+        let signal = journal
+            .iter()
+            .find(|e| e["path"].as_str().unwrap().ends_with(signal_path(profile)))
+            .unwrap();
+        if profile == "incontact" {
+            assert_eq!(
+                signal["path"],
+                "/inContactAPI/services/v30.0/interactions/contact-1/signal"
+            );
+            let query: Vec<(String, String)> =
+                form_urlencoded::parse(signal["query"].as_str().unwrap().as_bytes())
+                    .into_owned()
+                    .collect();
+            let names: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(names, ["p1", "p2", "p3", "p4", "p5", "p6", "p7"]);
+            assert_eq!(query[5].1, "Leeds & York", "values survive encoding");
+            assert_eq!(signal["body"], "");
+            let context = journal
+                .iter()
+                .filter(|e| e["path"].as_str().unwrap().ends_with("/signal"))
+                .nth(1)
+                .unwrap();
+            let q: Vec<(String, String)> =
+                form_urlencoded::parse(context["query"].as_str().unwrap().as_bytes())
+                    .into_owned()
+                    .collect();
+            assert_eq!(q[0], ("p1".into(), "updateContext".into()));
+            assert_eq!(
+                serde_json::from_str::<Value>(&q[1].1).unwrap(),
+                json!({"intent": "billing", "score": 0.92})
+            );
+            // The platform flow: discovery, password grant, tenant configuration, once each.
+            assert_eq!(s.count("/.well-known/openid-configuration").await, 1);
+            assert_eq!(s.count("/.well-known/cxone-configuration").await, 1);
+            let token = journal.iter().find(|e| e["path"] == "/auth/token").unwrap();
+            assert!(
+                token["headers"]["authorization"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Basic ")
+            );
+            assert!(
+                token["body"]
+                    .as_str()
+                    .unwrap()
+                    .contains("grant_type=password")
+            );
+        } else {
+            let body: Value = serde_json::from_str(signal["body"].as_str().unwrap()).unwrap();
+            assert_eq!(body["data"]["address.city"], "Leeds & York");
+            assert_eq!(body["metadata"]["correlationId"], "corr-1");
+        }
+        assert_eq!(
+            s.count(token_path(profile)).await,
+            1,
+            "{profile}: one token for both calls"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_typed_and_marked_retryable_or_permanent() {
+    for profile in PROFILES {
+        let s = simulator(profile).await;
+        let client = s.client(Unlimited);
+        // Warm the token so faults on "signal" hit the call itself.
+        client.signal(&order_update("contact-1")).await.unwrap();
+        let cases: Vec<(Value, Expectation)> = vec![
+            (
+                json!({"match": "signal", "status": 400}),
+                Box::new(|e| {
+                    matches!(
+                        e,
+                        CxoneError::Invalid {
+                            status: Some(400),
+                            ..
+                        }
+                    )
+                }),
+            ),
+            (
+                json!({"match": "signal", "status": 401, "times": 2}),
+                Box::new(|e| matches!(e, CxoneError::Unauthorized(_))),
+            ),
+            (
+                json!({"match": "signal", "status": 403}),
+                Box::new(|e| matches!(e, CxoneError::Forbidden(_))),
+            ),
+            (
+                json!({"match": "signal", "status": 404}),
+                Box::new(|e| matches!(e, CxoneError::NotFound(_))),
+            ),
+            (
+                json!({"match": "signal", "status": 429, "retryAfter": 7}),
+                Box::new(|e| {
+                    *e == CxoneError::RateLimited {
+                        retry_after: Some(Duration::from_secs(7)),
+                        local: false,
+                    }
+                }),
+            ),
+            (
+                json!({"match": "signal", "status": 429}),
+                Box::new(|e| {
+                    *e == CxoneError::RateLimited {
+                        retry_after: None,
+                        local: false,
+                    }
+                }),
+            ),
+            (
+                json!({"match": "signal", "status": 500}),
+                Box::new(|e| matches!(e, CxoneError::Unavailable(_))),
+            ),
+            (
+                json!({"match": "signal", "status": 200, "delayMs": 1500}),
+                Box::new(|e| matches!(e, CxoneError::Timeout(_))),
+            ),
+        ];
+        for (fault, expected) in cases {
+            s.fault(fault.clone()).await;
+            let err = client.signal(&order_update("contact-1")).await.unwrap_err();
+            assert!(expected(&err), "{profile} {fault}: got {err:?}");
+            let retryable = matches!(
+                err,
+                CxoneError::RateLimited { .. }
+                    | CxoneError::Unavailable(_)
+                    | CxoneError::Timeout(_)
+            );
+            assert_eq!(err.is_retryable(), retryable, "{profile} {fault}");
+        }
+        // Unknown targets are 404s from the simulator itself.
+        let mut unknown = order_update("unknown-contact");
+        unknown.definition_id = "no-such-definition".into();
+        assert!(
+            matches!(
+                client.signal(&unknown).await.unwrap_err(),
+                CxoneError::NotFound(_)
+            ),
+            "{profile}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_is_dropped_and_the_call_retried_once() {
+    for profile in PROFILES {
+        let s = simulator(profile).await;
+        let client = s.client(Unlimited);
+        client.signal(&order_update("contact-1")).await.unwrap();
+        s.fault(json!({"match": "signal", "status": 401, "times": 1}))
+            .await;
+        client.signal(&order_update("contact-1")).await.unwrap();
+        assert_eq!(
+            s.count(token_path(profile)).await,
+            2,
+            "{profile}: a new token after the 401"
+        );
+        assert_eq!(
+            s.count(signal_path(profile)).await,
+            3,
+            "{profile}: one retry"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_server_answers_are_bad_responses() {
+    let s = simulator("documented").await;
+    let client = s.client(Unlimited);
+    client.signal(&order_update("c")).await.unwrap();
+    s.fault(json!({"match": "signal", "status": 202, "body": "<html>not json</html>"}))
+        .await;
+    assert!(matches!(
+        client.signal(&order_update("c")).await.unwrap_err(),
+        CxoneError::BadResponse(_)
+    ));
+    s.fault(json!({"match": "signal", "status": 202, "body": "{\"other\": 1}"}))
+        .await;
+    assert!(matches!(
+        client.signal(&order_update("c")).await.unwrap_err(),
+        CxoneError::BadResponse(_)
+    ));
+
+    for profile in PROFILES {
+        let s = simulator(profile).await;
+        s.fault(json!({"match": "token", "status": 200, "body": "{\"access_token\": \"t\", \"token_type\": \"mac\"}"})).await;
+        let err = s
+            .client(Unlimited)
+            .signal(&order_update("c"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CxoneError::BadResponse(m) if m.contains("not bearer")),
+            "{profile}: {err}"
+        );
+        s.fault(json!({"match": "token", "status": 200, "body": "garbage"}))
+            .await;
+        assert!(matches!(
+            s.client(Unlimited)
+                .signal(&order_update("c"))
+                .await
+                .unwrap_err(),
+            CxoneError::BadResponse(_)
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn studio_typing_and_the_nine_parameter_limit_are_enforced() {
+    let s = simulator("documented").await;
+    let mut wrong = order_update("c");
+    wrong.data[4].1 = json!("yesterday");
+    let err = s.client(Unlimited).signal(&wrong).await.unwrap_err();
+    assert!(
+        matches!(&err, CxoneError::Invalid { status: Some(400), detail } if detail.contains("timestamp must be a datetime")),
+        "{err}"
+    );
+
+    let s = simulator("incontact").await;
+    let mut ten = order_update("c");
+    ten.data
+        .extend((0..3).map(|i| (format!("extra{i}"), json!(i))));
+    let err = s.client(Unlimited).signal(&ten).await.unwrap_err();
+    assert_eq!(
+        err,
+        CxoneError::Invalid {
+            status: None,
+            detail: "a platform signal carries at most 9 parameters (p1-p9), not 10".into()
+        }
+    );
+    assert_eq!(s.count("/signal").await, 0, "nothing was sent");
+}
+
+async fn table() -> (aws_sdk_dynamodb::Client, String) {
+    let client = aws_sdk_dynamodb::Client::new(&sdk().await);
+    let name = unique("cxone-");
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (client, name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_callers_in_four_instances_make_one_token_request() {
+    for profile in PROFILES {
+        let s = simulator(profile).await;
+        let (dynamodb, table) = table().await;
+        let instances: Vec<Arc<_>> = (0..4)
+            .map(|_| {
+                let store =
+                    DynamoDbTokenStore::new(dynamodb.clone(), table.clone(), &s.config.tenant);
+                Arc::new(HttpCxoneClient::new(
+                    s.http.clone(),
+                    s.config.clone(),
+                    s.tokens(store),
+                    Unlimited,
+                ))
+            })
+            .collect();
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let client = instances[i % 4].clone();
+            calls.spawn(async move { client.signal(&order_update(&format!("contact-{i}"))).await });
+        }
+        for result in calls.join_all().await {
+            result.unwrap();
+        }
+        assert_eq!(
+            s.count(token_path(profile)).await,
+            1,
+            "{profile}: exactly one token request"
+        );
+        assert_eq!(s.count(signal_path(profile)).await, 50);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_five_second_token_is_refreshed_before_it_expires() {
+    let s = simulator("documented").await;
+    s.config(json!({"tokenTtl": 5})).await;
+    let client = s.client(Unlimited);
+    let until = std::time::Instant::now() + Duration::from_secs(8);
+    let mut calls = 0;
+    while std::time::Instant::now() < until {
+        client.signal(&order_update("c")).await.unwrap();
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let journal = s.journal().await;
+    assert!(
+        journal.iter().all(|e| e["status"] != 401),
+        "no call met a 401"
+    );
+    assert!(
+        s.count("/api/v2/oauth/token").await >= 3,
+        "refreshed at half-life over 8 s"
+    );
+    assert_eq!(s.count("/api/v2/signals/order-update").await, calls);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rate_budget_holds_every_second_and_every_call_arrives() {
+    let s = simulator("documented").await;
+    let (dynamodb, table) = table().await;
+    let budget = || DynamoDbRateBudget::new(dynamodb.clone(), table.clone(), &s.config.tenant, 20);
+    // Two instances share the budget, as Lambda instances would.
+    let clients = [Arc::new(s.client(budget())), Arc::new(s.client(budget()))];
+    let attributes: Arc<Map<String, Value>> =
+        Arc::new(serde_json::from_value(json!({"n": 1})).unwrap());
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let client = clients[i % 2].clone();
+        let attributes = attributes.clone();
+        calls.spawn(async move {
+            // Deferred work is retried after the wait the budget names: nothing is dropped.
+            loop {
+                match client.update_context(&format!("i-{i}"), &attributes).await {
+                    Ok(()) => return,
+                    Err(CxoneError::RateLimited {
+                        retry_after,
+                        local: true,
+                    }) => {
+                        tokio::time::sleep(retry_after.unwrap_or(Duration::from_millis(50))).await;
+                    }
+                    Err(other) => panic!("call {i}: {other}"),
+                }
+            }
+        });
+    }
+    calls.join_all().await;
+    let mut arrivals: Vec<i64> = s
+        .journal()
+        .await
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().ends_with("/context"))
+        .map(|e| e["receivedAt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(arrivals.len(), 300, "every call arrived");
+    arrivals.sort_unstable();
+    let busiest = arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, start)| {
+            arrivals[i..]
+                .iter()
+                .take_while(|t| **t < start + 1000)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(busiest <= 20, "{busiest} calls in one second");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stack_runs_against_the_real_platform_profile_of_the_simulator() {
+    let mut opts = cxbridge_e2e::options();
+    opts.profile = "incontact".into();
+    let stack = cxbridge_e2e::start(opts).await;
+    let health = reqwest::get(format!("{}/health", stack.gateway_url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let state = stack.state();
+    assert_eq!(state["profile"], "incontact");
+    assert_eq!(state["cxone"], stack.cxone_url.as_str());
+
+    let discovery: Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        stack.cxone_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        discovery["token_endpoint"],
+        format!("{}/auth/token", stack.cxone_url)
+    );
+    let documented = reqwest::Client::new()
+        .post(format!("{}/api/v2/oauth/token", stack.cxone_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        documented.status(),
+        404,
+        "the documented API is not part of the platform profile"
+    );
+
+    // The simulator's webhook emission goes through the gateway to the receiver.
+    let sent: Value = reqwest::Client::new()
+        .post(format!("{}/_sim/webhooks", stack.cxone_url))
+        .json(&json!({"channel": "chat", "count": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<u64> = sent["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [202, 202]);
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    assert_eq!(
+        cxbridge_e2e::receive_all(&sqs, &stack.resources.queues["events"].url)
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_journal_faults_config_and_reset_work_as_documented() {
+    let s = simulator("documented").await;
+    let http = reqwest::Client::new();
+    let bad = http
+        .post(format!("{}/_sim/faults", s.sim.url))
+        .json(&json!({"match": "everything", "status": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let config: Value = http
+        .post(format!("{}/_sim/config", s.sim.url))
+        .json(&json!({"tokenTtl": 42, "callbackDelayMs": 10, "callbackStatus": "failed"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config,
+        json!({"tokenTtl": 42, "callbackDelayMs": 10, "callbackStatus": "failed"})
+    );
+    s.fault(json!({"match": "any", "status": 503, "times": 1}))
+        .await;
+    let err = s
+        .client(Unlimited)
+        .signal(&order_update("c"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CxoneError::Unavailable(_)), "{err}");
+    let journal = s.journal().await;
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0]["status"], 503);
+    assert_eq!(journal[0]["method"], "POST");
+    assert!(journal[0]["receivedAt"].as_i64().unwrap() > 0);
+    // An unknown token is refused.
+    let refused = http
+        .post(format!("{}/api/v2/signals/order-update", s.sim.url))
+        .bearer_auth("made-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let reset = http
+        .post(format!("{}/_sim/reset", s.sim.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    assert!(s.journal().await.is_empty());
+}
