@@ -683,3 +683,21 @@ async fn the_simulator_journal_faults_config_and_reset_work_as_documented() {
     assert_eq!(reset.status(), 200);
     assert!(s.journal().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn context_updates_report_errors_the_same_way_in_both_profiles() {
+    for profile in PROFILES {
+        let s = simulator(profile).await;
+        let client = s.client(Unlimited);
+        let attributes: Map<String, Value> = serde_json::from_value(json!({"intent": "billing"})).unwrap();
+        let err = client.update_context("unknown-interaction", &attributes).await.unwrap_err();
+        assert!(matches!(err, CxoneError::NotFound(_)), "{profile}: {err}");
+        let matches = if profile == "documented" { "context" } else { "signal" };
+        s.fault(json!({"match": matches, "status": 429, "retryAfter": 3})).await;
+        let err = client.update_context("i-1", &attributes).await.unwrap_err();
+        assert_eq!(err, CxoneError::RateLimited { retry_after: Some(Duration::from_secs(3)), local: false }, "{profile}");
+        s.fault(json!({"match": matches, "status": 401})).await;
+        client.update_context("i-1", &attributes).await.unwrap();
+        assert_eq!(s.count(token_path(profile)).await, 2, "{profile}: the refused token was replaced");
+    }
+}
