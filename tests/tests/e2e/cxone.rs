@@ -689,15 +689,67 @@ async fn context_updates_report_errors_the_same_way_in_both_profiles() {
     for profile in PROFILES {
         let s = simulator(profile).await;
         let client = s.client(Unlimited);
-        let attributes: Map<String, Value> = serde_json::from_value(json!({"intent": "billing"})).unwrap();
-        let err = client.update_context("unknown-interaction", &attributes).await.unwrap_err();
+        let attributes: Map<String, Value> =
+            serde_json::from_value(json!({"intent": "billing"})).unwrap();
+        let err = client
+            .update_context("unknown-interaction", &attributes)
+            .await
+            .unwrap_err();
         assert!(matches!(err, CxoneError::NotFound(_)), "{profile}: {err}");
-        let matches = if profile == "documented" { "context" } else { "signal" };
-        s.fault(json!({"match": matches, "status": 429, "retryAfter": 3})).await;
+        let matches = if profile == "documented" {
+            "context"
+        } else {
+            "signal"
+        };
+        s.fault(json!({"match": matches, "status": 429, "retryAfter": 3}))
+            .await;
         let err = client.update_context("i-1", &attributes).await.unwrap_err();
-        assert_eq!(err, CxoneError::RateLimited { retry_after: Some(Duration::from_secs(3)), local: false }, "{profile}");
+        assert_eq!(
+            err,
+            CxoneError::RateLimited {
+                retry_after: Some(Duration::from_secs(3)),
+                local: false
+            },
+            "{profile}"
+        );
         s.fault(json!({"match": matches, "status": 401})).await;
         client.update_context("i-1", &attributes).await.unwrap();
-        assert_eq!(s.count(token_path(profile)).await, 2, "{profile}: the refused token was replaced");
+        assert_eq!(
+            s.count(token_path(profile)).await,
+            2,
+            "{profile}: the refused token was replaced"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_platform_signal_too_long_for_a_url_is_refused_or_sent_as_json_when_configured() {
+    let s = simulator("incontact").await;
+    let mut long = order_update("contact-1");
+    long.data[0].1 = json!("x".repeat(3000));
+    let err = s.client(Unlimited).signal(&long).await.unwrap_err();
+    assert!(
+        matches!(&err, CxoneError::Invalid { status: None, detail } if detail.contains("json-fallback")),
+        "{err}"
+    );
+    assert_eq!(s.count("/signal").await, 0);
+
+    let mut config = (*s.config).clone();
+    config.signal_body = SignalBody::JsonFallback;
+    let config = Arc::new(config);
+    let tokens = SharedTokenSource::new(
+        TokenFetcher::new(s.http.clone(), config.clone(), s.credentials.clone()),
+        NoSharing,
+    );
+    let client = HttpCxoneClient::new(s.http.clone(), config, tokens, Unlimited);
+    client.signal(&long).await.unwrap();
+    let journal = s.journal().await;
+    let sent = journal
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("/signal"))
+        .unwrap();
+    assert_eq!(sent["query"], "");
+    let body: Value = serde_json::from_str(sent["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["p1"].as_str().unwrap().len(), 3000);
+    assert_eq!(body["p7"], "LS1 4AP");
 }
