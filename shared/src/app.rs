@@ -13,6 +13,8 @@ pub enum InitError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error("CXone client: {0}")]
+    Cxone(#[from] crate::cxone::CxoneError),
 }
 
 /// Configuration, AWS clients and the secret source: what all five functions need.
@@ -40,6 +42,53 @@ impl Base {
             config,
             aws,
             secrets,
+        })
+    }
+}
+
+/// The dispatcher as deployed: the CXone client for the configured profile (shared token
+/// and budget in the table), execution records in the table, jobs on the jobs queue.
+pub type LiveDispatcher = crate::signals::Dispatcher<
+    crate::cxone::HttpCxoneClient<
+        crate::cxone::token::SharedTokenSource<crate::cxone::token::DynamoDbTokenStore>,
+        crate::cxone::rate::DynamoDbRateBudget,
+    >,
+    crate::signals::store::DynamoDbExecutionStore,
+    crate::queue::SqsMessageQueue,
+>;
+
+impl Base {
+    /// Builds the signal dispatcher from this function's configuration.
+    pub async fn dispatcher(&self) -> Result<LiveDispatcher, InitError> {
+        use crate::cxone::{
+            CxoneConfig, HttpCxoneClient, client::http_client, rate::DynamoDbRateBudget, token,
+        };
+        let cxone = Arc::new(CxoneConfig::from_env()?);
+        let definitions = crate::signals::definitions::from_env(cxone.profile)?;
+        let credentials = self.secrets.current().await?.cxone.clone();
+        let http = http_client(&cxone)?;
+        let table = self.config.table.clone();
+        let tokens = token::SharedTokenSource::new(
+            token::TokenFetcher::new(http.clone(), cxone.clone(), credentials),
+            token::DynamoDbTokenStore::new(self.aws.dynamodb.clone(), table.clone(), &cxone.tenant),
+        );
+        let budget = DynamoDbRateBudget::new(
+            self.aws.dynamodb.clone(),
+            table.clone(),
+            &cxone.tenant,
+            cxone.rate_per_second,
+        );
+        Ok(crate::signals::Dispatcher {
+            definitions,
+            profile: cxone.profile,
+            cxone: HttpCxoneClient::new(http, cxone.clone(), tokens, budget),
+            store: crate::signals::store::DynamoDbExecutionStore::new(
+                self.aws.dynamodb.clone(),
+                table,
+            ),
+            queue: crate::queue::SqsMessageQueue::new(self.aws.sqs.clone()),
+            jobs_queue_url: self.config.jobs_queue_url.clone(),
+            deadline: self.config.execution_deadline,
         })
     }
 }

@@ -19,6 +19,8 @@ pub mod vars {
     pub const SIGNATURE_TOLERANCE_SECS: &str = "CXBRIDGE_SIGNATURE_TOLERANCE_SECS";
     pub const IDEMPOTENCY_TTL_SECS: &str = "CXBRIDGE_IDEMPOTENCY_TTL_SECS";
     pub const SECRET_REFRESH_MIN_SECS: &str = "CXBRIDGE_SECRET_REFRESH_MIN_SECS";
+    pub const EXECUTION_DEADLINE_SECS: &str = "CXBRIDGE_EXECUTION_DEADLINE_SECS";
+    pub const CALLBACK_AUTH: &str = "CXBRIDGE_CALLBACK_AUTH";
 
     /// Every variable a deployed function is given.
     pub const ALL: &[&str] = &[
@@ -37,6 +39,17 @@ const MAX_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(3600);
 const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 const MAX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 const DEFAULT_SECRET_REFRESH_MIN: Duration = Duration::from_secs(5);
+const DEFAULT_EXECUTION_DEADLINE: Duration = Duration::from_secs(300);
+const MAX_EXECUTION_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
+/// How Studio's completion callbacks prove where they come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackAuth {
+    /// `X-Callback-Timestamp` and `X-Callback-Signature-256`, as webhooks are signed.
+    Hmac,
+    /// `X-Callback-Token`, for Studio's REST action, which cannot compute an HMAC.
+    Token,
+}
 const MAX_SECRET_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Configuration shared by every function.
@@ -62,6 +75,9 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     /// Least time between two forced secret reads after failed verifications.
     pub secret_refresh_min_interval: Duration,
+    /// How long after dispatch an execution may wait for its callback.
+    pub execution_deadline: Duration,
+    pub callback_auth: CallbackAuth,
 }
 
 /// Why configuration could not be read. Always names the variable.
@@ -108,6 +124,20 @@ impl Config {
             secret_refresh_min_interval: env
                 .seconds(vars::SECRET_REFRESH_MIN_SECS, MAX_SECRET_CACHE_TTL)?
                 .unwrap_or(DEFAULT_SECRET_REFRESH_MIN),
+            execution_deadline: env
+                .seconds(vars::EXECUTION_DEADLINE_SECS, MAX_EXECUTION_DEADLINE)?
+                .unwrap_or(DEFAULT_EXECUTION_DEADLINE),
+            callback_auth: match env.optional(vars::CALLBACK_AUTH)?.as_deref() {
+                None | Some("hmac") => CallbackAuth::Hmac,
+                Some("token") => CallbackAuth::Token,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        var: vars::CALLBACK_AUTH,
+                        value: other.to_owned(),
+                        reason: "expected hmac or token".into(),
+                    });
+                }
+            },
         })
     }
 }

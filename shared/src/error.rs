@@ -22,6 +22,12 @@ pub enum ErrorCode {
     Replayed,
     InProgress,
     IdempotencyKeyReused,
+    InvalidPayload,
+    SignalNotFound,
+    ExecutionNotFound,
+    CxoneRejected,
+    CxoneNotFound,
+    CxoneRefused,
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -48,6 +54,12 @@ impl ErrorCode {
             Self::Replayed => "replayed",
             Self::InProgress => "in_progress",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::InvalidPayload => "invalid_payload",
+            Self::SignalNotFound => "signal_not_found",
+            Self::ExecutionNotFound => "execution_not_found",
+            Self::CxoneRejected => "cxone_rejected",
+            Self::CxoneNotFound => "cxone_not_found",
+            Self::CxoneRefused => "cxone_refused",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -71,7 +83,12 @@ impl ErrorCode {
             | Self::TimestampInFuture
             | Self::SignatureMismatch => StatusCode::UNAUTHORIZED,
             Self::Replayed | Self::InProgress | Self::IdempotencyKeyReused => StatusCode::CONFLICT,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound
+            | Self::SignalNotFound
+            | Self::ExecutionNotFound
+            | Self::CxoneNotFound => StatusCode::NOT_FOUND,
+            Self::InvalidPayload | Self::CxoneRejected => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CxoneRefused => StatusCode::FAILED_DEPENDENCY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -110,6 +127,8 @@ type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Extra members of the error object, such as `fields` for `invalid_payload`.
+    pub details: Option<(&'static str, serde_json::Value)>,
     cause: Option<Cause>,
 }
 
@@ -118,8 +137,15 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            details: None,
             cause: None,
         }
+    }
+
+    /// Adds a member to the error object (`{"error": {"code", "message", name: value}}`).
+    pub fn with_detail(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.details = Some((name, value));
+        self
     }
 
     /// Attaches the internal cause, which is logged but never sent.
@@ -159,7 +185,12 @@ impl ApiError {
 
     /// The stable JSON body.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}})
+        let mut body =
+            serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        if let Some((name, value)) = &self.details {
+            body["error"][*name] = value.clone();
+        }
+        body
     }
 }
 

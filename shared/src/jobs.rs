@@ -9,6 +9,8 @@ use serde_json::Value;
 pub enum JobKind {
     Signal,
     Context,
+    /// Check, after its deadline, an execution whose completion callback has not come.
+    Reconcile,
 }
 
 /// `{"id","kind","correlationId","attempt","firstAttemptAt","payload","lastError"}`.

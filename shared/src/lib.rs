@@ -4,6 +4,7 @@
 //! once at cold start, and `handler.rs` holds route logic written against the ports here.
 
 pub mod app;
+pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod probe;
 pub mod queue;
 pub mod runtime;
 pub mod secrets;
+pub mod signals;
 pub mod telemetry;
 pub mod webhook;
 

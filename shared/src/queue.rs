@@ -15,6 +15,8 @@ pub struct OutboundMessage {
     pub dedup_id: String,
     /// Message group, used on FIFO queues.
     pub group_id: String,
+    /// Seconds before the message becomes visible (at most 900).
+    pub delay_seconds: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,9 @@ impl MessageQueue for SqsMessageQueue {
                         .map_err(|e| fail(e.to_string()))?;
                     entry = entry.message_attributes(name, attribute);
                 }
+                if let Some(delay) = m.delay_seconds {
+                    entry = entry.delay_seconds(delay.clamp(0, 900));
+                }
                 if fifo {
                     entry = entry
                         .message_group_id(&m.group_id)
@@ -143,6 +148,7 @@ mod tests {
             attributes: Vec::new(),
             dedup_id: String::new(),
             group_id: String::new(),
+            delay_seconds: None,
         }
     }
 

@@ -75,6 +75,35 @@ impl<T: SecretSource> SecretSource for Arc<T> {
     }
 }
 
+/// Allows a forced secret read at most once per interval, so that a flood of bad
+/// signatures cannot hammer Secrets Manager.
+#[derive(Debug)]
+pub struct RefreshGate {
+    interval: Duration,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl RefreshGate {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Whether a forced read may happen now; if so, it counts as done.
+    pub fn allow(&self) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return false;
+        };
+        if last.is_some_and(|at| at.elapsed() < self.interval) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
 /// Parses the secret document without letting a parser message quote secret values.
 pub fn parse_secrets(id: &str, text: &str) -> Result<Secrets, SecretError> {
     serde_json::from_str(text).map_err(|e| SecretError::Malformed {

@@ -1,9 +1,10 @@
-//! signal-dispatcher: Validates and dispatches CXone Studio signals, and reports executions.
+//! signal-dispatcher: validates, de-duplicates and dispatches Studio signals, and reports
+//! executions.
 
 mod handler;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), cxbridge::runtime::Error> {
-    let app = cxbridge::runtime::init(cxbridge::Base::init()).await?;
-    cxbridge::runtime::run_http(app, app.config.probe, handler::handle).await
+    let app = cxbridge::runtime::init(handler::App::init()).await?;
+    cxbridge::runtime::run_http(app, app.base.config.probe, handler::handle).await
 }

@@ -25,6 +25,8 @@ pub struct SignalRequest {
     /// Variables in declaration order: the order becomes `p1`…`p9` on the platform.
     pub data: Vec<(String, Value)>,
     pub metadata: Value,
+    /// Sent as the `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
 }
 
 /// CXone accepted a signal.
@@ -129,6 +131,15 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
         &self,
         build: impl Fn(&str) -> Result<Call, CxoneError>,
     ) -> Result<Vec<u8>, CxoneError> {
+        self.send_with(None, build).await
+    }
+
+    /// [`Self::send`], with an `Idempotency-Key` header.
+    async fn send_with(
+        &self,
+        idempotency_key: Option<&str>,
+        build: impl Fn(&str) -> Result<Call, CxoneError>,
+    ) -> Result<Vec<u8>, CxoneError> {
         for attempt in 0..2 {
             if let Err(wait) = self.budget.acquire().await {
                 return Err(CxoneError::RateLimited {
@@ -140,6 +151,10 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
             let request = match build(&self.base(&token)?)? {
                 Call::Json { url, body } => self.http.post(url).json_body(&body),
                 Call::Empty { url } => self.http.post(url).header("content-length", "0"),
+            };
+            let request = match idempotency_key {
+                Some(key) => request.header("idempotency-key", key),
+                None => request,
             };
             let response = request
                 .header("accept", "application/json")
@@ -204,6 +219,7 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
         &self,
         contact_id: &str,
         parameters: &[String],
+        idempotency_key: Option<&str>,
     ) -> Result<(), CxoneError> {
         if parameters.len() > MAX_SIGNAL_PARAMETERS {
             return Err(CxoneError::Invalid {
@@ -220,7 +236,7 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
             segment(contact_id)
         );
         let fallback = self.config.signal_body == SignalBody::JsonFallback;
-        self.send(|base| {
+        self.send_with(idempotency_key, |base| {
             let mut with_query = url(base, &path)?;
             {
                 let mut query = with_query.query_pairs_mut();
@@ -271,7 +287,7 @@ impl<T: TokenSource, R: RateBudget> CxoneSignals for HttpCxoneClient<T, R> {
                 let data: Map<String, Value> = request.data.iter().cloned().collect();
                 let body = json!({"data": data, "metadata": request.metadata});
                 let answer = self
-                    .send(|base| {
+                    .send_with(request.idempotency_key.as_deref(), |base| {
                         Ok(Call::Json {
                             url: url(base, &path)?,
                             body: body.clone(),
@@ -302,7 +318,8 @@ impl<T: TokenSource, R: RateBudget> CxoneSignals for HttpCxoneClient<T, R> {
                     })?;
                 let parameters: Vec<String> =
                     request.data.iter().map(|(_, v)| parameter(v)).collect();
-                self.platform_signal(contact, &parameters).await?;
+                self.platform_signal(contact, &parameters, request.idempotency_key.as_deref())
+                    .await?;
                 Ok(SignalAccepted {
                     signal_execution_id: None,
                 })
@@ -338,7 +355,8 @@ impl<T: TokenSource, R: RateBudget> ContextSink for HttpCxoneClient<T, R> {
                     CONTEXT_ACTION.to_owned(),
                     Value::Object(attributes.clone()).to_string(),
                 ];
-                self.platform_signal(interaction_id, &parameters).await
+                self.platform_signal(interaction_id, &parameters, None)
+                    .await
             }
         }
     }

@@ -205,6 +205,7 @@ fn plan(
             .collect(),
             dedup_id: short_id(&format!("{delivery_id}:{index}")),
             group_id: short_id(&group),
+            delay_seconds: None,
         };
         match by_queue.iter_mut().find(|(q, _)| *q == queue) {
             Some((_, list)) => list.push(message),

@@ -151,6 +151,7 @@ fn order_update(contact: &str) -> SignalRequest {
             ("address.zip".into(), json!("LS1 4AP")),
         ],
         metadata: json!({"correlationId": "corr-1", "sourceSystem": "test"}),
+        idempotency_key: Some("corr-1".into()),
     }
 }
 

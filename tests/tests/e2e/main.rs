@@ -7,5 +7,6 @@ mod gateway;
 mod health;
 mod lifecycle;
 mod scaling;
+mod signals;
 mod sqs;
 mod webhooks;

@@ -1,0 +1,582 @@
+//! Studio signals (design §3.3, §3.4, §4): validate, de-duplicate and dispatch, queue what
+//! cannot go now, and follow each execution to its end.
+
+pub mod definitions;
+pub mod store;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::cxone::{CxoneError, CxoneSignals, Profile, SignalRequest};
+use crate::error::{ApiError, ErrorCode};
+use crate::jobs::{Job, JobKind};
+use crate::queue::{MessageQueue, OutboundMessage};
+use definitions::SignalDefinition;
+use store::{Created, ExecutionStore};
+
+/// Longest idempotency key accepted.
+const MAX_KEY_LEN: usize = 128;
+
+/// What a job run reports to the drainer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub retryable: bool,
+    pub reason: String,
+    pub retry_after: Option<Duration>,
+}
+
+pub struct Dispatcher<C, E, Q> {
+    pub definitions: BTreeMap<String, SignalDefinition>,
+    pub profile: Profile,
+    pub cxone: C,
+    pub store: E,
+    pub queue: Q,
+    pub jobs_queue_url: String,
+    /// How long after dispatch a missing callback counts as timed out.
+    pub deadline: Duration,
+}
+
+fn payload_hash(name: &str, data: &Value, metadata: &Value) -> String {
+    hex::encode(Sha256::digest(
+        json!({"signal": name, "data": data, "metadata": metadata})
+            .to_string()
+            .as_bytes(),
+    ))
+}
+
+fn field<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
+    dotted
+        .split('.')
+        .try_fold(root, |v, k| v.get(k))
+        .filter(|v| !v.is_null())
+}
+
+fn accept_key(key: &str) -> Result<String, ApiError> {
+    let key = key.trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the idempotency key must be 1 to {MAX_KEY_LEN} printable characters"),
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+fn store_down(e: crate::idempotency::StoreError) -> ApiError {
+    ApiError::new(
+        ErrorCode::DependencyUnavailable,
+        "the execution store is unavailable; retry later",
+    )
+    .with_cause(e)
+}
+
+/// How a permanent CXone failure reaches the caller.
+fn permanent(err: &CxoneError) -> ApiError {
+    let (code, what) = match err {
+        CxoneError::Invalid { .. } => (ErrorCode::CxoneRejected, "CXone rejected the signal"),
+        CxoneError::NotFound(_) => (
+            ErrorCode::CxoneNotFound,
+            "CXone does not know the signal target",
+        ),
+        _ => (ErrorCode::CxoneRefused, "CXone refused the signal"),
+    };
+    ApiError::new(code, format!("{what}: {err}"))
+}
+
+/// A validated signal, ready for CXone.
+struct Ready {
+    request: SignalRequest,
+    hash: String,
+}
+
+impl<C, E, Q> Dispatcher<C, E, Q>
+where
+    C: CxoneSignals,
+    E: ExecutionStore,
+    Q: MessageQueue,
+{
+    fn prepare(
+        &self,
+        name: &str,
+        key: &str,
+        data: &Value,
+        metadata: &Value,
+    ) -> Result<Ready, ApiError> {
+        let def = self.definitions.get(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::SignalNotFound,
+                format!("no signal named {name:?} is defined"),
+            )
+        })?;
+        let variables = match validate::validate(def, data) {
+            Ok(v) => v,
+            Err(fields) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidPayload,
+                    "the signal data does not match its definition",
+                )
+                .with_detail("fields", json!(fields)));
+            }
+        };
+        let request_root = json!({"data": data, "metadata": metadata});
+        let contact_id = match (self.profile, def.contact_id_path.as_deref()) {
+            (Profile::InContact, Some(path)) => {
+                match field(&request_root, path).and_then(|v| match v {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }) {
+                    Some(id) => Some(id),
+                    None => {
+                        return Err(ApiError::new(
+                            ErrorCode::InvalidPayload,
+                            "the signal needs a contact id",
+                        )
+                        .with_detail("fields", json!([{"field": path, "problem": "is missing"}])));
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut meta = metadata.as_object().cloned().unwrap_or_default();
+        meta.insert("correlationId".into(), json!(key));
+        meta.entry("sourceSystem")
+            .or_insert_with(|| json!("cxbridge"));
+        let data = match self.profile {
+            // On the platform the correlation id travels as p1.
+            Profile::InContact => std::iter::once(("correlationId".to_owned(), json!(key)))
+                .chain(variables)
+                .collect(),
+            Profile::Documented => variables,
+        };
+        Ok(Ready {
+            request: SignalRequest {
+                definition_id: def.definition_id.clone(),
+                contact_id,
+                data,
+                metadata: Value::Object(meta),
+                idempotency_key: Some(key.to_owned()),
+            },
+            hash: payload_hash(name, &json!(data_map(&request_root)), metadata),
+        })
+    }
+
+    /// `POST /signals/{name}`.
+    pub async fn submit(
+        &self,
+        name: &str,
+        idempotency_key: Option<&str>,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let parsed: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::MalformedBody,
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
+        let Some(object) = parsed.as_object() else {
+            return Err(ApiError::new(
+                ErrorCode::MalformedBody,
+                "the body must be a JSON object",
+            ));
+        };
+        let data = object.get("data").cloned().unwrap_or(Value::Null);
+        let metadata = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        if !metadata.is_object() {
+            return Err(
+                ApiError::new(ErrorCode::InvalidPayload, "metadata must be an object").with_detail(
+                    "fields",
+                    json!([{"field": "metadata", "problem": "must be an object"}]),
+                ),
+            );
+        }
+        let key = match idempotency_key
+            .or_else(|| metadata.get("correlationId").and_then(Value::as_str))
+        {
+            Some(k) => accept_key(k)?,
+            None => crate::ids::new_uuid(),
+        };
+        let ready = self.prepare(name, &key, &data, &metadata)?;
+
+        match self
+            .store
+            .create(&key, name, &ready.hash, now_ms)
+            .await
+            .map_err(store_down)?
+        {
+            Created::New => {}
+            Created::Existing(existing) => {
+                if existing.payload_hash != ready.hash || existing.signal != name {
+                    return Err(ApiError::new(
+                        ErrorCode::IdempotencyKeyReused,
+                        format!("the key {key} was already used for a different request"),
+                    ));
+                }
+                return match existing.response {
+                    Some(first) => Ok((StatusCode::OK, first)),
+                    None => Err(ApiError::new(
+                        ErrorCode::InProgress,
+                        format!("the request with key {key} is still being dispatched"),
+                    )),
+                };
+            }
+        }
+        self.dispatch(name, &key, ready.request, now_ms).await
+    }
+
+    /// Sends to CXone and records the outcome; shared by requests and jobs.
+    async fn dispatch(
+        &self,
+        name: &str,
+        key: &str,
+        request: SignalRequest,
+        now_ms: i64,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        match self.cxone.signal(&request).await {
+            Ok(accepted) => {
+                let mut answer = json!({"status": "dispatched", "correlationId": key});
+                if let Some(id) = &accepted.signal_execution_id {
+                    answer["signalExecutionId"] = json!(id);
+                }
+                if let Err(e) = self
+                    .store
+                    .dispatched(
+                        key,
+                        accepted.signal_execution_id.as_deref(),
+                        &answer,
+                        now_ms,
+                    )
+                    .await
+                {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not record the dispatch");
+                }
+                if let Err(e) = self.schedule_reconcile(key, now_ms).await {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not schedule the deadline check");
+                }
+                Ok((StatusCode::ACCEPTED, answer))
+            }
+            Err(err) if err.is_retryable() => {
+                let answer = json!({"status": "queued", "correlationId": key});
+                let job = Job {
+                    id: key.to_owned(),
+                    kind: JobKind::Signal,
+                    correlation_id: key.to_owned(),
+                    attempt: 1,
+                    first_attempt_at: crate::clock::rfc3339(now_ms),
+                    payload: json!({"signal": name, "request": request_json(&request)}),
+                    last_error: Some(err.to_string()),
+                };
+                let delay = err
+                    .retry_after()
+                    .map(|d| i32::try_from(d.as_secs()).unwrap_or(900));
+                if let Err(q) = self.enqueue(&job, delay).await {
+                    // Neither sent nor queued: the caller must retry, and its retry must work.
+                    if let Err(f) = self.store.forget(key).await {
+                        tracing::warn!(correlation_id = %key, error = %f, "could not forget the execution");
+                    }
+                    return Err(ApiError::new(
+                        ErrorCode::DependencyUnavailable,
+                        "CXone is unavailable and the job queue too; retry later",
+                    )
+                    .with_cause(q));
+                }
+                if let Err(e) = self
+                    .store
+                    .queued(key, &err.to_string(), &answer, now_ms)
+                    .await
+                {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not record the queued dispatch");
+                }
+                Ok((StatusCode::ACCEPTED, answer))
+            }
+            Err(err) => {
+                let api = permanent(&err);
+                if let Err(e) = self
+                    .store
+                    .failed(key, "failed", &err.to_string(), Some(&api.body()), now_ms)
+                    .await
+                {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not record the failure");
+                }
+                Err(api)
+            }
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        job: &Job,
+        delay_seconds: Option<i32>,
+    ) -> Result<(), crate::queue::QueueError> {
+        let message = OutboundMessage {
+            body: serde_json::to_string(job).unwrap_or_default(),
+            attributes: vec![(
+                "kind".into(),
+                format!("{:?}", job.kind).to_ascii_lowercase(),
+            )],
+            dedup_id: hex::encode(Sha256::digest(
+                format!("{}:{}:{}", job.id, job.kind as u8, job.attempt).as_bytes(),
+            )),
+            group_id: hex::encode(Sha256::digest(job.correlation_id.as_bytes())),
+            delay_seconds,
+        };
+        self.queue
+            .send_all(&self.jobs_queue_url, std::slice::from_ref(&message))
+            .await
+    }
+
+    async fn schedule_reconcile(
+        &self,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<(), crate::queue::QueueError> {
+        let job = Job {
+            id: format!("{key}:reconcile"),
+            kind: JobKind::Reconcile,
+            correlation_id: key.to_owned(),
+            attempt: 0,
+            first_attempt_at: crate::clock::rfc3339(now_ms),
+            payload: json!({"dispatchedAt": now_ms}),
+            last_error: None,
+        };
+        let delay = i32::try_from(self.deadline.as_secs().min(900)).unwrap_or(900);
+        self.enqueue(&job, Some(delay)).await
+    }
+
+    /// Runs a `signal` job: from a queued request, or from webhook routing.
+    pub async fn run_signal_job(&self, job: &Job, now_ms: i64) -> Result<(), JobFailure> {
+        let key = job.correlation_id.as_str();
+        let name = job
+            .payload
+            .get("signal")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let request = match job.payload.get("request").map(request_from_json) {
+            Some(Some(request)) => request,
+            // A job from webhook routing carries data to validate, like a request would.
+            _ => {
+                let data = job.payload.get("data").cloned().unwrap_or(Value::Null);
+                let metadata = job
+                    .payload
+                    .get("metadata")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                match self.prepare(name, key, &data, &metadata) {
+                    Ok(ready) => {
+                        if let Err(e) = self.store.create(key, name, &ready.hash, now_ms).await {
+                            return Err(JobFailure {
+                                retryable: true,
+                                reason: e.to_string(),
+                                retry_after: None,
+                            });
+                        }
+                        ready.request
+                    }
+                    Err(e) => {
+                        let reason = format!("{}: {}", e.code, e.body()["error"]);
+                        return Err(JobFailure {
+                            retryable: false,
+                            reason,
+                            retry_after: None,
+                        });
+                    }
+                }
+            }
+        };
+        match self.store.get(key).await {
+            Ok(Some(existing)) if existing.status != "pending" => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(JobFailure {
+                    retryable: true,
+                    reason: e.to_string(),
+                    retry_after: None,
+                });
+            }
+        }
+        match self.cxone.signal(&request).await {
+            Ok(accepted) => {
+                let answer = json!({"status": "dispatched", "correlationId": key, "signalExecutionId": accepted.signal_execution_id});
+                if let Err(e) = self
+                    .store
+                    .dispatched(
+                        key,
+                        accepted.signal_execution_id.as_deref(),
+                        &answer,
+                        now_ms,
+                    )
+                    .await
+                {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not record the dispatch");
+                }
+                if let Err(e) = self.schedule_reconcile(key, now_ms).await {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not schedule the deadline check");
+                }
+                Ok(())
+            }
+            Err(err) if err.is_retryable() => {
+                if let Err(e) = self
+                    .store
+                    .queued(
+                        key,
+                        &err.to_string(),
+                        &json!({"status": "queued", "correlationId": key}),
+                        now_ms,
+                    )
+                    .await
+                {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not record the retry");
+                }
+                Err(JobFailure {
+                    retryable: true,
+                    reason: err.to_string(),
+                    retry_after: err.retry_after(),
+                })
+            }
+            Err(err) => {
+                if let Err(e) = self
+                    .store
+                    .failed(key, "failed", &err.to_string(), None, now_ms)
+                    .await
+                {
+                    tracing::warn!(correlation_id = %key, error = %e, "could not record the failure");
+                }
+                Err(JobFailure {
+                    retryable: false,
+                    reason: err.to_string(),
+                    retry_after: None,
+                })
+            }
+        }
+    }
+
+    /// Runs a `reconcile` job: an execution still `dispatched` after its deadline ends
+    /// `timed_out` (the platform keeps no execution history to ask).
+    pub async fn reconcile(&self, job: &Job, now_ms: i64) -> Result<(), JobFailure> {
+        let key = job.correlation_id.as_str();
+        let dispatched_at = job
+            .payload
+            .get("dispatchedAt")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let due = dispatched_at + i64::try_from(self.deadline.as_millis()).unwrap_or(0);
+        if now_ms < due {
+            // SQS delays top out at 15 minutes: come back later.
+            let wait = Duration::from_millis(u64::try_from(due - now_ms).unwrap_or(0));
+            return Err(JobFailure {
+                retryable: true,
+                reason: "the deadline has not passed yet".into(),
+                retry_after: Some(wait),
+            });
+        }
+        match self.store.timed_out(key, now_ms).await {
+            Ok(true) => {
+                tracing::warn!(correlation_id = %key, "no completion callback before the deadline: timed_out");
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(JobFailure {
+                retryable: true,
+                reason: e.to_string(),
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+fn data_map(root: &Value) -> Value {
+    root.get("data").cloned().unwrap_or(Value::Null)
+}
+
+fn request_json(r: &SignalRequest) -> Value {
+    json!({
+        "definitionId": r.definition_id,
+        "contactId": r.contact_id,
+        "data": r.data.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "metadata": r.metadata,
+        "idempotencyKey": r.idempotency_key,
+    })
+}
+
+fn request_from_json(v: &Value) -> Option<SignalRequest> {
+    let data = v
+        .get("data")?
+        .as_array()?
+        .iter()
+        .map(|pair| Some((pair.get(0)?.as_str()?.to_owned(), pair.get(1)?.clone())))
+        .collect::<Option<Vec<_>>>()?;
+    Some(SignalRequest {
+        definition_id: v.get("definitionId")?.as_str()?.to_owned(),
+        contact_id: v
+            .get("contactId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        data,
+        metadata: v.get("metadata").cloned().unwrap_or(Value::Null),
+        idempotency_key: v
+            .get("idempotencyKey")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// The body of a completion callback (design §3.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Callback {
+    pub correlation_id: String,
+    pub signal_execution_id: Option<String>,
+    pub status: String,
+    pub outputs: Value,
+    pub error: Option<String>,
+}
+
+/// Parses a callback body, listing what is wrong.
+pub fn parse_callback(body: &[u8]) -> Result<Callback, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedBody,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let mut problems = Vec::new();
+    let correlation_id = value
+        .get("correlationId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    if correlation_id.is_none() {
+        problems.push(json!({"field": "correlationId", "problem": "is missing"}));
+    }
+    let status = value.get("status").and_then(Value::as_str);
+    if !matches!(status, Some("completed" | "failed")) {
+        problems.push(json!({"field": "status", "problem": "must be completed or failed"}));
+    }
+    let outputs = value.get("outputs").cloned().unwrap_or_else(|| json!({}));
+    if !outputs.is_object() {
+        problems.push(json!({"field": "outputs", "problem": "must be an object"}));
+    }
+    if !problems.is_empty() {
+        return Err(
+            ApiError::new(ErrorCode::BadRequest, "the callback is not valid")
+                .with_detail("fields", json!(problems)),
+        );
+    }
+    Ok(Callback {
+        correlation_id: correlation_id.unwrap_or_default().to_owned(),
+        signal_execution_id: value
+            .get("signalExecutionId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        status: status.unwrap_or_default().to_owned(),
+        outputs,
+        error: value.get("error").map(|e| match e {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+    })
+}

@@ -1,0 +1,426 @@
+//! Execution records (`exec#{correlationId}`, design §3.3 and §5): idempotency for signal
+//! requests and the state of each execution, which only ever moves forward.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use serde_json::{Value, json};
+
+use crate::idempotency::StoreError;
+
+/// An execution as `GET /executions/{correlationId}` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    pub correlation_id: String,
+    pub signal: String,
+    pub status: String,
+    pub attempts: u32,
+    pub signal_execution_id: Option<String>,
+    pub outputs: Value,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub payload_hash: String,
+    /// The first answer, for duplicates.
+    pub response: Option<Value>,
+}
+
+impl Execution {
+    pub fn view(&self) -> Value {
+        json!({
+            "correlationId": self.correlation_id,
+            "signal": self.signal,
+            "status": self.status,
+            "attempts": self.attempts,
+            "signalExecutionId": self.signal_execution_id,
+            "outputs": self.outputs,
+            "lastError": self.last_error,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New,
+    Existing(Box<Execution>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Recorded,
+    /// The execution had already ended: nothing moves backwards.
+    Duplicate,
+    NotFound,
+}
+
+/// Port: execution records.
+pub trait ExecutionStore: Send + Sync {
+    fn create(
+        &self,
+        id: &str,
+        signal: &str,
+        payload_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
+    /// `pending` → `dispatched`, with CXone's execution id and the answer given.
+    fn dispatched(
+        &self,
+        id: &str,
+        signal_execution_id: Option<&str>,
+        response: &Value,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stays `pending`: the work is queued as a job.
+    fn queued(
+        &self,
+        id: &str,
+        error: &str,
+        response: &Value,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// `pending`/`dispatched` → `failed` or `dead_lettered`.
+    fn failed(
+        &self,
+        id: &str,
+        status: &str,
+        error: &str,
+        response: Option<&Value>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn callback(
+        &self,
+        id: &str,
+        status: &str,
+        outputs: &Value,
+        error: Option<&str>,
+        signal_execution_id: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<CallbackOutcome, StoreError>> + Send;
+    /// `dispatched` → `timed_out`; false if it had moved on.
+    fn timed_out(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets a record whose request could not be accepted at all.
+    fn forget(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// How long execution records are kept.
+pub const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbExecutionStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbExecutionStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+fn key(id: &str) -> AttributeValue {
+    AttributeValue::S(format!("exec#{id}"))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn err<E: std::error::Error + Send + Sync + 'static>(
+    e: aws_sdk_dynamodb::error::SdkError<E>,
+) -> StoreError {
+    StoreError(DisplayErrorContext(&e).to_string())
+}
+
+fn parse(item: &HashMap<String, AttributeValue>, now_ms: i64) -> Option<Execution> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let num = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    // Lazy TTL: an expired record is absent.
+    if num("expiresAt").is_some_and(|e| e < now_ms / 1000) {
+        return None;
+    }
+    let pk = text("pk")?;
+    Some(Execution {
+        correlation_id: pk.strip_prefix("exec#").unwrap_or(&pk).to_owned(),
+        signal: text("signal").unwrap_or_default(),
+        status: text("status").unwrap_or_default(),
+        attempts: u32::try_from(num("attempts").unwrap_or(0)).unwrap_or(0),
+        signal_execution_id: text("signalExecutionId"),
+        outputs: text("outputs")
+            .and_then(|o| serde_json::from_str(&o).ok())
+            .unwrap_or(Value::Null),
+        last_error: text("lastError"),
+        created_at: text("createdAt").unwrap_or_default(),
+        updated_at: text("updatedAt").unwrap_or_default(),
+        payload_hash: text("payloadHash").unwrap_or_default(),
+        response: text("response").and_then(|r| serde_json::from_str(&r).ok()),
+    })
+}
+
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+impl ExecutionStore for DynamoDbExecutionStore {
+    async fn create(
+        &self,
+        id: &str,
+        signal: &str,
+        payload_hash: &str,
+        now_ms: i64,
+    ) -> Result<Created, StoreError> {
+        let now = crate::clock::rfc3339(now_ms);
+        let expires = now_ms / 1000 + i64::try_from(RECORD_TTL.as_secs()).unwrap_or(0);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", key(id))
+            .item("signal", s(signal))
+            .item("status", s("pending"))
+            .item("attempts", n(0))
+            .item("payloadHash", s(payload_hash))
+            .item("outputs", s("{}"))
+            .item("createdAt", s(now.clone()))
+            .item("updatedAt", s(now))
+            .item("expiresAt", n(expires))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+            .expression_attribute_values(":now", n(now_ms / 1000))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::New),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    let item = c.item.clone().unwrap_or_default();
+                    parse(&item, now_ms).map(|e| Created::Existing(Box::new(e))).ok_or_else(|| StoreError("the existing record is unreadable".into()))
+                }
+                _ => Err(err(e)),
+            },
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| parse(i, crate::clock::now_ms())))
+    }
+
+    async fn dispatched(
+        &self,
+        id: &str,
+        signal_execution_id: Option<&str>,
+        response: &Value,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression(if signal_execution_id.is_some() {
+                "SET #s = :dispatched, attempts = attempts + :one, updatedAt = :u, dispatchedAt = :at, #r = if_not_exists(#r, :r), signalExecutionId = :x REMOVE lastError"
+            } else {
+                "SET #s = :dispatched, attempts = attempts + :one, updatedAt = :u, dispatchedAt = :at, #r = if_not_exists(#r, :r) REMOVE lastError"
+            })
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#r", "response")
+            .expression_attribute_values(":dispatched", s("dispatched"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
+            .expression_attribute_values(":at", n(now_ms))
+            .expression_attribute_values(":r", s(response.to_string()));
+        if let Some(x) = signal_execution_id {
+            update = update.expression_attribute_values(":x", s(x));
+        }
+        match update.send().await {
+            Ok(_) => Ok(()),
+            // A callback got there first: it is further along, keep it.
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn queued(
+        &self,
+        id: &str,
+        error: &str,
+        response: &Value,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression("SET attempts = attempts + :one, lastError = :e, updatedAt = :u, #r = if_not_exists(#r, :r)")
+            .expression_attribute_names("#r", "response")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":e", s(error))
+            .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
+            .expression_attribute_values(":r", s(response.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    async fn failed(
+        &self,
+        id: &str,
+        status: &str,
+        error: &str,
+        response: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression(if response.is_some() {
+                "SET #s = :status, lastError = :e, updatedAt = :u, #r = if_not_exists(#r, :r)"
+            } else {
+                "SET #s = :status, lastError = :e, updatedAt = :u"
+            })
+            .condition_expression("#s IN (:pending, :dispatched)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":dispatched", s("dispatched"))
+            .expression_attribute_values(":e", s(error))
+            .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)));
+        if let Some(r) = response {
+            update = update
+                .expression_attribute_names("#r", "response")
+                .expression_attribute_values(":r", s(r.to_string()));
+        }
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn callback(
+        &self,
+        id: &str,
+        status: &str,
+        outputs: &Value,
+        error: Option<&str>,
+        signal_execution_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<CallbackOutcome, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression(match signal_execution_id {
+                Some(_) => "SET #s = :status, outputs = :o, lastError = :e, updatedAt = :u, signalExecutionId = if_not_exists(signalExecutionId, :x)",
+                None => "SET #s = :status, outputs = :o, lastError = :e, updatedAt = :u",
+            })
+            .condition_expression("attribute_exists(pk) AND expiresAt >= :now AND #s IN (:pending, :dispatched, :timed_out)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":o", s(outputs.to_string()))
+            .expression_attribute_values(":e", error.map_or(AttributeValue::Null(true), s))
+            .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
+            .expression_attribute_values(":now", n(now_ms / 1000))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":dispatched", s("dispatched"))
+            .expression_attribute_values(":timed_out", s("timed_out"))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(x) = signal_execution_id {
+            update = update.expression_attribute_values(":x", s(x));
+        }
+        match update.send().await {
+            Ok(_) => Ok(CallbackOutcome::Recorded),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let existing = c.item.as_ref().and_then(|i| parse(i, now_ms));
+                    Ok(if existing.is_some() { CallbackOutcome::Duplicate } else { CallbackOutcome::NotFound })
+                }
+                _ => Err(err(e)),
+            },
+        }
+    }
+
+    async fn timed_out(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression("SET #s = :timed_out, updatedAt = :u, lastError = :e")
+            .condition_expression("#s = :dispatched")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":timed_out", s("timed_out"))
+            .expression_attribute_values(":dispatched", s("dispatched"))
+            .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
+            .expression_attribute_values(
+                ":e",
+                s("no completion callback arrived before the deadline"),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn forget(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if conditional_failed(&e) {
+                    Ok(())
+                } else {
+                    Err(err(e))
+                }
+            })
+    }
+}

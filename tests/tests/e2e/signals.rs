@@ -1,0 +1,659 @@
+//! Studio signals end to end: signal-dispatcher, the simulator, callback-verifier and the
+//! drainer, through the local stack.
+
+use std::time::Duration;
+
+use cxbridge_e2e::{eventually, options, start, unique};
+use cxbridge_local::Stack;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// name, API key, path, body, expected status, expected code.
+type Case<'a> = (
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    Vec<u8>,
+    StatusCode,
+    &'a str,
+);
+
+fn order(customer: &str) -> Value {
+    json!({
+        "data": {"customerId": customer, "orderId": "O-77", "updateType": "shipped", "priority": "high",
+                 "timestamp": "2026-11-22T09:00:00Z", "address": {"city": "Leeds", "zip": "LS1 4AP"}},
+        "metadata": {"sourceSystem": "shop", "contactId": "contact-42"}
+    })
+}
+
+async fn post_signal(stack: &Stack, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/signals/order-update", stack.gateway_url))
+        .header("x-api-key", &stack.resources.secrets.api_key)
+        .json(body);
+    if let Some(k) = key {
+        request = request.header("idempotency-key", k);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn execution(stack: &Stack, id: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}/executions/{id}", stack.gateway_url))
+        .header("x-api-key", &stack.resources.secrets.api_key)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn journal(stack: &Stack) -> Vec<Value> {
+    reqwest::get(format!("{}/_sim/requests", stack.cxone_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn signals_sent(stack: &Stack) -> Vec<Value> {
+    journal(stack)
+        .await
+        .into_iter()
+        .filter(|e| {
+            e["method"] == "POST"
+                && (e["path"].as_str().unwrap().starts_with("/api/v2/signals/")
+                    || e["path"].as_str().unwrap().ends_with("/signal"))
+        })
+        .collect()
+}
+
+async fn sim(stack: &Stack, what: &str, body: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/{what}", stack.cxone_url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{what}: {}", r.status());
+}
+
+async fn wait_status(stack: &Stack, id: &str, status: &str) -> Value {
+    eventually(
+        &format!("execution {id} to be {status}"),
+        Duration::from_secs(20),
+        || async {
+            let (code, body) = execution(stack, id).await;
+            (code == StatusCode::OK && body["status"] == status).then_some(body)
+        },
+    )
+    .await
+}
+
+fn signed_callback(secret: &str, body: &Value, ts: i64) -> reqwest::RequestBuilder {
+    let text = body.to_string();
+    let signature = cxbridge::webhook::signature::sign(secret.as_bytes(), ts, text.as_bytes());
+    reqwest::Client::new()
+        .post("http://placeholder")
+        .header("content-type", "application/json")
+        .header("x-callback-timestamp", ts.to_string())
+        .header("x-callback-signature-256", signature)
+        .body(text)
+}
+
+async fn send(stack: &Stack, builder: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let mut request = builder.build().unwrap();
+    *request.url_mut() = format!("{}/callbacks/studio", stack.gateway_url)
+        .parse()
+        .unwrap();
+    let response = reqwest::Client::new().execute(request).await.unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dispatch_reaches_cxone_flattened_and_its_callback_completes_the_execution() {
+    let stack = start(options()).await;
+    let key = unique("order-");
+    let (status, body) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "dispatched");
+    assert_eq!(body["correlationId"], key.as_str());
+    let execution_id = body["signalExecutionId"].as_str().unwrap().to_owned();
+
+    let sent = signals_sent(&stack).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["path"], "/api/v2/signals/order-update");
+    assert_eq!(sent[0]["headers"]["idempotency-key"], key.as_str());
+    let payload: Value = serde_json::from_str(sent[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["data"]["address.city"], "Leeds");
+    assert_eq!(payload["data"]["address.zip"], "LS1 4AP");
+    assert!(payload["data"].get("address").is_none(), "flattened");
+    assert_eq!(payload["metadata"]["correlationId"], key.as_str());
+
+    let done = wait_status(&stack, &key, "completed").await;
+    assert_eq!(done["outputs"], json!({"result": "ok"}));
+    assert_eq!(done["signalExecutionId"], execution_id.as_str());
+    assert_eq!(done["signal"], "order-update");
+    assert_eq!(done["attempts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_requests_are_refused_with_their_code_and_nothing_reaches_cxone() {
+    let stack = start(options()).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", stack.gateway_url);
+    let key = stack.resources.secrets.api_key.clone();
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut body = order("C-1");
+        edit(&mut body);
+        body
+    };
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "no API key",
+            None,
+            "/signals/order-update",
+            order("x").to_string().into(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "wrong API key",
+            Some("nope"),
+            "/signals/order-update",
+            order("x").to_string().into(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "unknown signal",
+            Some(&key),
+            "/signals/no-such-signal",
+            order("x").to_string().into(),
+            StatusCode::NOT_FOUND,
+            "signal_not_found",
+        ),
+        (
+            "malformed JSON",
+            Some(&key),
+            "/signals/order-update",
+            b"{\"data\": ".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "body not an object",
+            Some(&key),
+            "/signals/order-update",
+            b"[1]".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "no data",
+            Some(&key),
+            "/signals/order-update",
+            json!({"metadata": {}}).to_string().into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "data not an object",
+            Some(&key),
+            "/signals/order-update",
+            json!({"data": "x"}).to_string().into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "missing key",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| {
+                b["data"].as_object_mut().unwrap().remove("customerId");
+            })
+            .to_string()
+            .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "unknown key",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["data"]["coupon"] = json!("X"))
+                .to_string()
+                .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "number for string",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["data"]["priority"] = json!(1))
+                .to_string()
+                .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "boolean for string",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["data"]["orderId"] = json!(true))
+                .to_string()
+                .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "null value",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["data"]["updateType"] = Value::Null)
+                .to_string()
+                .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "bad datetime",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["data"]["timestamp"] = json!("22/11/2026"))
+                .to_string()
+                .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "undeclared nested key",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["data"]["address"]["street"] = json!("Main"))
+                .to_string()
+                .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "nested value of the wrong type",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["data"]["address"]["zip"] = json!(12345))
+                .to_string()
+                .into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "metadata not an object",
+            Some(&key),
+            "/signals/order-update",
+            with(&|b| b["metadata"] = json!("m")).to_string().into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            "execution without API key",
+            None,
+            "/executions/x",
+            Vec::new(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "unknown execution",
+            Some(&key),
+            "/executions/never-seen",
+            Vec::new(),
+            StatusCode::NOT_FOUND,
+            "execution_not_found",
+        ),
+    ];
+    assert!(cases.len() >= 15);
+    for (name, api_key, path, body, status, code) in cases {
+        let mut request = if path.starts_with("/executions") {
+            client.get(url(path))
+        } else {
+            client.post(url(path)).body(body)
+        };
+        request = request.header("content-type", "application/json");
+        if let Some(k) = api_key {
+            request = request.header("x-api-key", k);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        assert!(
+            signals_sent(&stack).await.is_empty(),
+            "{name}: something reached CXone"
+        );
+    }
+
+    // Every problem is listed at once.
+    let (status, body) = post_signal(
+        &stack,
+        None,
+        &with(&|b| {
+            b["data"]["priority"] = json!(1);
+            b["data"]["extra"] = json!("x");
+            b["data"].as_object_mut().unwrap().remove("orderId");
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["extra", "orderId", "priority"]);
+    assert!(signals_sent(&stack).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_key_answers_the_first_result_and_a_reused_key_is_refused() {
+    let stack = start(options()).await;
+    let key = unique("dup-");
+    let (first_status, first) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(first_status, StatusCode::ACCEPTED);
+    let (status, again) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first, "the first answer");
+    let (status, body) = post_signal(&stack, Some(&key), &order("C-2")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+
+    // metadata.correlationId is the key when no header is given.
+    let mut by_metadata = order("C-3");
+    by_metadata["metadata"]["correlationId"] = json!(unique("meta-"));
+    let (s1, b1) = post_signal(&stack, None, &by_metadata).await;
+    let (s2, b2) = post_signal(&stack, None, &by_metadata).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::OK));
+    assert_eq!(b1, b2);
+    assert_eq!(
+        b1["correlationId"],
+        by_metadata["metadata"]["correlationId"]
+    );
+    assert_eq!(
+        signals_sent(&stack).await.len(),
+        2,
+        "CXone was reached once per key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_dispatches_reach_cxone_once_per_key() {
+    let mut opts = options();
+    opts.max_instances = 4;
+    let stack = std::sync::Arc::new(start(opts).await);
+    let mut distinct = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let stack = stack.clone();
+        distinct.spawn(async move {
+            post_signal(
+                &stack,
+                Some(&unique(&format!("k{i}-"))),
+                &order(&format!("C-{i}")),
+            )
+            .await
+        });
+    }
+    for (status, body) in distinct.join_all().await {
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    assert_eq!(signals_sent(&stack).await.len(), 20);
+
+    let shared = unique("shared-");
+    let mut same = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (stack, shared) = (stack.clone(), shared.clone());
+        same.spawn(async move { post_signal(&stack, Some(&shared), &order("C-shared")).await });
+    }
+    for (status, body) in same.join_all().await {
+        let ok = status == StatusCode::ACCEPTED
+            || status == StatusCode::OK
+            || (status == StatusCode::CONFLICT && body["error"]["code"] == "in_progress");
+        assert!(ok, "{status}: {body}");
+    }
+    assert_eq!(
+        signals_sent(&stack).await.len(),
+        21,
+        "the shared key reached CXone once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_are_verified_recorded_once_and_never_move_an_execution_backwards() {
+    let stack = start(options()).await;
+    // Keep the simulator's own callback out of the way.
+    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    let key = unique("cb-");
+    assert_eq!(
+        post_signal(&stack, Some(&key), &order("C-1")).await.0,
+        StatusCode::ACCEPTED
+    );
+    let secret = stack.resources.secrets.callback.clone();
+    let now = cxbridge::clock::now_secs();
+    let completed =
+        json!({"correlationId": key, "status": "completed", "outputs": {"tracking": "T-1"}});
+
+    let (status, body) = send(&stack, signed_callback("wrong-secret", &completed, now)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("signature_mismatch"))
+    );
+    let (status, body) = send(&stack, signed_callback(&secret, &completed, now - 600)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("timestamp_too_old"))
+    );
+    let unknown = json!({"correlationId": "nobody", "status": "completed", "outputs": {}});
+    let (status, body) = send(&stack, signed_callback(&secret, &unknown, now)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("execution_not_found"))
+    );
+    let (status, body) = send(
+        &stack,
+        signed_callback(&secret, &json!({"status": "done"}), now),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+
+    let (status, body) = send(&stack, signed_callback(&secret, &completed, now)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("recorded"))
+    );
+    let (status, body) = send(&stack, signed_callback(&secret, &completed, now)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("duplicate"))
+    );
+    let failed = json!({"correlationId": key, "status": "failed", "outputs": {}, "error": "late"});
+    let (status, body) = send(&stack, signed_callback(&secret, &failed, now)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("duplicate"))
+    );
+
+    let (_, record) = execution(&stack, &key).await;
+    assert_eq!(
+        record["status"], "completed",
+        "completed then failed stays completed"
+    );
+    assert_eq!(record["outputs"], json!({"tracking": "T-1"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_in_token_mode_need_the_token() {
+    let mut opts = options();
+    opts.env_overrides.push(
+        "callback-verifier:CXBRIDGE_CALLBACK_AUTH=token"
+            .parse()
+            .unwrap(),
+    );
+    let stack = start(opts).await;
+    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    let key = unique("tok-");
+    assert_eq!(
+        post_signal(&stack, Some(&key), &order("C-1")).await.0,
+        StatusCode::ACCEPTED
+    );
+    let body = json!({"correlationId": key, "status": "failed", "outputs": {}, "error": "customer hung up"});
+    let request = |token: &str| {
+        reqwest::Client::new()
+            .post("http://placeholder")
+            .header("content-type", "application/json")
+            .header("x-callback-token", token)
+            .body(body.to_string())
+    };
+    let (status, reply) = send(&stack, request("not-it")).await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (status, reply) = send(&stack, request(&stack.resources.secrets.callback)).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (StatusCode::OK, Some("recorded"))
+    );
+    let (_, record) = execution(&stack, &key).await;
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["lastError"], "customer hung up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_execution_whose_callback_never_comes_times_out_after_the_deadline() {
+    let mut opts = options();
+    opts.env_overrides
+        .push("*:CXBRIDGE_EXECUTION_DEADLINE_SECS=2".parse().unwrap());
+    opts.queue_overrides.visibility_timeout = Some(2);
+    let stack = start(opts).await;
+    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    let key = unique("late-");
+    assert_eq!(
+        post_signal(&stack, Some(&key), &order("C-1")).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(execution(&stack, &key).await.1["status"], "dispatched");
+    let record = wait_status(&stack, &key, "timed_out").await;
+    assert!(record["lastError"].as_str().unwrap().contains("deadline"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retryable_cxone_failure_is_queued_and_the_drainer_dispatches_it() {
+    let mut opts = options();
+    opts.queue_overrides.visibility_timeout = Some(2);
+    let stack = start(opts).await;
+    sim(
+        &stack,
+        "faults",
+        json!({"match": "signal", "status": 503, "times": 1}),
+    )
+    .await;
+    let key = unique("q-");
+    let (status, body) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"status": "queued", "correlationId": key}));
+    let done = wait_status(&stack, &key, "completed").await;
+    assert_eq!(done["attempts"], 2);
+    let sent = signals_sent(&stack).await;
+    assert_eq!(
+        sent.iter()
+            .map(|e| e["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [503, 202]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_cxone_failure_is_a_stable_4xx_and_the_execution_fails() {
+    let stack = start(options()).await;
+    sim(
+        &stack,
+        "faults",
+        json!({"match": "signal", "status": 400, "body": "{\"error\":\"script not found\"}"}),
+    )
+    .await;
+    let key = unique("p-");
+    let (status, body) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "cxone_rejected");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("script not found"),
+        "{body}"
+    );
+    let (_, record) = execution(&stack, &key).await;
+    assert_eq!(record["status"], "failed");
+    let (status, again) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(
+        (status, &again),
+        (StatusCode::OK, &body),
+        "a repeat gets the first answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_the_platform_the_dispatch_is_a_p1_to_p9_signal_on_the_contact() {
+    let mut opts = options();
+    opts.profile = "incontact".into();
+    let stack = start(opts).await;
+    let key = unique("pf-");
+    let (status, body) = post_signal(&stack, Some(&key), &order("C-9")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"status": "dispatched", "correlationId": key}));
+    let sent = signals_sent(&stack).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]["path"],
+        "/inContactAPI/services/v30.0/interactions/contact-42/signal"
+    );
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(sent[0]["query"].as_str().unwrap().as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(
+        params,
+        [
+            ("p1", key.as_str()),
+            ("p2", "C-9"),
+            ("p3", "O-77"),
+            ("p4", "shipped"),
+            ("p5", "high"),
+            ("p6", "2026-11-22T09:00:00Z"),
+            ("p7", "Leeds"),
+            ("p8", "LS1 4AP"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    let mut no_contact = order("C-9");
+    no_contact["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("contactId");
+    let (status, body) = post_signal(&stack, None, &no_contact).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["fields"][0]["field"], "metadata.contactId");
+}
