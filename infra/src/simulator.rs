@@ -112,7 +112,7 @@ struct Sim {
     faults: Mutex<Vec<Fault>>,
     config: Mutex<SimConfig>,
     tokens: Mutex<HashMap<String, i64>>,
-    executions: Mutex<HashMap<String, Value>>,
+    executions: Arc<Mutex<HashMap<String, Value>>>,
     http: reqwest::Client,
 }
 
@@ -140,7 +140,7 @@ impl Simulator {
             faults: Mutex::default(),
             config: Mutex::default(),
             tokens: Mutex::default(),
-            executions: Mutex::default(),
+            executions: Arc::default(),
             http: reqwest::Client::new(),
         });
         let app = axum::Router::new()
@@ -278,6 +278,10 @@ fn is_datetime(s: &str) -> bool {
 }
 
 impl Sim {
+    fn executions_handle(&self) -> Arc<Mutex<HashMap<String, Value>>> {
+        self.executions.clone()
+    }
+
     /// Whether `path` is an authenticated endpoint of this simulator's profile.
     fn is_api(&self, path: &str) -> bool {
         if self.options.profile == "documented" {
@@ -419,7 +423,13 @@ impl Sim {
                     && p.starts_with("/api/v2/interactions/interactions/")
                     && p.ends_with("/context") =>
             {
-                let id = &p["/api/v2/interactions/interactions/".len()..p.len() - "/context".len()];
+                let id = p
+                    .strip_prefix("/api/v2/interactions/interactions/")
+                    .and_then(|rest| rest.strip_suffix("/context"))
+                    .unwrap_or_default();
+                if id.is_empty() || id.contains('/') {
+                    return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+                }
                 if id.starts_with("unknown") {
                     return error(
                         StatusCode::NOT_FOUND,
@@ -579,7 +589,12 @@ impl Sim {
         query: &str,
         body: &[u8],
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
-        let rest = &path["/inContactAPI/services/v".len()..path.len() - "/signal".len()];
+        let Some(rest) = path
+            .strip_prefix("/inContactAPI/services/v")
+            .and_then(|r| r.strip_suffix("/signal"))
+        else {
+            return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        };
         let Some((version, contact)) = rest.split_once("/interactions/") else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         };
@@ -625,16 +640,32 @@ impl Sim {
     }
 
     fn schedule_callback(&self, execution_id: String, metadata: Value) {
-        let (Some(gateway), Some(secret)) = (
-            self.options.gateway.clone(),
-            self.options.callback_secret.clone(),
-        ) else {
-            return;
-        };
+        let target = self
+            .options
+            .gateway
+            .clone()
+            .zip(self.options.callback_secret.clone());
         let config = self.config.lock().map(|c| c.clone()).unwrap_or_default();
         let http = self.http.clone();
+        let sim = self.executions_handle();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(config.callback_delay_ms)).await;
+            // The execution ends in the history; a "lost" callback is never sent.
+            let ended = if config.callback_status == "lost" {
+                "completed"
+            } else {
+                config.callback_status.as_str()
+            };
+            if let Ok(mut executions) = sim.lock()
+                && let Some(e) = executions.get_mut(&execution_id)
+            {
+                e["status"] = json!(ended);
+                e["outputs"] = json!({"result": "ok"});
+            }
+            let Some((gateway, secret)) = target.filter(|_| config.callback_status != "lost")
+            else {
+                return;
+            };
             let body = json!({
                 "correlationId": metadata.get("correlationId"),
                 "signalExecutionId": execution_id,
@@ -664,10 +695,12 @@ impl Sim {
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         match (method.as_str(), path) {
-            ("GET", "/_sim/requests") => reply(
-                StatusCode::OK,
-                Value::Array(self.journal.lock().map(|j| j.clone()).unwrap_or_default()),
-            ),
+            ("GET", "/_sim/requests") => {
+                // Entries are written when answered; the journal is in arrival order.
+                let mut journal = self.journal.lock().map(|j| j.clone()).unwrap_or_default();
+                journal.sort_by_key(|e| e["receivedAt"].as_i64().unwrap_or(0));
+                reply(StatusCode::OK, Value::Array(journal))
+            }
             ("POST", "/_sim/faults") => match serde_json::from_value::<Fault>(parsed) {
                 Ok(fault)
                     if ["token", "signal", "context", "any"].contains(&fault.matches.as_str()) =>
@@ -687,7 +720,7 @@ impl Sim {
             ("POST", "/_sim/config") => {
                 if let Ok(mut c) = self.config.lock() {
                     if let Some(v) = parsed.get("tokenTtl").and_then(Value::as_u64) {
-                        c.token_ttl = v;
+                        c.token_ttl = v.clamp(1, 86_400);
                     }
                     if let Some(v) = parsed.get("callbackDelayMs").and_then(Value::as_u64) {
                         c.callback_delay_ms = v;

@@ -36,8 +36,22 @@ pub struct SignalAccepted {
     pub signal_execution_id: Option<String>,
 }
 
+/// What CXone's execution history says of a signal execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionHistory {
+    pub status: String,
+    pub outputs: Value,
+}
+
 /// Port: triggers Studio scripts.
 pub trait CxoneSignals: Send + Sync {
+    /// The execution's state in CXone's history; `None` where the API keeps none (the
+    /// platform profile).
+    fn execution(
+        &self,
+        signal_execution_id: &str,
+    ) -> impl Future<Output = Result<Option<ExecutionHistory>, CxoneError>> + Send;
+
     fn signal(
         &self,
         request: &SignalRequest,
@@ -79,6 +93,7 @@ pub struct HttpCxoneClient<T, R> {
 
 /// A request, built afresh for each attempt (a retry needs a new token).
 enum Call {
+    Get { url: reqwest::Url },
     Json { url: reqwest::Url, body: Value },
     Empty { url: reqwest::Url },
 }
@@ -141,14 +156,17 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
         build: impl Fn(&str) -> Result<Call, CxoneError>,
     ) -> Result<Vec<u8>, CxoneError> {
         for attempt in 0..2 {
+            // The token first: a grant is only taken right before the call goes out, so a
+            // slow token fetch cannot bunch granted calls together at CXone.
+            let token = self.tokens.token().await?;
             if let Err(wait) = self.budget.acquire().await {
                 return Err(CxoneError::RateLimited {
                     retry_after: Some(wait),
                     local: true,
                 });
             }
-            let token = self.tokens.token().await?;
             let request = match build(&self.base(&token)?)? {
+                Call::Get { url } => self.http.get(url),
                 Call::Json { url, body } => self.http.post(url).json_body(&body),
                 Call::Empty { url } => self.http.post(url).header("content-length", "0"),
             };
@@ -280,6 +298,37 @@ impl JsonBody for reqwest::RequestBuilder {
 }
 
 impl<T: TokenSource, R: RateBudget> CxoneSignals for HttpCxoneClient<T, R> {
+    async fn execution(
+        &self,
+        signal_execution_id: &str,
+    ) -> Result<Option<ExecutionHistory>, CxoneError> {
+        if self.config.profile == Profile::InContact {
+            return Ok(None);
+        }
+        let path = format!(
+            "/api/v2/signals/executions/{}",
+            segment(signal_execution_id)
+        );
+        let body = self
+            .send(|base| {
+                Ok(Call::Get {
+                    url: url(base, &path)?,
+                })
+            })
+            .await?;
+        let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
+            CxoneError::BadResponse(format!("the execution history is not JSON: {e}"))
+        })?;
+        let status = parsed
+            .get("status")
+            .and_then(Value::as_str)
+            .ok_or_else(|| CxoneError::BadResponse("the execution history has no status".into()))?;
+        Ok(Some(ExecutionHistory {
+            status: status.to_owned(),
+            outputs: parsed.get("outputs").cloned().unwrap_or_else(|| json!({})),
+        }))
+    }
+
     async fn signal(&self, request: &SignalRequest) -> Result<SignalAccepted, CxoneError> {
         match self.config.profile {
             Profile::Documented => {

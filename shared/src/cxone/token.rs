@@ -337,26 +337,33 @@ impl TokenFetcher {
             .ok_or_else(|| {
                 CxoneError::BadResponse("the token response has no access_token".into())
             })?;
-        let token_type = doc
-            .get("token_type")
-            .and_then(Value::as_str)
-            .unwrap_or("bearer");
-        if !token_type.eq_ignore_ascii_case("bearer") {
-            return Err(CxoneError::BadResponse(format!(
-                "token_type {token_type:?} is not bearer"
-            )));
+        // OAuth requires token_type; cxbridge only knows how to use bearer tokens.
+        match doc.get("token_type").and_then(Value::as_str) {
+            Some(t) if t.eq_ignore_ascii_case("bearer") => {}
+            Some(t) => {
+                return Err(CxoneError::BadResponse(format!(
+                    "token_type {t:?} is not bearer"
+                )));
+            }
+            None => {
+                return Err(CxoneError::BadResponse(
+                    "the token response has no token_type".into(),
+                ));
+            }
         }
+        // Absent means the default hour; anything present must be a positive number of
+        // seconds, capped at a day.
         let ttl_secs = match doc.get("expires_in") {
-            None | Some(Value::Null) => 3600,
-            Some(Value::Number(n)) => n.as_i64().filter(|s| *s > 0).unwrap_or(3600),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|s| *s > 0)
-                .unwrap_or(3600),
-            Some(_) => 3600,
-        };
+            None | Some(Value::Null) => Some(3600),
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+            Some(_) => None,
+        }
+        .filter(|s| *s > 0)
+        .map(|s| s.min(86_400))
+        .ok_or_else(|| {
+            CxoneError::BadResponse("expires_in is not a positive number of seconds".into())
+        })?;
         let api_base = self
             .api_base(doc.get("id_token").and_then(Value::as_str))
             .await?;
@@ -385,6 +392,8 @@ pub trait TokenStore: Send + Sync {
         owner: &str,
         token: &AccessToken,
     ) -> impl Future<Output = Result<(), CxoneError>> + Send;
+    /// Gives up the lease `owner` holds, after a failed refresh.
+    fn release(&self, owner: &str) -> impl Future<Output = Result<(), CxoneError>> + Send;
     /// Marks `token` as due for refresh (CXone refused it).
     fn retire(&self, token: &AccessToken) -> impl Future<Output = Result<(), CxoneError>> + Send;
 }
@@ -524,6 +533,31 @@ impl TokenStore for DynamoDbTokenStore {
         }
     }
 
+    async fn release(&self, owner: &str) -> Result<(), CxoneError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(self.key.clone()))
+            .update_expression("REMOVE leaseOwner, leaseUntilMs")
+            .condition_expression("leaseOwner = :owner")
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(store_error(aws_sdk_dynamodb::error::DisplayErrorContext(
+                &e,
+            ))),
+        }
+    }
+
     async fn retire(&self, token: &AccessToken) -> Result<(), CxoneError> {
         let result = self
             .client
@@ -568,6 +602,9 @@ impl TokenStore for NoSharing {
     async fn publish(&self, _: &str, _: &AccessToken) -> Result<(), CxoneError> {
         Ok(())
     }
+    async fn release(&self, _: &str) -> Result<(), CxoneError> {
+        Ok(())
+    }
     async fn retire(&self, _: &AccessToken) -> Result<(), CxoneError> {
         Ok(())
     }
@@ -575,6 +612,9 @@ impl TokenStore for NoSharing {
 
 /// How long a refresh lease lasts: a leader that dies frees it after this.
 const LEASE: Duration = Duration::from_secs(10);
+/// How long a follower with no usable token waits for the leader before giving up (the
+/// call then fails as retryable and is deferred), well inside a function's timeout.
+const FOLLOW_LIMIT: Duration = Duration::from_secs(4);
 /// How often a follower looks for the leader's token.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
@@ -616,7 +656,7 @@ impl<S: TokenStore> SharedTokenSource<S> {
     }
 
     async fn refresh(&self) -> Result<Arc<AccessToken>, CxoneError> {
-        let give_up_at = now_ms() + i64::try_from((LEASE * 2).as_millis()).unwrap_or(i64::MAX / 2);
+        let give_up_at = now_ms() + i64::try_from(FOLLOW_LIMIT.as_millis()).unwrap_or(i64::MAX / 2);
         loop {
             let now = now_ms();
             let shared = self.store.load().await?;
@@ -626,7 +666,16 @@ impl<S: TokenStore> SharedTokenSource<S> {
                 return Ok(self.keep(token.clone()));
             }
             if self.store.try_lease(&self.owner, LEASE).await? {
-                let token = self.fetcher.fetch().await?;
+                let token = match self.fetcher.fetch().await {
+                    Ok(token) => token,
+                    Err(err) => {
+                        // Free the lease at once so another instance can try.
+                        if let Err(e) = self.store.release(&self.owner).await {
+                            tracing::warn!(error = %e, "could not release the token lease");
+                        }
+                        return Err(err);
+                    }
+                };
                 if let Err(err) = self.store.publish(&self.owner, &token).await {
                     tracing::warn!(error = %err, "could not share the new CXone token");
                 }

@@ -456,8 +456,9 @@ where
         }
     }
 
-    /// Runs a `reconcile` job: an execution still `dispatched` after its deadline ends
-    /// `timed_out` (the platform keeps no execution history to ask).
+    /// Runs a `reconcile` job: an execution still `dispatched` after its deadline is settled
+    /// from CXone's execution history (documented profile), or ends `timed_out` (the
+    /// platform keeps no history to ask).
     pub async fn reconcile(&self, job: &Job, now_ms: i64) -> Result<(), JobFailure> {
         let key = job.correlation_id.as_str();
         let dispatched_at = job
@@ -474,6 +475,62 @@ where
                 reason: "the deadline has not passed yet".into(),
                 retry_after: Some(wait),
             });
+        }
+        let record = match self.store.get(key).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                return Err(JobFailure {
+                    retryable: true,
+                    reason: e.to_string(),
+                    retry_after: None,
+                });
+            }
+        };
+        if record.status != "dispatched" {
+            return Ok(());
+        }
+        // Where CXone keeps a history, it says how the execution ended.
+        if let Some(id) = record.signal_execution_id.as_deref() {
+            match self.cxone.execution(id).await {
+                Ok(Some(history)) if matches!(history.status.as_str(), "completed" | "failed") => {
+                    let error =
+                        (history.status == "failed").then_some("failed in CXone (reconciled)");
+                    return match self
+                        .store
+                        .callback(
+                            key,
+                            &history.status,
+                            &history.outputs,
+                            error,
+                            Some(id),
+                            now_ms,
+                        )
+                        .await
+                    {
+                        Ok(_) => {
+                            tracing::info!(correlation_id = %key, status = %history.status, "execution reconciled from CXone's history");
+                            Ok(())
+                        }
+                        Err(e) => Err(JobFailure {
+                            retryable: true,
+                            reason: e.to_string(),
+                            retry_after: None,
+                        }),
+                    };
+                }
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => {
+                    return Err(JobFailure {
+                        retryable: true,
+                        reason: e.to_string(),
+                        retry_after: e.retry_after(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(correlation_id = %key, error = %e, "CXone's history could not be read")
+                }
+            }
         }
         match self.store.timed_out(key, now_ms).await {
             Ok(true) => {

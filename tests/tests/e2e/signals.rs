@@ -543,6 +543,8 @@ async fn callbacks_in_token_mode_need_the_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_execution_whose_callback_never_comes_times_out_after_the_deadline() {
+    // The simulator keeps the execution running (its callback is far off), so the history
+    // cannot settle it either.
     let mut opts = options();
     opts.env_overrides
         .push("*:CXBRIDGE_EXECUTION_DEADLINE_SECS=2".parse().unwrap());
@@ -656,4 +658,79 @@ async fn on_the_platform_the_dispatch_is_a_p1_to_p9_signal_on_the_contact() {
     let (status, body) = post_signal(&stack, None, &no_contact).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["fields"][0]["field"], "metadata.contactId");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_callback_is_reconciled_from_the_execution_history() {
+    let mut opts = options();
+    opts.env_overrides
+        .push("*:CXBRIDGE_EXECUTION_DEADLINE_SECS=2".parse().unwrap());
+    opts.queue_overrides.visibility_timeout = Some(2);
+    let stack = start(opts).await;
+    // The execution completes in CXone, but its callback never reaches the gateway.
+    sim(
+        &stack,
+        "config",
+        json!({"callbackStatus": "lost", "callbackDelayMs": 100}),
+    )
+    .await;
+    let key = unique("lost-");
+    assert_eq!(
+        post_signal(&stack, Some(&key), &order("C-1")).await.0,
+        StatusCode::ACCEPTED
+    );
+    let record = wait_status(&stack, &key, "completed").await;
+    assert_eq!(record["outputs"], json!({"result": "ok"}));
+    let asked = journal(&stack)
+        .await
+        .iter()
+        .filter(|e| {
+            e["method"] == "GET"
+                && e["path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/api/v2/signals/executions/")
+        })
+        .count();
+    assert_eq!(asked, 1, "the history was read once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_routed_to_a_signal_is_dispatched_by_the_drainer_with_the_same_code() {
+    let routes = json!({"routes": [{"name": "chat-to-studio", "priority": 1,
+        "when": [{"field": "channel", "equals": "chat"}],
+        "targets": [{"signal": "order-update", "mapping": {
+            "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
+            "priority": "context.queue", "timestamp": "occurredAt",
+            "address.city": "context.skill", "address.zip": "channel"}}]}]});
+    let mut opts = options();
+    opts.env_overrides.push(cxbridge_local::EnvOverride {
+        function: "webhook-receiver".into(),
+        key: "CXBRIDGE_WEBHOOK_CONFIG".into(),
+        value: routes.to_string(),
+    });
+    let stack = start(opts).await;
+    let sample = cxbridge_local::samples::webhook("chat", &unique("r"), 1).unwrap();
+    let delivery = unique("d-");
+    let request = cxbridge_e2e::WebhookRequest::signed(
+        &stack.resources.secrets.webhook,
+        sample.content_type,
+        &sample.body,
+        &delivery,
+        &sample.event_type,
+    );
+    let (status, body) = request
+        .send(&reqwest::Client::new(), &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let correlation = format!("{delivery}:order-update");
+    let record = wait_status(&stack, &correlation, "completed").await;
+    assert_eq!(record["signal"], "order-update");
+    let sent = signals_sent(&stack).await;
+    assert_eq!(sent.len(), 1);
+    let payload: Value = serde_json::from_str(sent[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["data"]["orderId"], sample.interaction_id.as_str());
+    assert_eq!(payload["data"]["customerId"], "customer1@example.com");
+    assert_eq!(payload["metadata"]["correlationId"], correlation.as_str());
 }
