@@ -106,7 +106,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         visibility_timeout: args.visibility_timeout,
         max_receive_count: args.max_receive_count,
     };
-    options.env_overrides = args.env;
+    options.env_overrides.extend(args.env);
     options.profile = args.profile;
     options.probe = args.probe;
     options.log = LogSink::Stdout;

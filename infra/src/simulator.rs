@@ -81,6 +81,8 @@ struct Fault {
     delay_ms: Option<u64>,
     /// A body to answer with instead of the usual one.
     body: Option<String>,
+    /// Applies to each matching request with this chance (default: always).
+    probability: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -334,6 +336,13 @@ impl Sim {
         let index = faults
             .iter()
             .position(|f| f.times > 0 && (f.matches == kind || f.matches == "any"))?;
+        if let Some(p) = faults[index].probability {
+            let mut b = [0u8; 4];
+            let _ = getrandom::fill(&mut b);
+            if f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) >= p {
+                return None;
+            }
+        }
         let fault = faults[index].clone();
         faults[index].times -= 1;
         if faults[index].times == 0 {
@@ -700,6 +709,14 @@ impl Sim {
                 let mut journal = self.journal.lock().map(|j| j.clone()).unwrap_or_default();
                 journal.sort_by_key(|e| e["receivedAt"].as_i64().unwrap_or(0));
                 reply(StatusCode::OK, Value::Array(journal))
+            }
+            ("GET", "/_sim/faults") => {
+                let armed: Vec<Value> = self
+                    .faults
+                    .lock()
+                    .map(|f| f.iter().map(|f| json!({"match": f.matches, "status": f.status, "times": f.times})).collect())
+                    .unwrap_or_default();
+                reply(StatusCode::OK, Value::Array(armed))
             }
             ("POST", "/_sim/faults") => match serde_json::from_value::<Fault>(parsed) {
                 Ok(fault)

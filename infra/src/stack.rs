@@ -53,6 +53,26 @@ impl std::str::FromStr for EnvOverride {
     }
 }
 
+/// Local settings that differ from the deployed ones (design §8): jobs give up after four
+/// attempts, backing off from 1 s to at most 5 s, so failures reach the DLQ in seconds.
+pub fn local_defaults() -> Vec<EnvOverride> {
+    [
+        ("CXBRIDGE_JOB_MAX_ATTEMPTS", "4"),
+        ("CXBRIDGE_JOB_BACKOFF_BASE_MS", "1000"),
+        ("CXBRIDGE_JOB_BACKOFF_CAP_SECS", "5"),
+        // The emulator is far slower than AWS, above all under a parallel test run.
+        ("CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS", "5000"),
+        ("CXBRIDGE_AWS_TIMEOUT_MS", "10000"),
+    ]
+    .into_iter()
+    .map(|(key, value)| EnvOverride {
+        function: "*".into(),
+        key: key.into(),
+        value: value.into(),
+    })
+    .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct StackOptions {
     /// Where `template.yaml` is.
@@ -89,7 +109,7 @@ impl StackOptions {
             prefix: "cxbridge".to_owned(),
             max_instances: 4,
             queue_overrides: QueueOverrides::default(),
-            env_overrides: Vec::new(),
+            env_overrides: local_defaults(),
             profile: "documented".to_owned(),
             probe: false,
             log: LogSink::Stdout,

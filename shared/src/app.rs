@@ -89,6 +89,8 @@ impl Base {
             queue: crate::queue::SqsMessageQueue::new(self.aws.sqs.clone()),
             jobs_queue_url: self.config.jobs_queue_url.clone(),
             deadline: self.config.execution_deadline,
+            retry: self.config.retry,
+            lease: self.config.job_lease,
         })
     }
 }

@@ -6,12 +6,21 @@ use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 
 /// Loads the shared SDK configuration: region and credentials from the usual chain, and an
 /// endpoint override from `AWS_ENDPOINT_URL` (the local stack points it at its emulator).
-/// Timeouts are short because every caller of these functions has a deadline of its own.
+/// Timeouts are short because every caller of these functions has a deadline of its own
+/// (`CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS`, default 1000, and `CXBRIDGE_AWS_TIMEOUT_MS`, default
+/// 2000, change them; the local stack, whose emulator is slower than AWS, relaxes them).
 pub async fn load_sdk_config() -> SdkConfig {
+    let ms = |var: &str, default: u64| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|v| *v > 0)
+            .map_or(Duration::from_millis(default), Duration::from_millis)
+    };
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(500))
-        .operation_attempt_timeout(Duration::from_secs(1))
-        .operation_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(ms("CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS", 1000))
+        .operation_timeout(ms("CXBRIDGE_AWS_TIMEOUT_MS", 2000))
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
     if let Some(url) = std::env::var("AWS_ENDPOINT_URL")

@@ -21,6 +21,10 @@ pub mod vars {
     pub const SECRET_REFRESH_MIN_SECS: &str = "CXBRIDGE_SECRET_REFRESH_MIN_SECS";
     pub const EXECUTION_DEADLINE_SECS: &str = "CXBRIDGE_EXECUTION_DEADLINE_SECS";
     pub const CALLBACK_AUTH: &str = "CXBRIDGE_CALLBACK_AUTH";
+    pub const JOB_MAX_ATTEMPTS: &str = "CXBRIDGE_JOB_MAX_ATTEMPTS";
+    pub const JOB_BACKOFF_BASE_MS: &str = "CXBRIDGE_JOB_BACKOFF_BASE_MS";
+    pub const JOB_BACKOFF_CAP_SECS: &str = "CXBRIDGE_JOB_BACKOFF_CAP_SECS";
+    pub const JOB_LEASE_SECS: &str = "CXBRIDGE_JOB_LEASE_SECS";
 
     /// Every variable a deployed function is given.
     pub const ALL: &[&str] = &[
@@ -78,6 +82,10 @@ pub struct Config {
     /// How long after dispatch an execution may wait for its callback.
     pub execution_deadline: Duration,
     pub callback_auth: CallbackAuth,
+    /// Attempts, backoff base and cap for jobs.
+    pub retry: crate::jobs::RetryPolicy,
+    /// How long a job run holds its attempt before another delivery may take it over.
+    pub job_lease: Duration,
 }
 
 /// Why configuration could not be read. Always names the variable.
@@ -127,6 +135,20 @@ impl Config {
             execution_deadline: env
                 .seconds(vars::EXECUTION_DEADLINE_SECS, MAX_EXECUTION_DEADLINE)?
                 .unwrap_or(DEFAULT_EXECUTION_DEADLINE),
+            retry: crate::jobs::RetryPolicy {
+                max_attempts: env.count(vars::JOB_MAX_ATTEMPTS, 1, 100)?.unwrap_or(8),
+                base: Duration::from_millis(
+                    env.count(vars::JOB_BACKOFF_BASE_MS, 1, 900_000)?
+                        .unwrap_or(2000)
+                        .into(),
+                ),
+                cap: env
+                    .seconds(vars::JOB_BACKOFF_CAP_SECS, crate::jobs::MAX_DELAY)?
+                    .unwrap_or(crate::jobs::MAX_DELAY),
+            },
+            job_lease: env
+                .seconds(vars::JOB_LEASE_SECS, Duration::from_secs(900))?
+                .unwrap_or(Duration::from_secs(15)),
             callback_auth: match env.optional(vars::CALLBACK_AUTH)?.as_deref() {
                 None | Some("hmac") => CallbackAuth::Hmac,
                 Some("token") => CallbackAuth::Token,
@@ -185,6 +207,20 @@ impl Env<'_> {
                 var,
                 value,
                 reason: "expected a whole number of seconds".into(),
+            }),
+        }
+    }
+
+    fn count(&self, var: &'static str, min: u32, max: u32) -> Result<Option<u32>, ConfigError> {
+        let Some(value) = self.optional(var)? else {
+            return Ok(None);
+        };
+        match value.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: format!("expected a whole number from {min} to {max}"),
             }),
         }
     }

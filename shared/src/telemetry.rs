@@ -20,3 +20,21 @@ pub fn init() {
         .with_env_filter(filter)
         .try_init();
 }
+
+/// Emits one CloudWatch Embedded Metric Format record on stdout, which CloudWatch Logs
+/// turns into the metric `name` in namespace `cxbridge`, by function.
+pub fn metric(function: &str, name: &str, value: f64) {
+    let record = serde_json::json!({
+        "_aws": {
+            "Timestamp": crate::clock::now_ms(),
+            "CloudWatchMetrics": [{
+                "Namespace": "cxbridge",
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
+            }],
+        },
+        "Function": function,
+        name: value,
+    });
+    println!("{record}");
+}

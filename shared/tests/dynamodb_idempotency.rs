@@ -9,6 +9,16 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use cxbridge::aws::{AwsClients, load_sdk_config};
+
+/// The emulator, with timeouts relaxed for a busy parallel test run.
+async fn emulator() -> aws_config::SdkConfig {
+    let config = load_sdk_config().await;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(20))
+        .build();
+    config.into_builder().timeout_config(timeouts).build()
+}
 use cxbridge::idempotency::{
     Claim, DynamoDbIdempotencyStore, IdempotencyStore, ReplayCheck, ReplayGuard,
 };
@@ -21,7 +31,7 @@ async fn store() -> (Client, String, DynamoDbIdempotencyStore) {
         std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto"
     );
-    let client = AwsClients::new(&load_sdk_config().await).dynamodb;
+    let client = AwsClients::new(&emulator().await).dynamodb;
     let table = format!("adapter-{}", cxbridge::ids::new_uuid());
     client
         .create_table()

@@ -5,6 +5,16 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use cxbridge::aws::{AwsClients, load_sdk_config};
+
+/// The emulator, with timeouts relaxed for a busy parallel test run.
+async fn emulator() -> aws_config::SdkConfig {
+    let config = load_sdk_config().await;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(20))
+        .build();
+    config.into_builder().timeout_config(timeouts).build()
+}
 use cxbridge::secrets::{SecretError, SecretSource, SecretsManagerSource};
 use secrecy::ExposeSecret;
 
@@ -13,7 +23,7 @@ async fn client() -> Client {
         std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto"
     );
-    AwsClients::new(&load_sdk_config().await).secrets
+    AwsClients::new(&emulator().await).secrets
 }
 
 fn unique(name: &str) -> String {

@@ -1,8 +1,9 @@
 use aws_lambda_events::event::sqs::SqsMessage;
 use cxbridge::app::{InitError, LiveDispatcher};
-use cxbridge::jobs::{Job, JobKind};
+use cxbridge::jobs::{Job, JobKind, jitter};
 use cxbridge::queue::{MessageQueue, OutboundMessage};
 use cxbridge::signals::JobFailure;
+use cxbridge::signals::store::ExecutionStore;
 use cxbridge::{Base, clock};
 
 pub struct App {
@@ -17,51 +18,140 @@ impl App {
         Ok(Self { base, dispatcher })
     }
 
-    /// Moves a job that can never succeed to the DLQ, body unchanged, with the reason.
-    async fn dead_letter(&self, message: &SqsMessage, reason: &str) -> Result<(), String> {
-        let body = message.body.clone().unwrap_or_default();
-        let id = message.message_id.clone().unwrap_or_default();
-        let letter = OutboundMessage {
+    async fn send(
+        &self,
+        queue: &str,
+        body: String,
+        attributes: Vec<(String, String)>,
+        delay: Option<i32>,
+        dedup: String,
+    ) -> Result<(), String> {
+        let message = OutboundMessage {
             body,
-            attributes: vec![(
-                "deadLetterReason".to_owned(),
-                reason.chars().take(256).collect(),
-            )],
-            dedup_id: id.clone(),
-            group_id: id,
-            delay_seconds: None,
+            attributes,
+            dedup_id: dedup.clone(),
+            group_id: dedup,
+            delay_seconds: delay,
         };
         self.dispatcher
             .queue
-            .send_all(&self.base.config.dlq_url, std::slice::from_ref(&letter))
+            .send_all(queue, std::slice::from_ref(&message))
             .await
-            .map_err(|e| format!("could not dead-letter the job ({reason}): {e}"))?;
-        tracing::warn!(message_id = ?message.message_id, %reason, "job dead-lettered");
+            .map_err(|e| e.to_string())
+    }
+
+    /// Moves a job to the DLQ with its reason, attempts and attempt times, and says so in
+    /// the log and in a metric.
+    async fn dead_letter(
+        &self,
+        message: &SqsMessage,
+        job: Option<&Job>,
+        reason: &str,
+    ) -> Result<(), String> {
+        let id = message.message_id.clone().unwrap_or_default();
+        let (body, mut attributes) = match job {
+            Some(job) => (
+                serde_json::to_string(job).unwrap_or_default(),
+                vec![
+                    ("attempts".to_owned(), job.attempt.to_string()),
+                    ("firstAttemptAt".to_owned(), job.first_attempt_at.clone()),
+                    (
+                        "lastAttemptAt".to_owned(),
+                        job.last_attempt_at.clone().unwrap_or_default(),
+                    ),
+                ],
+            ),
+            None => (message.body.clone().unwrap_or_default(), Vec::new()),
+        };
+        attributes.push((
+            "deadLetterReason".to_owned(),
+            reason.chars().take(256).collect(),
+        ));
+        attributes.retain(|(_, v)| !v.is_empty());
+        self.send(
+            &self.base.config.dlq_url,
+            body,
+            attributes,
+            None,
+            id.clone(),
+        )
+        .await
+        .map_err(|e| format!("could not dead-letter the job ({reason}): {e}"))?;
+        tracing::warn!(message_id = %id, correlation_id = ?job.map(|j| &j.correlation_id), attempts = ?job.map(|j| j.attempt), %reason, "job dead-lettered");
+        cxbridge::telemetry::metric("retry-drainer", "JobsDeadLettered", 1.0);
         Ok(())
     }
 }
 
-/// Runs one job. Retryable failures come back after the visibility timeout; permanent ones
-/// go to the DLQ with their reason.
+/// Runs one job. A retryable failure is sent back to the jobs queue as attempt + 1 with a
+/// backoff delay, and this message is reported done; when attempts run out, or on a
+/// permanent failure, the job goes to the DLQ.
+///
+/// Waiting by re-sending with `DelaySeconds` (rather than `ChangeMessageVisibility`) keeps
+/// the attempt count, the last error and the attempt times in the job itself, where the DLQ
+/// and the operator see them, and works the same on every queue. A crash between the send
+/// and the delete leaves two copies; the execution record's attempt claim runs only one.
 pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String> {
-    let job: Job = match message.body.as_deref().map(serde_json::from_str) {
+    let mut job: Job = match message.body.as_deref().map(serde_json::from_str) {
         Some(Ok(job)) => job,
-        Some(Err(e)) => return app.dead_letter(&message, &format!("not a job: {e}")).await,
-        None => return app.dead_letter(&message, "the message has no body").await,
+        Some(Err(e)) => {
+            return app
+                .dead_letter(&message, None, &format!("not a job: {e}"))
+                .await;
+        }
+        None => {
+            return app
+                .dead_letter(&message, None, "the message has no body")
+                .await;
+        }
     };
     let now = clock::now_ms();
     let outcome = match job.kind {
         JobKind::Signal => app.dispatcher.run_signal_job(&job, now).await,
         JobKind::Reconcile => app.dispatcher.reconcile(&job, now).await,
-        JobKind::Context => Err(JobFailure {
-            retryable: true,
-            reason: "context jobs are not run yet".into(),
-            retry_after: None,
-        }),
+        JobKind::Context => Err(JobFailure::permanent("context jobs are not run yet")),
     };
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(f) if f.retryable => Err(f.reason),
-        Err(f) => app.dead_letter(&message, &f.reason).await,
+    let failure = match outcome {
+        Ok(()) => return Ok(()),
+        Err(f) if f.hold => return Err(f.reason),
+        Err(f) => f,
+    };
+    let policy = app.base.config.retry;
+    job.attempt += 1;
+    job.last_attempt_at = Some(clock::rfc3339(now));
+    job.last_error = Some(failure.reason.clone());
+    job.redriven = false;
+    let counted = job.kind != JobKind::Reconcile;
+    if failure.retryable && (!counted || policy.may_retry(job.attempt)) {
+        let wait = policy.delay(job.attempt, failure.retry_after, jitter());
+        let delay = i32::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(900);
+        let dedup = format!("{}:{}", job.id, job.attempt);
+        tracing::info!(correlation_id = %job.correlation_id, attempt = job.attempt, delay_s = delay, reason = %failure.reason, "job will be retried");
+        let body = serde_json::to_string(&job).unwrap_or_default();
+        return app
+            .send(
+                &app.base.config.jobs_queue_url,
+                body,
+                vec![("kind".into(), "retry".into())],
+                Some(delay),
+                dedup,
+            )
+            .await;
     }
+    let reason = if failure.retryable {
+        format!("gave up after {} attempts: {}", job.attempt, failure.reason)
+    } else {
+        failure.reason.clone()
+    };
+    app.dead_letter(&message, Some(&job), &reason).await?;
+    if failure.retryable
+        && let Err(e) = app
+            .dispatcher
+            .store
+            .failed(&job.correlation_id, "dead_lettered", &reason, None, now)
+            .await
+    {
+        tracing::warn!(correlation_id = %job.correlation_id, error = %e, "could not mark the execution dead_lettered");
+    }
+    Ok(())
 }

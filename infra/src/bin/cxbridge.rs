@@ -48,6 +48,39 @@ enum Command {
         #[command(subcommand)]
         what: Send,
     },
+    /// Inspect and redrive a dead-letter queue (any account; the local one through
+    /// AWS_ENDPOINT_URL).
+    Dlq {
+        #[command(subcommand)]
+        what: Dlq,
+    },
+}
+
+#[derive(Subcommand)]
+enum Dlq {
+    /// A table of the messages in the DLQ.
+    List {
+        #[arg(long)]
+        dlq: String,
+    },
+    /// One message in full.
+    Show {
+        #[arg(long)]
+        dlq: String,
+        /// The message id, as `list` shows it.
+        id: String,
+    },
+    /// Send every message back (attempts reset to 0), then delete it from the DLQ.
+    Redrive {
+        #[arg(long)]
+        dlq: String,
+        /// Where to send them (default: the queue whose redrive policy names this DLQ).
+        #[arg(long)]
+        to: Option<String>,
+        /// Show what would be redriven, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -144,6 +177,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dlq { what } => dlq(what).await,
         Command::Send {
             what:
                 Send::Webhook {
@@ -199,6 +233,198 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+    }
+}
+
+/// Every message on `queue`, each received once (hidden for a minute while collected).
+async fn collect(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+) -> Result<Vec<aws_sdk_sqs::types::Message>> {
+    let mut all: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(if all.is_empty() { 1 } else { 0 })
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot receive from {queue}: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            return Ok(all);
+        }
+        all.extend(batch);
+        if all.len() % 100 < 10 {
+            eprintln!("… {} messages read", all.len());
+        }
+    }
+}
+
+/// Makes collected messages visible again at once.
+async fn release(sqs: &aws_sdk_sqs::Client, queue: &str, messages: &[aws_sdk_sqs::types::Message]) {
+    for m in messages {
+        if let Some(handle) = m.receipt_handle() {
+            let _ = sqs
+                .change_message_visibility()
+                .queue_url(queue)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await;
+        }
+    }
+}
+
+fn attribute(m: &aws_sdk_sqs::types::Message, name: &str) -> String {
+    m.message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn dlq(what: Dlq) -> Result<ExitCode> {
+    let sqs = aws_sdk_sqs::Client::new(&cxbridge::aws::load_sdk_config().await);
+    match what {
+        Dlq::List { dlq } => {
+            let messages = collect(&sqs, &dlq).await?;
+            println!(
+                "{:<38} {:<10} {:<40} {:>8}  REASON",
+                "MESSAGE ID", "KIND", "CORRELATION ID", "ATTEMPTS"
+            );
+            for m in &messages {
+                let job: serde_json::Value =
+                    serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_default();
+                println!(
+                    "{:<38} {:<10} {:<40} {:>8}  {}",
+                    m.message_id().unwrap_or_default(),
+                    job["kind"].as_str().unwrap_or("?"),
+                    job["correlationId"].as_str().unwrap_or("?"),
+                    job["attempt"]
+                        .as_u64()
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    attribute(m, "deadLetterReason"),
+                );
+            }
+            println!("{} message(s)", messages.len());
+            release(&sqs, &dlq, &messages).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Dlq::Show { dlq, id } => {
+            let messages = collect(&sqs, &dlq).await?;
+            let found = messages
+                .iter()
+                .find(|m| m.message_id() == Some(id.as_str()));
+            let code = match found {
+                Some(m) => {
+                    let body: serde_json::Value =
+                        serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_else(|_| {
+                            serde_json::Value::String(m.body().unwrap_or_default().to_owned())
+                        });
+                    let attributes: serde_json::Map<String, serde_json::Value> = m
+                        .message_attributes()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().into()))
+                        .collect();
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"messageId": id, "attributes": attributes, "body": body})
+                        )?
+                    );
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("cxbridge: no message {id} in {dlq}");
+                    ExitCode::FAILURE
+                }
+            };
+            release(&sqs, &dlq, &messages).await;
+            Ok(code)
+        }
+        Dlq::Redrive { dlq, to, dry_run } => {
+            let target = match to {
+                Some(t) => t,
+                None => sqs
+                    .list_dead_letter_source_queues()
+                    .queue_url(&dlq)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| o.queue_urls.into_iter().next())
+                    .context("no queue redrives to this DLQ: name the target with --to")?,
+            };
+            let messages = collect(&sqs, &dlq).await?;
+            let mut moved = 0;
+            for m in &messages {
+                let body = m.body().unwrap_or_default();
+                // A job starts its attempts again; anything else goes back as it was.
+                let body = match serde_json::from_str::<cxbridge::jobs::Job>(body) {
+                    Ok(mut job) => {
+                        job.attempt = 0;
+                        job.redriven = true;
+                        serde_json::to_string(&job)?
+                    }
+                    Err(_) => body.to_owned(),
+                };
+                if dry_run {
+                    println!(
+                        "would redrive {} to {target}",
+                        m.message_id().unwrap_or_default()
+                    );
+                    continue;
+                }
+                sqs.send_message()
+                    .queue_url(&target)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot send to {target}: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(&e)
+                        )
+                    })?;
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(&dlq)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "sent, but cannot delete from the DLQ: {}",
+                                aws_sdk_sqs::error::DisplayErrorContext(&e)
+                            )
+                        })?;
+                }
+                moved += 1;
+                if moved % 50 == 0 {
+                    eprintln!("… {moved} of {} redriven", messages.len());
+                }
+            }
+            if dry_run {
+                release(&sqs, &dlq, &messages).await;
+                println!(
+                    "{} message(s) would be redriven to {target}",
+                    messages.len()
+                );
+            } else {
+                println!("{moved} message(s) redriven to {target}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

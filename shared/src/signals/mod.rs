@@ -28,6 +28,29 @@ pub struct JobFailure {
     pub retryable: bool,
     pub reason: String,
     pub retry_after: Option<Duration>,
+    /// Leave the message to the queue (another run holds the attempt): no attempt is
+    /// spent and nothing is re-sent.
+    pub hold: bool,
+}
+
+impl JobFailure {
+    pub fn retry(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        Self {
+            retryable: true,
+            reason: reason.into(),
+            retry_after,
+            hold: false,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            reason: reason.into(),
+            retry_after: None,
+            hold: false,
+        }
+    }
 }
 
 pub struct Dispatcher<C, E, Q> {
@@ -39,6 +62,9 @@ pub struct Dispatcher<C, E, Q> {
     pub jobs_queue_url: String,
     /// How long after dispatch a missing callback counts as timed out.
     pub deadline: Duration,
+    pub retry: crate::jobs::RetryPolicy,
+    /// How long a job run holds its attempt.
+    pub lease: Duration,
 }
 
 fn payload_hash(name: &str, data: &Value, metadata: &Value) -> String {
@@ -264,6 +290,9 @@ where
             Err(err) if err.is_retryable() => {
                 let answer = json!({"status": "queued", "correlationId": key});
                 let job = Job {
+                    version: crate::jobs::JOB_VERSION,
+                    last_attempt_at: None,
+                    redriven: false,
                     id: key.to_owned(),
                     kind: JobKind::Signal,
                     correlation_id: key.to_owned(),
@@ -272,9 +301,10 @@ where
                     payload: json!({"signal": name, "request": request_json(&request)}),
                     last_error: Some(err.to_string()),
                 };
-                let delay = err
-                    .retry_after()
-                    .map(|d| i32::try_from(d.as_secs()).unwrap_or(900));
+                let wait = self
+                    .retry
+                    .delay(1, err.retry_after(), crate::jobs::jitter());
+                let delay = Some(i32::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(900));
                 if let Err(q) = self.enqueue(&job, delay).await {
                     // Neither sent nor queued: the caller must retry, and its retry must work.
                     if let Err(f) = self.store.forget(key).await {
@@ -337,6 +367,9 @@ where
         now_ms: i64,
     ) -> Result<(), crate::queue::QueueError> {
         let job = Job {
+            version: crate::jobs::JOB_VERSION,
+            last_attempt_at: None,
+            redriven: false,
             id: format!("{key}:reconcile"),
             kind: JobKind::Reconcile,
             correlation_id: key.to_owned(),
@@ -370,35 +403,36 @@ where
                 match self.prepare(name, key, &data, &metadata) {
                     Ok(ready) => {
                         if let Err(e) = self.store.create(key, name, &ready.hash, now_ms).await {
-                            return Err(JobFailure {
-                                retryable: true,
-                                reason: e.to_string(),
-                                retry_after: None,
-                            });
+                            return Err(JobFailure::retry(e.to_string(), None));
                         }
                         ready.request
                     }
                     Err(e) => {
                         let reason = format!("{}: {}", e.code, e.body()["error"]);
-                        return Err(JobFailure {
-                            retryable: false,
-                            reason,
-                            retry_after: None,
-                        });
+                        return Err(JobFailure::permanent(reason));
                     }
                 }
             }
         };
-        match self.store.get(key).await {
-            Ok(Some(existing)) if existing.status != "pending" => return Ok(()),
-            Ok(_) => {}
-            Err(e) => {
+        if job.redriven
+            && let Err(e) = self.store.revive(key, now_ms).await
+        {
+            return Err(JobFailure::retry(e.to_string(), None));
+        }
+        match self
+            .store
+            .begin_attempt(key, job.attempt + 1, self.lease, now_ms)
+            .await
+        {
+            Ok(store::AttemptClaim::Started) => {}
+            Ok(store::AttemptClaim::Done) => return Ok(()),
+            Ok(store::AttemptClaim::Held) => {
                 return Err(JobFailure {
-                    retryable: true,
-                    reason: e.to_string(),
-                    retry_after: None,
+                    hold: true,
+                    ..JobFailure::retry("another run holds this attempt", None)
                 });
             }
+            Err(e) => return Err(JobFailure::retry(e.to_string(), None)),
         }
         match self.cxone.signal(&request).await {
             Ok(accepted) => {
@@ -433,11 +467,7 @@ where
                 {
                     tracing::warn!(correlation_id = %key, error = %e, "could not record the retry");
                 }
-                Err(JobFailure {
-                    retryable: true,
-                    reason: err.to_string(),
-                    retry_after: err.retry_after(),
-                })
+                Err(JobFailure::retry(err.to_string(), err.retry_after()))
             }
             Err(err) => {
                 if let Err(e) = self
@@ -447,11 +477,7 @@ where
                 {
                     tracing::warn!(correlation_id = %key, error = %e, "could not record the failure");
                 }
-                Err(JobFailure {
-                    retryable: false,
-                    reason: err.to_string(),
-                    retry_after: None,
-                })
+                Err(JobFailure::permanent(err.to_string()))
             }
         }
     }
@@ -470,21 +496,16 @@ where
         if now_ms < due {
             // SQS delays top out at 15 minutes: come back later.
             let wait = Duration::from_millis(u64::try_from(due - now_ms).unwrap_or(0));
-            return Err(JobFailure {
-                retryable: true,
-                reason: "the deadline has not passed yet".into(),
-                retry_after: Some(wait),
-            });
+            return Err(JobFailure::retry(
+                "the deadline has not passed yet",
+                Some(wait),
+            ));
         }
         let record = match self.store.get(key).await {
             Ok(Some(record)) => record,
             Ok(None) => return Ok(()),
             Err(e) => {
-                return Err(JobFailure {
-                    retryable: true,
-                    reason: e.to_string(),
-                    retry_after: None,
-                });
+                return Err(JobFailure::retry(e.to_string(), None));
             }
         };
         if record.status != "dispatched" {
@@ -512,20 +533,12 @@ where
                             tracing::info!(correlation_id = %key, status = %history.status, "execution reconciled from CXone's history");
                             Ok(())
                         }
-                        Err(e) => Err(JobFailure {
-                            retryable: true,
-                            reason: e.to_string(),
-                            retry_after: None,
-                        }),
+                        Err(e) => Err(JobFailure::retry(e.to_string(), None)),
                     };
                 }
                 Ok(_) => {}
                 Err(e) if e.is_retryable() => {
-                    return Err(JobFailure {
-                        retryable: true,
-                        reason: e.to_string(),
-                        retry_after: e.retry_after(),
-                    });
+                    return Err(JobFailure::retry(e.to_string(), e.retry_after()));
                 }
                 Err(e) => {
                     tracing::warn!(correlation_id = %key, error = %e, "CXone's history could not be read")
@@ -538,11 +551,7 @@ where
                 Ok(())
             }
             Ok(false) => Ok(()),
-            Err(e) => Err(JobFailure {
-                retryable: true,
-                reason: e.to_string(),
-                retry_after: None,
-            }),
+            Err(e) => Err(JobFailure::retry(e.to_string(), None)),
         }
     }
 }

@@ -50,6 +50,17 @@ pub enum Created {
     Existing(Box<Execution>),
 }
 
+/// Whether a job run may go ahead with its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptClaim {
+    /// Go ahead.
+    Started,
+    /// The execution has moved on, or a later attempt ran: nothing to do.
+    Done,
+    /// Another run holds this attempt right now.
+    Held,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallbackOutcome {
     Recorded,
@@ -104,6 +115,21 @@ pub trait ExecutionStore: Send + Sync {
     ) -> impl Future<Output = Result<CallbackOutcome, StoreError>> + Send;
     /// `dispatched` → `timed_out`; false if it had moved on.
     fn timed_out(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Claims attempt `attempt` of a pending execution for `lease`, so that a job delivered
+    /// twice runs once, and one whose run died runs again once the lease lapses.
+    fn begin_attempt(
+        &self,
+        id: &str,
+        attempt: u32,
+        lease: Duration,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<AttemptClaim, StoreError>> + Send;
+    /// `dead_lettered` → `pending`, for a job redriven from the DLQ.
+    fn revive(
         &self,
         id: &str,
         now_ms: i64,
@@ -395,6 +421,74 @@ impl ExecutionStore for DynamoDbExecutionStore {
                 ":e",
                 s("no completion callback arrived before the deadline"),
             )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn begin_attempt(
+        &self,
+        id: &str,
+        attempt: u32,
+        lease: Duration,
+        now_ms: i64,
+    ) -> Result<AttemptClaim, StoreError> {
+        let until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(0);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression("SET runningAttempt = :a, runningUntil = :until")
+            .condition_expression(
+                "#s = :pending AND (attribute_not_exists(runningAttempt) OR runningAttempt < :a OR (runningAttempt = :a AND runningUntil < :now))",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":a", n(i64::from(attempt)))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(AttemptClaim::Started),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    let item = c.item.clone().unwrap_or_default();
+                    let status = item.get("status").and_then(|v| v.as_s().ok()).map(String::as_str);
+                    let running = item
+                        .get("runningAttempt")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<u32>().ok());
+                    Ok(match (status, running) {
+                        (Some("pending"), Some(r)) if r == attempt => AttemptClaim::Held,
+                        _ => AttemptClaim::Done,
+                    })
+                }
+                _ => Err(err(e)),
+            },
+        }
+    }
+
+    async fn revive(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression(
+                "SET #s = :pending, updatedAt = :u REMOVE runningAttempt, runningUntil",
+            )
+            .condition_expression("#s = :dead")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":dead", s("dead_lettered"))
+            .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
             .send()
             .await;
         match result {

@@ -170,6 +170,9 @@ fn plan(
                     .collect();
                 let correlation_id = format!("{delivery_id}:{name}");
                 let job = Job {
+                    version: crate::jobs::JOB_VERSION,
+                    last_attempt_at: None,
+                    redriven: false,
                     id: correlation_id.clone(),
                     kind: JobKind::Signal,
                     correlation_id: correlation_id.clone(),

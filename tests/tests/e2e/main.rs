@@ -6,6 +6,7 @@ mod cxone;
 mod gateway;
 mod health;
 mod lifecycle;
+mod retries;
 mod scaling;
 mod signals;
 mod sqs;
