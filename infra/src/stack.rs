@@ -53,6 +53,37 @@ impl std::str::FromStr for EnvOverride {
     }
 }
 
+/// The signal definitions the simulator's documented API knows: the functions' own
+/// (`CXBRIDGE_SIGNALS` when overridden), else the local default.
+fn simulated_definitions(
+    overrides: &[EnvOverride],
+) -> Result<std::collections::HashMap<String, Vec<crate::simulator::Variable>>> {
+    let Some(custom) = overrides
+        .iter()
+        .rev()
+        .find(|o| o.key == cxbridge::signals::definitions::SIGNALS_VAR)
+    else {
+        return Ok(default_definitions());
+    };
+    let parsed =
+        cxbridge::signals::definitions::parse(&custom.value, cxbridge::cxone::Profile::Documented)
+            .map_err(|e| anyhow!("{e}"))?;
+    Ok(parsed
+        .into_values()
+        .map(|d| {
+            let vars = d
+                .variables
+                .iter()
+                .map(|v| crate::simulator::Variable {
+                    name: v.name.clone(),
+                    kind: v.kind.as_str().to_owned(),
+                })
+                .collect();
+            (d.definition_id, vars)
+        })
+        .collect())
+}
+
 /// Local settings that differ from the deployed ones (design §8): jobs give up after four
 /// attempts, backing off from 1 s to at most 5 s, so failures reach the DLQ in seconds.
 pub fn local_defaults() -> Vec<EnvOverride> {
@@ -185,7 +216,7 @@ impl Stack {
         let simulator = Simulator::start(SimOptions {
             profile: options.profile.clone(),
             credentials: resources.secrets.cxone.clone(),
-            definitions: default_definitions(),
+            definitions: simulated_definitions(&options.env_overrides)?,
             gateway: Some(gateway_url.clone()),
             callback_secret: Some(resources.secrets.callback.clone()),
             webhook_secret: Some(resources.secrets.webhook.clone()),

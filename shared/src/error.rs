@@ -28,6 +28,7 @@ pub enum ErrorCode {
     CxoneRejected,
     CxoneNotFound,
     CxoneRefused,
+    InteractionNotFound,
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -60,6 +61,7 @@ impl ErrorCode {
             Self::CxoneRejected => "cxone_rejected",
             Self::CxoneNotFound => "cxone_not_found",
             Self::CxoneRefused => "cxone_refused",
+            Self::InteractionNotFound => "interaction_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -86,7 +88,8 @@ impl ErrorCode {
             Self::NotFound
             | Self::SignalNotFound
             | Self::ExecutionNotFound
-            | Self::CxoneNotFound => StatusCode::NOT_FOUND,
+            | Self::CxoneNotFound
+            | Self::InteractionNotFound => StatusCode::NOT_FOUND,
             Self::InvalidPayload | Self::CxoneRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::CxoneRefused => StatusCode::FAILED_DEPENDENCY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

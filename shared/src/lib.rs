@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod intents;
 pub mod jobs;
 pub mod probe;
 pub mod queue;

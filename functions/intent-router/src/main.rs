@@ -1,9 +1,9 @@
-//! intent-router: Turns Cognigy intent results into CXone context updates.
+//! intent-router: turns Cognigy intent results into CXone context updates.
 
 mod handler;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), cxbridge::runtime::Error> {
-    let app = cxbridge::runtime::init(cxbridge::Base::init()).await?;
-    cxbridge::runtime::run_http(app, app.config.probe, handler::handle).await
+    let app = cxbridge::runtime::init(handler::App::init()).await?;
+    cxbridge::runtime::run_http(app, app.base.config.probe, handler::handle).await
 }

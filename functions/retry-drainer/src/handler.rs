@@ -2,7 +2,6 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use cxbridge::app::{InitError, LiveDispatcher};
 use cxbridge::jobs::{Job, JobKind, jitter};
 use cxbridge::queue::{MessageQueue, OutboundMessage};
-use cxbridge::signals::JobFailure;
 use cxbridge::signals::store::ExecutionStore;
 use cxbridge::{Base, clock};
 
@@ -109,7 +108,7 @@ pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String
     let outcome = match job.kind {
         JobKind::Signal => app.dispatcher.run_signal_job(&job, now).await,
         JobKind::Reconcile => app.dispatcher.reconcile(&job, now).await,
-        JobKind::Context => Err(JobFailure::permanent("context jobs are not run yet")),
+        JobKind::Context => app.dispatcher.run_context_job(&job).await,
     };
     let failure = match outcome {
         Ok(()) => return Ok(()),

@@ -339,7 +339,8 @@ where
         }
     }
 
-    async fn enqueue(
+    /// Puts a job on the jobs queue.
+    pub async fn enqueue(
         &self,
         job: &Job,
         delay_seconds: Option<i32>,
@@ -479,6 +480,26 @@ where
                 }
                 Err(JobFailure::permanent(err.to_string()))
             }
+        }
+    }
+
+    /// Runs a `context` job: a CXone context update that could not be made in its request.
+    pub async fn run_context_job(&self, job: &Job) -> Result<(), JobFailure>
+    where
+        C: crate::cxone::ContextSink,
+    {
+        let interaction = job
+            .payload
+            .get("interactionId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(attributes) = job.payload.get("attributes").and_then(Value::as_object) else {
+            return Err(JobFailure::permanent("the context job has no attributes"));
+        };
+        match self.cxone.update_context(interaction, attributes).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_retryable() => Err(JobFailure::retry(e.to_string(), e.retry_after())),
+            Err(e) => Err(JobFailure::permanent(e.to_string())),
         }
     }
 

@@ -73,11 +73,17 @@ async fn get_routes_and_path_parameters_reach_the_binary() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn routes_not_built_yet_answer_not_implemented_with_the_stable_error_body() {
+async fn every_route_refuses_an_unauthenticated_request_with_the_stable_error_body() {
     let stack = start(options()).await;
     let client = reqwest::Client::new();
-    let routes = [("POST", "/cognigy/intents", "POST /cognigy/intents")];
-    for (method, path, route) in routes {
+    let routes = [
+        ("POST", "/webhooks/cxone", "missing_signature_header"),
+        ("POST", "/cognigy/intents", "unauthorized"),
+        ("POST", "/signals/order-update", "unauthorized"),
+        ("GET", "/executions/abc", "unauthorized"),
+        ("POST", "/callbacks/studio", "missing_signature_header"),
+    ];
+    for (method, path, code) in routes {
         let response = client
             .request(
                 method.parse().unwrap(),
@@ -88,15 +94,18 @@ async fn routes_not_built_yet_answer_not_implemented_with_the_stable_error_body(
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED, "{route}");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
         assert!(
             response.headers().contains_key("x-correlation-id"),
-            "{route}"
+            "{path}"
         );
         let body: Value = response.json().await.unwrap();
-        assert_eq!(
-            body,
-            json!({"error": {"code": "not_implemented", "message": format!("{route} is not implemented yet")}})
+        assert_eq!(body["error"]["code"], code, "{path}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}"
         );
     }
 }

@@ -5,6 +5,7 @@
 mod cxone;
 mod gateway;
 mod health;
+mod intents;
 mod lifecycle;
 mod retries;
 mod scaling;
