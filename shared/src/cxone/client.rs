@@ -343,17 +343,18 @@ impl<T: TokenSource, R: RateBudget> CxoneSignals for HttpCxoneClient<T, R> {
                         })
                     })
                     .await?;
-                let parsed: Value = serde_json::from_slice(&answer).map_err(|e| {
-                    CxoneError::BadResponse(format!("the signal answer is not JSON: {e}"))
-                })?;
-                let id = parsed
-                    .get("signalExecutionId")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        CxoneError::BadResponse("the signal answer has no signalExecutionId".into())
-                    })?;
+                // CXone accepted the signal (2xx); an answer without a usable execution id
+                // does not undo that, so the signal is not reported as failed.
+                let id = serde_json::from_slice::<Value>(&answer).ok().and_then(|v| {
+                    v.get("signalExecutionId")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
+                if id.is_none() {
+                    tracing::warn!(body = %super::error::excerpt(&answer), "CXone accepted a signal without a signalExecutionId");
+                }
                 Ok(SignalAccepted {
-                    signal_execution_id: Some(id.to_owned()),
+                    signal_execution_id: id,
                 })
             }
             Profile::InContact => {

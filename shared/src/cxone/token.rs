@@ -109,7 +109,8 @@ fn status_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> Cxon
     match status {
         401 => CxoneError::Unauthorized(detail),
         403 => CxoneError::Forbidden(detail),
-        404 => CxoneError::NotFound(detail),
+        // A missing token or discovery endpoint is CXone's problem, not the caller's.
+        404 => CxoneError::Unavailable(format!("the CXone endpoint answered 404: {detail}")),
         429 => CxoneError::RateLimited {
             retry_after,
             local: false,

@@ -338,15 +338,17 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .table_name(&self.table)
             .key("pk", key(id))
             .update_expression(if response.is_some() {
-                "SET #s = :status, lastError = :e, updatedAt = :u, #r = if_not_exists(#r, :r)"
+                "SET #s = :status, lastError = :e, updatedAt = :u, attempts = attempts + :tried, #r = if_not_exists(#r, :r)"
             } else {
-                "SET #s = :status, lastError = :e, updatedAt = :u"
+                "SET #s = :status, lastError = :e, updatedAt = :u, attempts = attempts + :tried"
             })
             .condition_expression("#s IN (:pending, :dispatched)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":status", s(status))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":dispatched", s("dispatched"))
+            // A failure is an attempt that CXone refused; running out of attempts is not one.
+            .expression_attribute_values(":tried", n(i64::from(status == "failed")))
             .expression_attribute_values(":e", s(error))
             .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)));
         if let Some(r) = response {
@@ -484,7 +486,9 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .update_expression(
                 "SET #s = :pending, updatedAt = :u REMOVE runningAttempt, runningUntil",
             )
-            .condition_expression("#s = :dead")
+            // Also a job that reached the DLQ by the queue's receive limit, whose record
+            // still says pending with a claimed attempt.
+            .condition_expression("#s IN (:dead, :pending)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":dead", s("dead_lettered"))

@@ -181,6 +181,7 @@ async fn a_400_fails_the_job_after_one_attempt_and_it_is_not_retried() {
         record["lastError"].as_str().unwrap().contains("bad skill"),
         "{record}"
     );
+    assert_eq!(record["attempts"], 1, "{record}");
 
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let dead = eventually("the job in the DLQ", Duration::from_secs(20), || async {
