@@ -9,7 +9,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{ids, probe};
+use crate::{ids, probe, telemetry};
 
 /// Largest request body accepted (design §3): 256 KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -71,6 +71,14 @@ where
 
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let outcome = match &error {
+        Some(e) => e.code.as_str().to_owned(),
+        None => serde_json::from_slice::<serde_json::Value>(response.body().as_ref())
+            .ok()
+            .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| status.to_string()),
+    };
+    telemetry::request_metrics(&route, &outcome, latency_ms, &correlation_id);
     let code = error.as_ref().map(|e| e.code.as_str());
     let cause = error.as_ref().and_then(ApiError::cause_chain);
     match status {

@@ -38,3 +38,28 @@ pub fn metric(function: &str, name: &str, value: f64) {
     });
     println!("{record}");
 }
+
+/// The one EMF record of a request: `Requests` and `Latency` by route, and by route and
+/// outcome (`accepted`, `duplicate`, `dispatched`, `queued`, `routed`, or the
+/// error code), with the correlation id as a searchable property.
+pub fn request_metrics(route: &str, outcome: &str, latency_ms: f64, correlation_id: &str) {
+    let record = serde_json::json!({
+        "_aws": {
+            "Timestamp": crate::clock::now_ms(),
+            "CloudWatchMetrics": [{
+                "Namespace": "cxbridge",
+                "Dimensions": [["Route"], ["Route", "Outcome"]],
+                "Metrics": [
+                    {"Name": "Requests", "Unit": "Count"},
+                    {"Name": "Latency", "Unit": "Milliseconds"},
+                ],
+            }],
+        },
+        "Route": route,
+        "Outcome": outcome,
+        "Requests": 1,
+        "Latency": latency_ms,
+        "correlationId": correlation_id,
+    });
+    println!("{record}");
+}

@@ -206,3 +206,53 @@ async fn an_invocation_past_its_timeout_fails_with_500_and_a_fresh_instance_serv
         .unwrap();
     assert_eq!(next.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_request_logs_one_json_line_and_one_metrics_record() {
+    let stack = start(options()).await;
+    let correlation = cxbridge_e2e::unique("obs-");
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhooks/cxone", stack.gateway_url))
+        .header("content-type", "application/json")
+        .header("x-correlation-id", &correlation)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let lines: Vec<Value> = cxbridge_e2e::eventually(
+        "the request's log lines",
+        std::time::Duration::from_secs(10),
+        || async {
+            let lines: Vec<Value> = stack
+                .log
+                .lines()
+                .iter()
+                .filter(|l| l.starts_with("webhook-receiver#") && l.contains(&correlation))
+                .filter_map(|l| serde_json::from_str(l.split_once(" | ")?.1).ok())
+                .collect();
+            (lines.len() >= 2).then_some(lines)
+        },
+    )
+    .await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let log = lines
+        .iter()
+        .find(|l| l["message"] == "request")
+        .expect("a JSON request line");
+    assert_eq!(log["route"], "POST /webhooks/cxone");
+    assert_eq!(log["status"], 401);
+    assert_eq!(log["code"], "missing_signature_header");
+    assert!(
+        log["latency_ms"].as_f64().is_some()
+            && log["request_id"].as_str().is_some_and(|r| !r.is_empty())
+    );
+    let emf = lines
+        .iter()
+        .find(|l| l.get("_aws").is_some())
+        .expect("an EMF record");
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "cxbridge");
+    assert_eq!(emf["Route"], "POST /webhooks/cxone");
+    assert_eq!(emf["Outcome"], "missing_signature_header");
+    assert_eq!(emf["Requests"], 1);
+}
