@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV := .venv/moto
 MOTO := $(VENV)/bin/moto_server
 LOCAL := target/debug/cxbridge-local
+TOOLS := .venv/tools
+FUNCTIONS := webhook-receiver intent-router signal-dispatcher callback-verifier retry-drainer
+export SAM_CLI_TELEMETRY := 0
+export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test lint bench build venv fmt clean
+.PHONY: run test lint bench build venv tools package fmt clean
 
 ## run: start the local stack (moto, every function, the gateway on $CXBRIDGE_PORT or 3000)
 run: venv build
@@ -15,10 +19,17 @@ run: venv build
 test: venv build
 	$(LOCAL) with-moto --moto $(MOTO) -- cargo test --workspace --no-fail-fast
 
-## lint: formatting and clippy, warnings are errors
-lint:
+## lint: formatting, clippy (warnings are errors), cfn-lint and sam validate on the template
+lint: tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(TOOLS)/bin/cfn-lint template.yaml
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" sam validate --lint --region us-east-1 --template template.yaml
+
+## package: release arm64 zips of the five functions, with their sizes
+package: tools
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-18s %6.2f MB\n", f, $$5/1048576}'; done
 
 ## bench: criterion benchmarks (webhook verification and the request path without I/O)
 bench:
@@ -32,6 +43,15 @@ build:
 
 ## venv: the pinned AWS emulator (moto 5.2.5), created on first use
 venv: $(MOTO)
+
+## tools: SAM CLI, cfn-lint and cargo-lambda (with zig), pinned, in one venv
+tools: $(TOOLS)/bin/sam
+
+$(TOOLS)/bin/sam: infra/requirements-tools.txt
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-tools.txt
+	touch $(TOOLS)/bin/sam
 
 $(MOTO): infra/requirements-moto.txt
 	rm -rf $(VENV)

@@ -496,6 +496,78 @@ mod tests {
     }
 
     #[test]
+    fn the_deployment_settings_the_linters_do_not_check_hold() {
+        let (text, t) = project_template();
+        let doc: Value = serde_norway::from_str(&text).unwrap();
+        let drainer = &doc["Resources"]["RetryDrainerFunction"]["Properties"];
+        let jobs = &drainer["Events"]["Jobs"]["Properties"];
+        assert!(jobs["MaximumBatchingWindowInSeconds"].as_u64().is_some());
+        assert!(
+            jobs["ScalingConfig"]["MaximumConcurrency"]
+                .as_u64()
+                .is_some_and(|c| c >= 2)
+        );
+        let drainer_timeout = drainer["Timeout"].as_u64().unwrap();
+        let visibility = t
+            .queues
+            .iter()
+            .find(|q| q.logical_id == "JobsQueue")
+            .unwrap()
+            .visibility_timeout
+            .unwrap();
+        assert!(
+            visibility >= 6 * drainer_timeout as i64,
+            "visibility {visibility} < 6 x {drainer_timeout}"
+        );
+        let table = &doc["Resources"]["Table"]["Properties"];
+        assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+        assert_eq!(
+            table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true
+        );
+        assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
+        let secret = &doc["Resources"]["Secret"]["Properties"];
+        assert!(
+            secret.get("SecretString").is_none(),
+            "no secret in plain text"
+        );
+        assert!(
+            !text.contains("Action: '*'")
+                && !text.contains("Action: \"*\"")
+                && !text.contains(":*\""),
+            "no wildcard actions"
+        );
+        for name in ["ApiUrl", "JobsQueueUrl", "DlqUrl", "EventsQueueUrl"] {
+            assert!(doc["Outputs"].get(name).is_some(), "output {name}");
+        }
+        for name in [
+            "CxoneProfile",
+            "CxoneIssuer",
+            "CxoneTenant",
+            "WebhookConfig",
+            "SignalsConfig",
+            "AlarmTopicArn",
+        ] {
+            assert!(t.parameters.contains_key(name), "parameter {name}");
+        }
+        for alarm in [
+            "DlqNotEmptyAlarm",
+            "Api5xxAlarm",
+            "ThrottlesAlarm",
+            "DrainerErrorsAlarm",
+        ] {
+            assert_eq!(
+                doc["Resources"][alarm]["Type"], "AWS::CloudWatch::Alarm",
+                "{alarm}"
+            );
+        }
+        assert_eq!(
+            doc["Resources"]["Dashboard"]["Type"],
+            "AWS::CloudWatch::Dashboard"
+        );
+    }
+
+    #[test]
     fn routes_match_segments_and_capture_parameters() {
         let route = Route {
             method: "POST".into(),

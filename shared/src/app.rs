@@ -38,12 +38,36 @@ impl Base {
             config.secret_cache_ttl,
         ));
         secrets.current().await?;
+        warm_up(&aws, &config).await;
         Ok(Self {
             config,
             aws,
             secrets,
         })
     }
+}
+
+/// Opens the DynamoDB and SQS connections during init, so that the first request does not
+/// pay for the TLS handshakes. Failures (a policy without the permission, say) only mean
+/// the connection is opened later.
+async fn warm_up(aws: &AwsClients, config: &Config) {
+    let warm = async {
+        let table = aws
+            .dynamodb
+            .describe_table()
+            .table_name(&config.table)
+            .send();
+        let queue = aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&config.jobs_queue_url)
+            .send();
+        let (table, queue) = tokio::join!(table, queue);
+        if table.is_err() || queue.is_err() {
+            tracing::debug!("a warm-up call failed; its connection opens on first use");
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), warm).await;
 }
 
 /// The dispatcher as deployed: the CXone client for the configured profile (shared token
@@ -78,10 +102,13 @@ impl Base {
             &cxone.tenant,
             cxone.rate_per_second,
         );
+        let client = HttpCxoneClient::new(http, cxone.clone(), tokens, budget);
+        // The token endpoint too: a cold start's first call then goes straight to CXone.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.warm()).await;
         Ok(crate::signals::Dispatcher {
             definitions,
             profile: cxone.profile,
-            cxone: HttpCxoneClient::new(http, cxone.clone(), tokens, budget),
+            cxone: client,
             store: crate::signals::store::DynamoDbExecutionStore::new(
                 self.aws.dynamodb.clone(),
                 table,

@@ -129,6 +129,13 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
         }
     }
 
+    /// Fetches (or loads the shared) token ahead of the first call.
+    pub async fn warm(&self) {
+        if let Err(e) = self.tokens.token().await {
+            tracing::warn!(error = %e, "could not get a CXone token at init; the first call will try again");
+        }
+    }
+
     fn base(&self, token: &AccessToken) -> Result<String, CxoneError> {
         self.config
             .api_base
