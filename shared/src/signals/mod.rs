@@ -265,28 +265,10 @@ where
         now_ms: i64,
     ) -> Result<(StatusCode, Value), ApiError> {
         match self.cxone.signal(&request).await {
-            Ok(accepted) => {
-                let mut answer = json!({"status": "dispatched", "correlationId": key});
-                if let Some(id) = &accepted.signal_execution_id {
-                    answer["signalExecutionId"] = json!(id);
-                }
-                if let Err(e) = self
-                    .store
-                    .dispatched(
-                        key,
-                        accepted.signal_execution_id.as_deref(),
-                        &answer,
-                        now_ms,
-                    )
-                    .await
-                {
-                    tracing::warn!(correlation_id = %key, error = %e, "could not record the dispatch");
-                }
-                if let Err(e) = self.schedule_reconcile(key, now_ms).await {
-                    tracing::warn!(correlation_id = %key, error = %e, "could not schedule the deadline check");
-                }
-                Ok((StatusCode::ACCEPTED, answer))
-            }
+            Ok(accepted) => Ok((
+                StatusCode::ACCEPTED,
+                self.dispatched(key, &accepted, now_ms).await,
+            )),
             Err(err) if err.is_retryable() => {
                 let answer = json!({"status": "queued", "correlationId": key});
                 let job = Job {
@@ -337,6 +319,27 @@ where
                 Err(api)
             }
         }
+    }
+
+    /// Records an accepted signal and schedules its deadline check; returns the answer.
+    async fn dispatched(
+        &self,
+        key: &str,
+        accepted: &crate::cxone::SignalAccepted,
+        now_ms: i64,
+    ) -> Value {
+        let mut answer = json!({"status": "dispatched", "correlationId": key});
+        if let Some(id) = &accepted.signal_execution_id {
+            answer["signalExecutionId"] = json!(id);
+        }
+        let id = accepted.signal_execution_id.as_deref();
+        if let Err(e) = self.store.dispatched(key, id, &answer, now_ms).await {
+            tracing::warn!(correlation_id = %key, error = %e, "could not record the dispatch");
+        }
+        if let Err(e) = self.schedule_reconcile(key, now_ms).await {
+            tracing::warn!(correlation_id = %key, error = %e, "could not schedule the deadline check");
+        }
+        answer
     }
 
     /// Puts a job on the jobs queue.
@@ -437,22 +440,7 @@ where
         }
         match self.cxone.signal(&request).await {
             Ok(accepted) => {
-                let answer = json!({"status": "dispatched", "correlationId": key, "signalExecutionId": accepted.signal_execution_id});
-                if let Err(e) = self
-                    .store
-                    .dispatched(
-                        key,
-                        accepted.signal_execution_id.as_deref(),
-                        &answer,
-                        now_ms,
-                    )
-                    .await
-                {
-                    tracing::warn!(correlation_id = %key, error = %e, "could not record the dispatch");
-                }
-                if let Err(e) = self.schedule_reconcile(key, now_ms).await {
-                    tracing::warn!(correlation_id = %key, error = %e, "could not schedule the deadline check");
-                }
+                self.dispatched(key, &accepted, now_ms).await;
                 Ok(())
             }
             Err(err) if err.is_retryable() => {

@@ -3,9 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use cxbridge::cxone::client::http_client;
 use cxbridge::cxone::config::{ClientAuth, CxoneConfig, Profile, SignalBody};
 use cxbridge::cxone::rate::{DynamoDbRateBudget, RateBudget, Unlimited};
@@ -442,27 +439,7 @@ async fn studio_typing_and_the_nine_parameter_limit_are_enforced() {
 async fn table() -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(&sdk().await);
     let name = unique("cxone-");
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    cxbridge_e2e::create_table(&client, &name).await;
     (client, name)
 }
 

@@ -555,28 +555,7 @@ async fn with_the_table_gone_the_receiver_answers_503_and_the_retry_after_recove
         0
     );
 
-    use aws_sdk_dynamodb::types::*;
-    dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    cxbridge_e2e::create_table(&dynamodb, &table).await;
     let (status, body) = eventually(
         "the receiver to recover",
         Duration::from_secs(20),
