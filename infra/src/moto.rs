@@ -21,7 +21,23 @@ impl Moto {
             );
         }
         let port = free_port()?;
-        let mut child = Command::new(moto_server)
+        // The venv's python runs infra/moto_server.py (moto with atomic DynamoDB writes),
+        // found beside the venv's bin/ folder as `<checkout>/infra/moto_server.py`.
+        let python = moto_server.with_file_name("python3");
+        let launcher = moto_server
+            .ancestors()
+            .nth(4)
+            .map(|root| root.join("infra/moto_server.py"))
+            .filter(|p| p.exists());
+        let mut command = match (&launcher, python.exists()) {
+            (Some(launcher), true) => {
+                let mut c = Command::new(&python);
+                c.arg(launcher);
+                c
+            }
+            _ => Command::new(moto_server),
+        };
+        let mut child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

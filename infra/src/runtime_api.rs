@@ -30,7 +30,7 @@ const ACCOUNT: &str = "123456789012";
 /// How many output lines of an instance are kept to explain an init failure.
 const KEPT_LINES: usize = 20;
 /// Lambda stops an init phase that takes longer than this.
-const INIT_LIMIT: Duration = Duration::from_secs(10);
+pub const INIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why an invocation produced no function response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +96,8 @@ pub struct FunctionConfig {
     pub timeout: Duration,
     pub memory_mb: u64,
     pub max_instances: usize,
+    /// How long an instance may take to initialise (Lambda: 10 s).
+    pub init_limit: Duration,
     /// Variables from the template, resolved, plus any overrides.
     pub environment: Vec<(String, String)>,
     /// AWS settings the instances inherit (endpoint, region, credentials).
@@ -221,7 +223,7 @@ impl FunctionHost {
         }
         // The instance's watchdog answers at the deadline; this bound only covers an
         // invocation that waited long in the queue.
-        let limit = self.config.timeout * 2 + INIT_LIMIT;
+        let limit = self.config.timeout * 2 + self.config.init_limit;
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(InvokeError::Crashed("the invocation was dropped".into())),
@@ -491,13 +493,13 @@ impl Instance {
         // Lambda ends an init phase that takes too long.
         let watched = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(INIT_LIMIT).await;
+            tokio::time::sleep(watched.host.config.init_limit).await;
             if !watched.ready.load(Ordering::SeqCst) {
                 if let Ok(mut slot) = watched.init_error.lock() {
                     slot.get_or_insert_with(|| {
                         format!(
                             "Runtime.InitTimeout: init did not finish within {} s",
-                            INIT_LIMIT.as_secs()
+                            watched.host.config.init_limit.as_secs()
                         )
                     });
                 }

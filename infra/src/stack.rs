@@ -119,6 +119,8 @@ pub struct StackOptions {
     /// Prefix of every resource name.
     pub prefix: String,
     pub max_instances: usize,
+    /// How long a function may take to initialise (Lambda's 10 s by default).
+    pub init_limit: Duration,
     pub queue_overrides: QueueOverrides,
     pub env_overrides: Vec<EnvOverride>,
     /// CXone API profile (`documented` or `incontact`).
@@ -139,6 +141,7 @@ impl StackOptions {
             moto_server: root.join(".venv/moto/bin/moto_server"),
             prefix: "cxbridge".to_owned(),
             max_instances: 4,
+            init_limit: crate::runtime_api::INIT_LIMIT,
             queue_overrides: QueueOverrides::default(),
             env_overrides: local_defaults(),
             profile: "documented".to_owned(),
@@ -309,6 +312,7 @@ impl Stack {
                     timeout: Duration::from_secs(function.timeout_secs),
                     memory_mb: function.memory_mb,
                     max_instances: options.max_instances.max(1),
+                    init_limit: options.init_limit,
                     environment,
                     aws_environment: aws_environment.clone(),
                 },

@@ -67,7 +67,7 @@ async fn warm_up(aws: &AwsClients, config: &Config) {
             tracing::debug!("a warm-up call failed; its connection opens on first use");
         }
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), warm).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), warm).await;
 }
 
 /// The dispatcher as deployed: the CXone client for the configured profile (shared token
@@ -104,7 +104,7 @@ impl Base {
         );
         let client = HttpCxoneClient::new(http, cxone.clone(), tokens, budget);
         // The token endpoint too: a cold start's first call then goes straight to CXone.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.warm()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), client.warm()).await;
         Ok(crate::signals::Dispatcher {
             definitions,
             profile: cxone.profile,

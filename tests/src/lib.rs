@@ -53,6 +53,8 @@ pub fn options() -> StackOptions {
     options.prefix = unique("t");
     options.log = LogSink::buffer();
     options.probe = true;
+    // A busy parallel test run on two cores can slow an init well past Lambda's 10 s.
+    options.init_limit = Duration::from_secs(30);
     options
 }
 

@@ -244,13 +244,34 @@ where
                         format!("the key {key} was already used for a different request"),
                     ));
                 }
-                return match existing.response {
-                    Some(first) => Ok((StatusCode::OK, first)),
-                    None => Err(ApiError::new(
+                if let Some(first) = existing.response {
+                    return Ok((StatusCode::OK, first));
+                }
+                // Dispatched (or even completed) without its answer recorded: say so.
+                if existing.status != "pending" {
+                    let mut answer = json!({"status": "dispatched", "correlationId": key});
+                    if let Some(id) = existing.signal_execution_id {
+                        answer["signalExecutionId"] = json!(id);
+                    }
+                    return Ok((StatusCode::OK, answer));
+                }
+                // Still pending with no answer: the first request may have died. Once its
+                // claim lapses, this one takes over; until then it is in progress.
+                let lapsed = existing
+                    .in_progress_expires_at
+                    .is_none_or(|until| until < now_ms);
+                if !(lapsed
+                    && self
+                        .store
+                        .take_over(&key, now_ms)
+                        .await
+                        .map_err(store_down)?)
+                {
+                    return Err(ApiError::new(
                         ErrorCode::InProgress,
                         format!("the request with key {key} is still being dispatched"),
-                    )),
-                };
+                    ));
+                }
             }
         }
         self.dispatch(name, &key, ready.request, now_ms).await

@@ -26,6 +26,8 @@ pub struct Execution {
     pub payload_hash: String,
     /// The first answer, for duplicates.
     pub response: Option<Value>,
+    /// Until when (epoch ms) the request that created it owns it.
+    pub in_progress_expires_at: Option<i64>,
 }
 
 impl Execution {
@@ -134,9 +136,19 @@ pub trait ExecutionStore: Send + Sync {
         id: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes over a `pending` execution whose creator's claim lapsed without an answer.
+    fn take_over(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Forgets a record whose request could not be accepted at all.
     fn forget(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// How long a new request owns its execution before another request with the same key may
+/// take it over (the dispatcher died before recording an answer).
+pub const CLAIM: Duration = Duration::from_secs(30);
 
 /// How long execution records are kept.
 pub const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -197,6 +209,7 @@ fn parse(item: &HashMap<String, AttributeValue>, now_ms: i64) -> Option<Executio
         updated_at: text("updatedAt").unwrap_or_default(),
         payload_hash: text("payloadHash").unwrap_or_default(),
         response: text("response").and_then(|r| serde_json::from_str(&r).ok()),
+        in_progress_expires_at: num("inProgressExpiresAt"),
     })
 }
 
@@ -231,6 +244,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .item("createdAt", s(now.clone()))
             .item("updatedAt", s(now))
             .item("expiresAt", n(expires))
+            .item("inProgressExpiresAt", n(now_ms + CLAIM.as_millis() as i64))
             .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
             .expression_attribute_values(":now", n(now_ms / 1000))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -492,6 +506,31 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":dead", s("dead_lettered"))
+            .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn take_over(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(id))
+            .update_expression("SET inProgressExpiresAt = :until, updatedAt = :u")
+            .condition_expression(
+                "#s = :pending AND attribute_not_exists(#r) AND inProgressExpiresAt < :now",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#r", "response")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":until", n(now_ms + CLAIM.as_millis() as i64))
             .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
             .send()
             .await;

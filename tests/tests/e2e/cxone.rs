@@ -562,7 +562,8 @@ async fn the_stack_runs_against_the_real_platform_profile_of_the_simulator() {
     let health = reqwest::get(format!("{}/health", stack.gateway_url))
         .await
         .unwrap();
-    assert_eq!(health.status(), 200);
+    let status = health.status();
+    assert_eq!(status, 200, "{}", health.text().await.unwrap());
     let state = stack.state();
     assert_eq!(state["profile"], "incontact");
     assert_eq!(state["cxone"], stack.cxone_url.as_str());

@@ -734,3 +734,50 @@ async fn a_webhook_routed_to_a_signal_is_dispatched_by_the_drainer_with_the_same
     assert_eq!(payload["data"]["customerId"], "customer1@example.com");
     assert_eq!(payload["metadata"]["correlationId"], correlation.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_left_pending_by_a_dispatcher_that_died_is_taken_over_once_its_claim_lapses() {
+    let mut opts = options();
+    // Let the CXone call outlive the function, so that the function dies mid-dispatch.
+    opts.env_overrides.push(
+        "signal-dispatcher:CXBRIDGE_CXONE_TIMEOUT_MS=20000"
+            .parse()
+            .unwrap(),
+    );
+    let stack = start(opts).await;
+    // CXone hangs past signal-dispatcher's 10 s timeout: the instance is stopped before it
+    // can record an answer, and the caller gets a 500.
+    sim(
+        &stack,
+        "faults",
+        json!({"match": "signal", "status": 200, "delayMs": 15000, "times": 1}),
+    )
+    .await;
+    let key = unique("stuck-");
+    let (status, _) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(execution(&stack, &key).await.1["status"], "pending");
+    let (status, body) = post_signal(&stack, Some(&key), &order("C-1")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("in_progress"))
+    );
+
+    let (status, body) = eventually(
+        "the retry to take the key over",
+        Duration::from_secs(60),
+        || async {
+            let (status, body) = post_signal(&stack, Some(&key), &order("C-1")).await;
+            (status != StatusCode::CONFLICT).then_some((status, body))
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "dispatched");
+    let delivered: Vec<Value> = signals_sent(&stack)
+        .await
+        .into_iter()
+        .filter(|e| e["status"] == 202)
+        .collect();
+    assert_eq!(delivered.len(), 1);
+}
