@@ -421,6 +421,28 @@ fn store_error(err: impl std::fmt::Display) -> CxoneError {
     CxoneError::Unavailable(format!("the shared token store failed: {err}"))
 }
 
+/// Whether a conditional write was applied: a failed condition is an answer, not an error.
+fn applied<T, E>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
+) -> Result<bool, CxoneError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(store_error(aws_sdk_dynamodb::error::DisplayErrorContext(
+            &e,
+        ))),
+    }
+}
+
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
@@ -485,18 +507,7 @@ impl TokenStore for DynamoDbTokenStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(aws_sdk_dynamodb::error::DisplayErrorContext(
-                &e,
-            ))),
-        }
+        applied(result)
     }
 
     async fn publish(&self, owner: &str, token: &AccessToken) -> Result<(), CxoneError> {
@@ -519,19 +530,8 @@ impl TokenStore for DynamoDbTokenStore {
         if let Some(base) = &token.api_base {
             update = update.expression_attribute_values(":b", AttributeValue::S(base.clone()));
         }
-        match update.send().await {
-            Ok(_) => Ok(()),
-            // Our lease lapsed and someone else took over: their token wins.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error(aws_sdk_dynamodb::error::DisplayErrorContext(
-                &e,
-            ))),
-        }
+        // Our lease lapsed and someone else took over: their token wins.
+        applied(update.send().await).map(|_| ())
     }
 
     async fn release(&self, owner: &str) -> Result<(), CxoneError> {
@@ -545,18 +545,7 @@ impl TokenStore for DynamoDbTokenStore {
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error(aws_sdk_dynamodb::error::DisplayErrorContext(
-                &e,
-            ))),
-        }
+        applied(result).map(|_| ())
     }
 
     async fn retire(&self, token: &AccessToken) -> Result<(), CxoneError> {
@@ -574,18 +563,7 @@ impl TokenStore for DynamoDbTokenStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error(aws_sdk_dynamodb::error::DisplayErrorContext(
-                &e,
-            ))),
-        }
+        applied(result).map(|_| ())
     }
 }
 

@@ -213,6 +213,20 @@ fn parse(item: &HashMap<String, AttributeValue>, now_ms: i64) -> Option<Executio
     })
 }
 
+/// Whether a conditional write was applied: a failed condition is an answer, not an error.
+fn applied<T, E>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
+) -> Result<bool, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if conditional_failed(&e) => Ok(false),
+        Err(e) => Err(err(e)),
+    }
+}
+
 fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
     e: &aws_sdk_dynamodb::error::SdkError<E>,
 ) -> bool {
@@ -307,12 +321,8 @@ impl ExecutionStore for DynamoDbExecutionStore {
         if let Some(x) = signal_execution_id {
             update = update.expression_attribute_values(":x", s(x));
         }
-        match update.send().await {
-            Ok(_) => Ok(()),
-            // A callback got there first: it is further along, keep it.
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(err(e)),
-        }
+        // A callback may have got there first: it is further along, keep it.
+        applied(update.send().await).map(|_| ())
     }
 
     async fn queued(
@@ -370,11 +380,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
                 .expression_attribute_names("#r", "response")
                 .expression_attribute_values(":r", s(r.to_string()));
         }
-        match update.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(err(e)),
-        }
+        applied(update.send().await).map(|_| ())
     }
 
     async fn callback(
@@ -439,11 +445,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(err(e)),
-        }
+        applied(result)
     }
 
     async fn begin_attempt(
@@ -509,11 +511,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(err(e)),
-        }
+        applied(result)
     }
 
     async fn take_over(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
@@ -534,11 +532,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(err(e)),
-        }
+        applied(result)
     }
 
     async fn forget(&self, id: &str) -> Result<(), StoreError> {
