@@ -31,9 +31,15 @@ package: tools
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-18s %6.2f MB\n", f, $$5/1048576}'; done
 
-## bench: criterion benchmarks (webhook verification and the request path without I/O)
-bench:
-	cargo bench -p cxbridge --bench webhook
+## bench: measure everything in BENCHMARKS.md and rewrite it (criterion, cold starts, RSS,
+## zips, the stack end to end at fixed rates, and the Node.js peer); BENCH_ARGS passes options
+bench: venv tools
+	rm -rf target/criterion
+	cargo bench -p cxbridge-bench --bench micro
+	$(MAKE) package
+	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p cxbridge-bench
+	npm ci --prefix bench/peer-node --no-audit --no-fund --loglevel=error
+	target/release/cxbridge-bench $(BENCH_ARGS)
 
 fmt:
 	cargo fmt --all

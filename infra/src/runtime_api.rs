@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -113,6 +113,9 @@ struct HostState {
     next_instance: u32,
     health: Option<Health>,
     shutting_down: bool,
+    pids: HashMap<u32, u32>,
+    /// Exec to first `invocation/next`, per instance, in start order.
+    inits: Vec<Duration>,
 }
 
 /// Runs the instances of one function.
@@ -122,6 +125,8 @@ pub struct FunctionHost {
     state: Mutex<HostState>,
     changed: Notify,
     stop: watch::Sender<bool>,
+    /// Bumped by `recycle`: every live instance is stopped.
+    generation: watch::Sender<u64>,
 }
 
 impl FunctionHost {
@@ -132,6 +137,7 @@ impl FunctionHost {
             state: Mutex::new(HostState::default()),
             changed: Notify::new(),
             stop: watch::Sender::new(false),
+            generation: watch::Sender::new(0),
         })
     }
 
@@ -151,6 +157,32 @@ impl FunctionHost {
     /// Number of instance processes alive now.
     pub fn instances(&self) -> usize {
         self.lock().instances
+    }
+
+    /// How long each instance took from exec to its first `invocation/next`, in start order.
+    pub fn init_durations(&self) -> Vec<Duration> {
+        self.lock().inits.clone()
+    }
+
+    /// The process ids of the instances alive now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.lock().pids.values().copied().collect()
+    }
+
+    /// Stops every instance, as Lambda recycles execution environments, and waits (up to
+    /// `limit`) until none is left; the next invocation starts a fresh one (a cold start).
+    pub async fn recycle(&self, limit: Duration) -> bool {
+        self.generation.send_modify(|g| *g += 1);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            if self.instances() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.instances() == 0;
+            }
+        }
     }
 
     /// Starts one instance ahead of traffic, as a provisioned instance would be, so that
@@ -271,10 +303,16 @@ impl FunctionHost {
         }
     }
 
-    fn mark_ready(&self, no: u32, pid: Option<u32>) {
+    fn mark_ready(&self, no: u32, pid: Option<u32>, init: Option<Duration>) {
         {
             let mut state = self.lock();
             state.ready_instances += 1;
+            if let Some(init) = init {
+                state.inits.push(init);
+            }
+            if let Some(pid) = pid {
+                state.pids.insert(no, pid);
+            }
             state.health = Some(Health::Ready);
         }
         let pid = pid.map(|p| format!(", pid {p}")).unwrap_or_default();
@@ -295,6 +333,7 @@ impl FunctionHost {
             let mut state = self.lock();
             state.instances = state.instances.saturating_sub(1);
             state.idle.retain(|(n, _)| *n != no);
+            state.pids.remove(&no);
             if was_ready {
                 state.ready_instances = state.ready_instances.saturating_sub(1);
             }
@@ -364,6 +403,7 @@ impl FunctionHost {
             ready: AtomicBool::new(false),
             dying: AtomicBool::new(false),
             pid: Mutex::new(None),
+            spawned: Mutex::new(None),
             in_flight: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             kill: Notify::new(),
@@ -388,6 +428,8 @@ struct Instance {
     /// Set once the instance is being stopped: it must take no more work.
     dying: AtomicBool,
     pid: Mutex<Option<u32>>,
+    /// When the process was started.
+    spawned: Mutex<Option<Instant>>,
     in_flight: Mutex<HashMap<String, Reply>>,
     init_error: Mutex<Option<String>>,
     kill: Notify,
@@ -459,6 +501,9 @@ impl Instance {
         if let Ok(path) = std::env::var("PATH") {
             command.env("PATH", path);
         }
+        if let Ok(mut spawned) = self.spawned.lock() {
+            *spawned = Some(Instant::now());
+        }
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(err) => {
@@ -508,6 +553,8 @@ impl Instance {
         });
 
         let mut stop = self.host.stop.subscribe();
+        let mut generation = self.host.generation.subscribe();
+        generation.mark_unchanged();
         tokio::spawn(async move {
             let status = tokio::select! {
                 status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
@@ -518,6 +565,14 @@ impl Instance {
                 () = async { let _ = stop.wait_for(|stopping| *stopping).await.is_ok(); } => {
                     let _ = child.kill().await;
                     "stopped".to_owned()
+                }
+                () = async {
+                    if generation.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => {
+                    let _ = child.kill().await;
+                    "recycled".to_owned()
                 }
             };
             for pipe in pipes {
@@ -586,7 +641,13 @@ fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
 async fn next(State(instance): State<Arc<Instance>>) -> Response {
     if !instance.ready.swap(true, Ordering::SeqCst) {
         let pid = instance.pid.lock().ok().and_then(|p| *p);
-        instance.host.mark_ready(instance.no, pid);
+        let init = instance
+            .spawned
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .map(|s| s.elapsed());
+        instance.host.mark_ready(instance.no, pid, init);
     }
     if instance.dying.load(Ordering::SeqCst) {
         // Never answer a dying instance: any answer but an invocation would be a protocol

@@ -64,3 +64,93 @@ async fn instances_never_exceed_the_limit() {
     assert_eq!(pids.len(), 2, "three requests, a limit of two instances");
     assert_eq!(stack.hosts["callback-verifier"].instances(), 2);
 }
+
+/// A signed chat webhook through the gateway; the status it got.
+async fn send_webhook(stack: &cxbridge_local::Stack, run: &str, n: usize) -> StatusCode {
+    let sample = cxbridge_local::samples::webhook("chat", run, n).unwrap();
+    cxbridge_e2e::WebhookRequest::signed(
+        &stack.resources.secrets.webhook,
+        sample.content_type,
+        &sample.body,
+        &format!("{run}-{n}"),
+        &sample.event_type,
+    )
+    .send(&reqwest::Client::new(), &stack.gateway_url)
+    .await
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recycled_function_starts_a_new_process_on_its_next_request() {
+    let stack = start(options()).await;
+    let host = stack.hosts["webhook-receiver"].clone();
+    let run = cxbridge_e2e::unique("rc");
+    assert_eq!(send_webhook(&stack, &run, 1).await, StatusCode::ACCEPTED);
+    let before = host.pids();
+    assert_eq!(before.len(), 1, "one instance serves one request at a time");
+    let inits = host.init_durations().len();
+
+    assert!(host.recycle(std::time::Duration::from_secs(10)).await);
+    assert!(host.pids().is_empty());
+    assert!(!std::path::Path::new(&format!("/proc/{}", before[0])).exists() || {
+        // A zombie is gone as far as the function is concerned.
+        std::fs::read_to_string(format!("/proc/{}/stat", before[0]))
+            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+            .unwrap_or(true)
+    });
+
+    assert_eq!(send_webhook(&stack, &run, 2).await, StatusCode::ACCEPTED);
+    let after = host.pids();
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before, "the request was served by a new process");
+    assert_eq!(
+        host.init_durations().len(),
+        inits + 1,
+        "the new process's init was recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emulator_counts_each_functions_aws_calls_by_operation() {
+    let mut opts = options();
+    let app = cxbridge_e2e::unique("app");
+    opts.env_overrides.push(cxbridge_local::EnvOverride {
+        function: "webhook-receiver".into(),
+        key: "AWS_SDK_UA_APP_ID".into(),
+        value: app.clone(),
+    });
+    let stack = start(opts).await;
+    let calls = || async {
+        let all: std::collections::BTreeMap<String, u64> =
+            reqwest::get(format!("{}/_cxbridge/calls", stack.aws_endpoint))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        all.into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&format!("{app} "))?.to_owned(), v)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let at_init = calls().await;
+    let run = cxbridge_e2e::unique("calls");
+    assert_eq!(send_webhook(&stack, &run, 1).await, StatusCode::ACCEPTED);
+    let accepted = calls().await;
+    let made = |before: &std::collections::BTreeMap<String, u64>,
+                after: &std::collections::BTreeMap<String, u64>| {
+        after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect::<Vec<_>>()
+    };
+    // The replay guard and the delivery claim, the event, and the claim completed.
+    assert_eq!(
+        made(&at_init, &accepted),
+        vec![
+            ("AmazonSQS.SendMessageBatch".to_owned(), 1),
+            ("DynamoDB_20120810.PutItem".to_owned(), 2),
+            ("DynamoDB_20120810.UpdateItem".to_owned(), 1),
+        ]
+    );
+}

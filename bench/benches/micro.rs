@@ -1,15 +1,23 @@
-//! Webhook hot path: signature verification next to the `standardwebhooks` crate on the
-//! same bytes, and the whole request path without I/O.
+//! Micro benchmarks: webhook signature verification next to the `standardwebhooks` and
+//! `svix` crates and raw HMAC-SHA256 (the floor) on the same bytes, the whole webhook
+//! request path without I/O, and signal payload validation with flattening.
+//!
+//! `cxbridge-bench` reads the results from `target/criterion/*/new/estimates.json`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use cxbridge::cxone::Profile;
+use cxbridge::signals::definitions::{DEFAULT_SIGNALS, parse};
+use cxbridge::signals::validate::validate;
 use cxbridge::webhook::config::WebhookConfig;
 use cxbridge::webhook::signature::{self, Signed};
 use cxbridge::webhook::{Inbound, process};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::SecretString;
+use sha2::Sha256;
 
 const SECRET: &str = "4f6c6f63616c2d62656e63682d7365637265742d76616c75652d303132333435";
 
@@ -29,6 +37,7 @@ fn verify(c: &mut Criterion) {
     let now = cxbridge::clock::now_secs();
     let secrets = [SecretString::from(SECRET)];
     let peer = standardwebhooks::Webhook::from_bytes(SECRET.as_bytes().to_vec()).unwrap();
+    let svix = svix::webhooks::Webhook::from_bytes(SECRET.as_bytes().to_vec()).unwrap();
     let mut group = c.benchmark_group("verify");
     for size in [1024, 16 * 1024] {
         let body = chat_event(size);
@@ -59,6 +68,37 @@ fn verify(c: &mut Criterion) {
             &body,
             |b, body| b.iter(|| peer.verify(black_box(body), &headers).unwrap()),
         );
+
+        let mut svix_headers = http::HeaderMap::new();
+        svix_headers.insert("svix-id", "msg_1".parse().unwrap());
+        svix_headers.insert("svix-timestamp", now.to_string().parse().unwrap());
+        svix_headers.insert(
+            "svix-signature",
+            svix.sign("msg_1", now, &body).unwrap().parse().unwrap(),
+        );
+        group.bench_with_input(BenchmarkId::new("svix", size), &body, |b, body| {
+            b.iter(|| svix.verify(black_box(body), &svix_headers).unwrap())
+        });
+
+        // The floor: one HMAC-SHA256 over the same signed content, compared in constant
+        // time, with no header parsing or encoding.
+        let key = SECRET.as_bytes();
+        let expected = {
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+            mac.update(ts.as_bytes());
+            mac.update(b".");
+            mac.update(&body);
+            mac.finalize().into_bytes()
+        };
+        group.bench_with_input(BenchmarkId::new("hmac-sha256", size), &body, |b, body| {
+            b.iter(|| {
+                let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+                mac.update(ts.as_bytes());
+                mac.update(b".");
+                mac.update(black_box(body));
+                mac.verify_slice(&expected).unwrap()
+            })
+        });
     }
     group.finish();
 }
@@ -99,9 +139,24 @@ fn handler(c: &mut Criterion) {
     });
 }
 
+/// The default `order-update` signal: validate the request's data against its definition
+/// and flatten the nested address, as signal-dispatcher does before calling CXone.
+fn signals(c: &mut Criterion) {
+    let definitions = parse(DEFAULT_SIGNALS, Profile::Documented).unwrap();
+    let definition = definitions.get("order-update").unwrap();
+    let data = serde_json::json!({
+        "customerId": "C-1042", "orderId": "O-77", "updateType": "shipped", "priority": "high",
+        "timestamp": "2026-11-22T09:00:00Z", "address": {"city": "Leeds", "zip": "LS1 4AP"}
+    });
+    assert_eq!(validate(definition, &data).unwrap().len(), 7);
+    c.bench_function("signals/validate+flatten/order-update", |b| {
+        b.iter(|| black_box(validate(definition, black_box(&data)).unwrap()))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = verify, handler
+    targets = verify, handler, signals
 }
 criterion_main!(benches);

@@ -1,0 +1,113 @@
+//! Cold starts, peak memory and CPU per request of each function, under the local runtime
+//! host: the instance is recycled before every run, so each run starts a fresh process.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use cxbridge_local::Stack;
+
+use crate::procfs;
+use crate::requests::Requests;
+
+/// How one function measured.
+#[derive(Debug, Clone)]
+pub struct FunctionRun {
+    pub name: String,
+    /// Exec to the first `GET /invocation/next`, per run.
+    pub exec_to_next: Vec<Duration>,
+    /// From sending a real request to a function with no instance until its answer.
+    pub first_answer: Vec<Duration>,
+    /// After the last cold start, this many requests in a row to its one instance...
+    pub requests: usize,
+    /// ...left this peak RSS (KiB)...
+    pub peak_rss_kib: u64,
+    /// ...and used this much CPU each.
+    pub cpu_per_request: Duration,
+}
+
+pub const FUNCTIONS: [&str; 5] = [
+    "webhook-receiver",
+    "intent-router",
+    "signal-dispatcher",
+    "callback-verifier",
+    "retry-drainer",
+];
+
+pub async fn run(
+    stack: &Stack,
+    requests: &Requests,
+    runs: usize,
+    count: usize,
+) -> Result<Vec<FunctionRun>> {
+    let mut out = Vec::new();
+    // signal-dispatcher runs before callback-verifier and retry-drainer: their requests
+    // name its executions.
+    for name in FUNCTIONS {
+        let host = stack
+            .hosts
+            .get(name)
+            .ok_or_else(|| anyhow!("the stack has no {name}"))?;
+        let mut exec_to_next = Vec::new();
+        let mut first_answer = Vec::new();
+        for n in 0..runs {
+            if !host.recycle(Duration::from_secs(10)).await {
+                bail!("{name}: its instances did not stop within 10 s");
+            }
+            let before = host.init_durations().len();
+            let started = Instant::now();
+            requests
+                .send(name, host, n)
+                .await
+                .with_context(|| format!("{name}: cold start {n}"))?;
+            first_answer.push(started.elapsed());
+            let inits = host.init_durations();
+            if inits.len() != before + 1 {
+                bail!(
+                    "{name}: cold start {n} started {} instances, not one",
+                    inits.len() - before
+                );
+            }
+            exec_to_next.extend(inits.last().copied());
+        }
+
+        let pid = match host.pids().as_slice() {
+            [pid] => *pid,
+            other => bail!("{name}: expected one instance, found {}", other.len()),
+        };
+        let cpu_before =
+            procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+        for n in runs..runs + count {
+            requests
+                .send(name, host, n)
+                .await
+                .with_context(|| format!("{name}: request {n}"))?;
+        }
+        if host.pids() != [pid] {
+            bail!("{name}: its instance changed during the {count} requests");
+        }
+        let cpu_after =
+            procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+        let peak_rss_kib =
+            procfs::peak_rss_kib(pid).ok_or_else(|| anyhow!("{name}: no VmHWM for {pid}"))?;
+        out.push(FunctionRun {
+            name: name.to_owned(),
+            exec_to_next,
+            first_answer,
+            requests: count,
+            peak_rss_kib,
+            cpu_per_request: cpu_after.saturating_sub(cpu_before) / count.max(1) as u32,
+        });
+    }
+    Ok(out)
+}
+
+/// The median (the mean of the middle two for an even count).
+pub fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}

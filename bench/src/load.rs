@@ -1,0 +1,219 @@
+//! Webhooks through the local stack's gateway at a fixed rate (an open loop: requests go
+//! out on schedule whatever the answers, and latency counts from the scheduled time).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::time::Instant;
+
+use crate::requests::Webhook;
+
+/// The calls moto served, by `"<caller> <operation>"`.
+pub type Calls = BTreeMap<String, u64>;
+
+pub async fn calls(client: &reqwest::Client, aws_endpoint: &str) -> Result<Calls> {
+    client
+        .get(format!("{aws_endpoint}/_cxbridge/calls"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+        .context("the emulator's call counts")
+}
+
+/// The calls `caller` made between two readings, by operation.
+pub fn made_by(caller: &str, before: &Calls, after: &Calls) -> BTreeMap<String, u64> {
+    let prefix = format!("{caller} ");
+    after
+        .iter()
+        .filter_map(|(key, n)| {
+            let op = key.strip_prefix(&prefix)?;
+            let made = n.saturating_sub(before.get(key).copied().unwrap_or(0));
+            (made > 0).then(|| (op.to_owned(), made))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadRun {
+    pub rate: u32,
+    pub duration: Duration,
+    pub sent: usize,
+    /// Answered 202.
+    pub accepted: usize,
+    /// Anything else, by status (or transport error).
+    pub errors: BTreeMap<String, usize>,
+    /// Latency of every answered request, sorted.
+    pub latencies: Vec<Duration>,
+    /// Messages that reached the events queue during the run.
+    pub enqueued: i64,
+    /// AWS calls webhook-receiver made during the run, by operation.
+    pub calls: BTreeMap<String, u64>,
+}
+
+impl LoadRun {
+    pub fn error_count(&self) -> usize {
+        self.errors.values().sum()
+    }
+
+    /// Nearest-rank percentile of the answered requests.
+    pub fn percentile(&self, p: f64) -> Duration {
+        percentile(&self.latencies, p)
+    }
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub struct Target {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub secret: String,
+    pub run: String,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events_queue: String,
+    pub aws_endpoint: String,
+}
+
+impl Target {
+    async fn depth(&self) -> Result<i64> {
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.events_queue)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
+            .send()
+            .await?;
+        Ok(attrs
+            .attributes()
+            .map(|a| {
+                a.values()
+                    .filter_map(|v| v.parse::<i64>().ok())
+                    .sum::<i64>()
+            })
+            .unwrap_or(0))
+    }
+
+    /// `rate` webhooks a second for `duration`, each a new delivery.
+    pub async fn fixed_rate(&self, rate: u32, duration: Duration, first: usize) -> Result<LoadRun> {
+        let total = (f64::from(rate) * duration.as_secs_f64()) as usize;
+        let depth_before = self.depth().await?;
+        let calls_before = calls(&self.client, &self.aws_endpoint).await?;
+        let start = Instant::now() + Duration::from_millis(200);
+        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let shared = Arc::new((self.client.clone(), self.url.clone(), self.secret.clone()));
+        let mut tasks = Vec::with_capacity(total);
+        for i in 0..total {
+            let at = start + interval * i as u32;
+            tokio::time::sleep_until(at).await;
+            let shared = shared.clone();
+            let run = self.run.clone();
+            tasks.push(tokio::spawn(async move {
+                let (client, url, secret) = &*shared;
+                let outcome = match Webhook::new(secret, &run, first + i) {
+                    Ok(webhook) => match webhook.request(client, url).send().await {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            let _ = response.bytes().await;
+                            Ok(status)
+                        }
+                        Err(err) => Err(transport(&err)),
+                    },
+                    Err(err) => Err(format!("{err}")),
+                };
+                (outcome, at.elapsed())
+            }));
+        }
+        let mut run = LoadRun {
+            rate,
+            duration,
+            sent: total,
+            accepted: 0,
+            errors: BTreeMap::new(),
+            latencies: Vec::with_capacity(total),
+            enqueued: 0,
+            calls: BTreeMap::new(),
+        };
+        for task in tasks {
+            let (outcome, latency) = task.await?;
+            match outcome {
+                Ok(202) => {
+                    run.accepted += 1;
+                    run.latencies.push(latency);
+                }
+                Ok(status) => {
+                    run.latencies.push(latency);
+                    *run.errors.entry(format!("HTTP {status}")).or_default() += 1;
+                }
+                Err(kind) => *run.errors.entry(kind).or_default() += 1,
+            }
+        }
+        run.latencies.sort();
+        run.enqueued = self.depth().await? - depth_before;
+        run.calls = made_by(
+            "webhook-receiver",
+            &calls_before,
+            &calls(&self.client, &self.aws_endpoint).await?,
+        );
+        Ok(run)
+    }
+
+    /// `count` new deliveries, then each sent again byte for byte (CXone's retry of a
+    /// delivery it thinks failed): the AWS calls webhook-receiver made for each pass.
+    pub async fn duplicates(&self, count: usize, first: usize) -> Result<DuplicateRun> {
+        let webhooks = (first..first + count)
+            .map(|n| Webhook::new(&self.secret, &self.run, n))
+            .collect::<Result<Vec<_>>>()?;
+        let mut passes = Vec::new();
+        for expected in [202u16, 200] {
+            let before = calls(&self.client, &self.aws_endpoint).await?;
+            for webhook in &webhooks {
+                let response = webhook.request(&self.client, &self.url).send().await?;
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                if status != expected {
+                    bail!("expected {expected}, got {status}: {body}");
+                }
+            }
+            let after = calls(&self.client, &self.aws_endpoint).await?;
+            passes.push(made_by("webhook-receiver", &before, &after));
+        }
+        let duplicate = passes.pop().unwrap_or_default();
+        let accepted = passes.pop().unwrap_or_default();
+        Ok(DuplicateRun {
+            count,
+            accepted,
+            duplicate,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DuplicateRun {
+    pub count: usize,
+    /// Calls for the first sending, by operation.
+    pub accepted: BTreeMap<String, u64>,
+    /// Calls for the repeat, by operation.
+    pub duplicate: BTreeMap<String, u64>,
+}
+
+fn transport(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timeout".into()
+    } else if err.is_connect() {
+        "connection refused".into()
+    } else {
+        "transport error".into()
+    }
+}

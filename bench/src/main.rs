@@ -1,0 +1,257 @@
+//! `make bench`: runs every measurement in BENCHMARKS.md and writes it.
+//!
+//! Criterion runs first (`cargo bench -p cxbridge-bench`) and `make package` builds the zips;
+//! this program reads their results, then measures cold starts, memory and CPU of each
+//! release function under the local runtime host, the stack end to end at fixed rates,
+//! and the Node.js peer, and writes the report. Nothing in it is typed by hand.
+
+mod coldstart;
+mod load;
+mod micro;
+mod peer;
+mod procfs;
+mod report;
+mod requests;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Parser;
+use cxbridge_local::log::LogSink;
+use cxbridge_local::{EnvOverride, Stack, StackOptions};
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure cxbridge and its Node.js peer, and write BENCHMARKS.md")]
+struct Args {
+    /// Where to write the report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// The release function binaries.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// `make package`'s output (`<function>/bootstrap.zip`).
+    #[arg(long, default_value = "target/lambda")]
+    zip_dir: PathBuf,
+    /// Criterion's output from this run.
+    #[arg(long, default_value = "target/criterion")]
+    criterion_dir: PathBuf,
+    /// The Node.js peer, with its node_modules installed.
+    #[arg(long, default_value = "bench/peer-node")]
+    peer_dir: PathBuf,
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// Cold starts per function (and of the peer).
+    #[arg(long, default_value_t = 20)]
+    cold_starts: usize,
+    /// Requests in a row after the last cold start, before reading RSS and CPU.
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// End-to-end rates, in webhooks per second.
+    #[arg(long, value_delimiter = ',', default_value = "200,500")]
+    rates: Vec<u32>,
+    /// How long each rate runs, in seconds.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Deliveries sent twice to count AWS calls per duplicate.
+    #[arg(long, default_value_t = 500)]
+    duplicates: usize,
+    /// Where the stack's and the functions' output goes.
+    #[arg(long, default_value = "target/bench/stack.log")]
+    log: PathBuf,
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run(Args::parse()).await {
+        eprintln!("cxbridge-bench: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let root = std::env::current_dir()?;
+    let started = std::time::SystemTime::now();
+    let machine = report::Machine::read(&root, &args.node).await;
+    let micro = micro::read(&args.criterion_dir)?;
+    let zips = coldstart::FUNCTIONS
+        .iter()
+        .map(|f| {
+            let path = args.zip_dir.join(f).join("bootstrap.zip");
+            let size = std::fs::metadata(&path).ok().map(|m| m.len());
+            ((*f).to_owned(), size)
+        })
+        .collect();
+
+    if let Some(dir) = args.log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log = LogSink::file(&args.log)
+        .with_context(|| format!("cannot write {}", args.log.display()))?;
+    let run_id = format!("b{}", &cxbridge::ids::new_uuid().replace('-', "")[..8]);
+
+    // One instance per function, so that every request after a cold start reaches the same
+    // process; then a stack that scales out as the deployed functions do.
+    println!("cxbridge-bench: starting the local stack (release binaries, one instance each)");
+    let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}c"), 1)).await?;
+    let outcome = cold_starts(&args, &stack, &run_id).await;
+    stack.shutdown().await;
+    let functions = outcome?;
+
+    println!("cxbridge-bench: starting the local stack (release binaries, up to 4 instances)");
+    let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}e"), 4)).await?;
+    let outcome = end_to_end(&args, &stack, &run_id).await;
+    stack.shutdown().await;
+    let (loads, duplicates) = outcome?;
+
+    println!("cxbridge-bench: the Node.js peer");
+    let peer = peer::run(
+        &args.node,
+        &args.peer_dir,
+        "bench-peer-secret-0123456789abcdef",
+        &run_id,
+        args.cold_starts,
+        args.requests,
+    )
+    .await
+    .context("the Node.js peer")?;
+
+    let elapsed = started.elapsed().unwrap_or_default();
+    let text = report::render(&report::Report {
+        machine,
+        micro,
+        zips,
+        functions,
+        loads,
+        duplicates,
+        peer,
+        cold_starts: args.cold_starts,
+        elapsed,
+    });
+    std::fs::write(&args.out, &text)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("{text}");
+    println!("cxbridge-bench: wrote {}", args.out.display());
+    Ok(())
+}
+
+fn stack_options(
+    args: &Args,
+    root: &std::path::Path,
+    log: &LogSink,
+    prefix: &str,
+    instances: usize,
+) -> StackOptions {
+    let mut options = StackOptions::for_project(root);
+    options.bin_dir = args.bin_dir.clone();
+    options.prefix = prefix.to_owned();
+    options.max_instances = instances;
+    options.log = log.clone();
+    // Each function names itself to the SDK, so the emulator can count its calls.
+    for f in coldstart::FUNCTIONS {
+        options.env_overrides.push(EnvOverride {
+            function: f.to_owned(),
+            key: "AWS_SDK_UA_APP_ID".to_owned(),
+            value: f.to_owned(),
+        });
+    }
+    options
+}
+
+/// Waits for every function to be ready; a client for the stack.
+async fn ready(stack: &Stack) -> Result<reqwest::Client> {
+    let health = tokio::time::timeout(Duration::from_secs(60), stack.settled())
+        .await
+        .context("the functions did not settle within 60 s")?;
+    for (name, h) in &health {
+        if *h != cxbridge_local::runtime_api::Health::Ready {
+            return Err(anyhow!("{name} did not start: {h:?}"));
+        }
+    }
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+async fn cold_starts(
+    args: &Args,
+    stack: &Stack,
+    run_id: &str,
+) -> Result<Vec<coldstart::FunctionRun>> {
+    let client = ready(stack).await?;
+    // The simulator's own completion callbacks stay out of the way of the measured ones.
+    client
+        .post(format!("{}/_sim/config", stack.cxone_url))
+        .json(&serde_json::json!({"callbackDelayMs": 600_000}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let secrets = &stack.resources.secrets;
+    let queue = |name: &str| {
+        stack
+            .resources
+            .queues
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("no {name} queue"))
+    };
+    let requests = requests::Requests {
+        client: client.clone(),
+        gateway: stack.gateway_url.clone(),
+        run: run_id.to_owned(),
+        webhook_secret: secrets.webhook.clone(),
+        callback_secret: secrets.callback.clone(),
+        cognigy_token: secrets.cognigy.clone(),
+        api_key: secrets.api_key.clone(),
+        jobs_queue_arn: queue("jobs")?.arn,
+    };
+    println!(
+        "cxbridge-bench: cold starts ({} per function) and {} requests each",
+        args.cold_starts, args.requests
+    );
+    coldstart::run(stack, &requests, args.cold_starts, args.requests).await
+}
+
+async fn end_to_end(
+    args: &Args,
+    stack: &Stack,
+    run_id: &str,
+) -> Result<(Vec<load::LoadRun>, load::DuplicateRun)> {
+    let client = ready(stack).await?;
+    let secrets = &stack.resources.secrets;
+    let sdk = cxbridge_local::stack::emulator_config(&stack.aws_endpoint).await;
+    let target = load::Target {
+        client,
+        url: format!("{}/webhooks/cxone", stack.gateway_url),
+        secret: secrets.webhook.clone(),
+        run: format!("{run_id}-load"),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        events_queue: stack
+            .resources
+            .queues
+            .get("events")
+            .ok_or_else(|| anyhow!("no events queue"))?
+            .url
+            .clone(),
+        aws_endpoint: stack.aws_endpoint.clone(),
+    };
+    let mut loads = Vec::new();
+    let mut next = 0;
+    for rate in &args.rates {
+        println!(
+            "cxbridge-bench: {rate} webhooks/s for {} s through the gateway",
+            args.seconds
+        );
+        let run = target
+            .fixed_rate(*rate, Duration::from_secs(args.seconds), next)
+            .await?;
+        next += run.sent;
+        loads.push(run);
+    }
+    println!(
+        "cxbridge-bench: {} deliveries, each sent twice",
+        args.duplicates
+    );
+    let duplicates = target.duplicates(args.duplicates, next).await?;
+    Ok((loads, duplicates))
+}
