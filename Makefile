@@ -29,7 +29,7 @@ lint: tools
 ## package: release arm64 zips of the five functions, with their sizes
 package: tools
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-18s %6.2f MB\n", f, $$5/1048576}'; done
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-18s %6.2f MB\n", f, $$5/1000000}'; done
 
 ## bench: measure everything in BENCHMARKS.md and rewrite it (criterion, cold starts, RSS,
 ## zips, the stack end to end at fixed rates, and the Node.js peer); BENCH_ARGS passes options

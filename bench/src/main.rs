@@ -86,8 +86,8 @@ async fn run(args: Args) -> Result<()> {
     if let Some(dir) = args.log.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let log = LogSink::file(&args.log)
-        .with_context(|| format!("cannot write {}", args.log.display()))?;
+    let log =
+        LogSink::file(&args.log).with_context(|| format!("cannot write {}", args.log.display()))?;
     let run_id = format!("b{}", &cxbridge::ids::new_uuid().replace('-', "")[..8]);
 
     // One instance per function, so that every request after a cold start reaches the same

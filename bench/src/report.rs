@@ -205,7 +205,7 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(
             w,
-            "| CPU per webhook | {} | {} | {} | user + system time of the process over those {} requests, divided by their number; cxbridge's includes its DynamoDB and SQS calls, the peer keeps everything in memory |",
+            "| CPU per webhook | {} | {} | {} | user + system time of the process over those {} requests, divided by their number; cxbridge's includes its four DynamoDB and SQS calls, each over a new TCP connection because moto closes every connection after one response, while the peer keeps everything in memory |",
             us(rx.cpu_per_request),
             us(p.cpu_per_request),
             ratio(
@@ -430,7 +430,11 @@ pub fn render(r: &Report) -> String {
          functions are not counted. moto is a single Python process sharing the 2 cores with \
          the gateway, the functions and the load generator, so the latencies here are the \
          emulator's far more than cxbridge's: on AWS, DynamoDB and SQS answer in a few \
-         milliseconds."
+         milliseconds. Past the rate the emulator can serve, requests queue behind the four busy \
+         instances; the local host gives up on an invocation after 20 s (twice the function's \
+         timeout plus the init limit) and the gateway answers 500, so CXone would send those \
+         webhooks again. An invocation that was already running when its caller gave up still \
+         queues its event, which then counts as enqueued but not as accepted."
     );
     out
 }

@@ -92,12 +92,17 @@ async fn a_recycled_function_starts_a_new_process_on_its_next_request() {
 
     assert!(host.recycle(std::time::Duration::from_secs(10)).await);
     assert!(host.pids().is_empty());
-    assert!(!std::path::Path::new(&format!("/proc/{}", before[0])).exists() || {
-        // A zombie is gone as far as the function is concerned.
-        std::fs::read_to_string(format!("/proc/{}/stat", before[0]))
-            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
-            .unwrap_or(true)
-    });
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", before[0])).exists() || {
+            // A zombie is gone as far as the function is concerned.
+            std::fs::read_to_string(format!("/proc/{}/stat", before[0]))
+                .map(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true)
+        }
+    );
 
     assert_eq!(send_webhook(&stack, &run, 2).await, StatusCode::ACCEPTED);
     let after = host.pids();
