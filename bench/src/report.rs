@@ -431,10 +431,11 @@ pub fn render(r: &Report) -> String {
          the gateway, the functions and the load generator, so the latencies here are the \
          emulator's far more than cxbridge's: on AWS, DynamoDB and SQS answer in a few \
          milliseconds. Past the rate the emulator can serve, requests queue behind the four busy \
-         instances; the local host gives up on an invocation after 20 s (twice the function's \
-         timeout plus the init limit) and the gateway answers 500, so CXone would send those \
-         webhooks again. An invocation that was already running when its caller gave up still \
-         queues its event, which then counts as enqueued but not as accepted."
+         instances; one still waiting for an instance after 20 s (twice the function's \
+         timeout plus the init limit) is refused, and the gateway answers 500, as API Gateway \
+         does for a throttled Lambda: no function saw it, nothing was recorded or enqueued, \
+         and CXone sends it again. A request an instance has taken always gets that \
+         instance's answer."
     );
     out
 }

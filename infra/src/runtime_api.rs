@@ -256,12 +256,29 @@ impl FunctionHost {
         // The instance's watchdog answers at the deadline; this bound only covers an
         // invocation that waited long in the queue.
         let limit = self.config.timeout * 2 + self.config.init_limit;
-        match tokio::time::timeout(limit, answer).await {
+        let mut answer = answer;
+        let dropped = || InvokeError::Crashed("the invocation was dropped".into());
+        match tokio::time::timeout(limit, &mut answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(InvokeError::Crashed("the invocation was dropped".into())),
+            Ok(Err(_)) => Err(dropped()),
             Err(_) => {
-                self.lock().waiting.retain(|w| w.request_id != request_id);
-                Err(InvokeError::TimedOut)
+                let still_queued = {
+                    let mut state = self.lock();
+                    let before = state.waiting.len();
+                    state.waiting.retain(|w| w.request_id != request_id);
+                    state.waiting.len() != before
+                };
+                if still_queued {
+                    return Err(InvokeError::TimedOut);
+                }
+                // An instance already took it: as in Lambda, the invocation runs to its
+                // answer or its deadline, and its caller gets that, so work the function
+                // did is never reported as failed.
+                match tokio::time::timeout(self.config.timeout + INIT_LIMIT, answer).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(_)) => Err(dropped()),
+                    Err(_) => Err(InvokeError::TimedOut),
+                }
             }
         }
     }
