@@ -32,14 +32,15 @@ package: tools
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-18s %6.2f MB\n", f, $$5/1000000}'; done
 
 ## bench: measure everything in BENCHMARKS.md and rewrite it (criterion, cold starts, RSS,
-## zips, the stack end to end at fixed rates, and the Node.js peer); BENCH_ARGS passes options
+## zips, the stack end to end at fixed rates, and the Node.js peer); BENCH_ARGS passes options.
+## The open-loop load holds thousands of connections at once: the file limit is raised.
 bench: venv tools
 	rm -rf target/criterion
 	cargo bench -p cxbridge-bench --bench micro
 	$(MAKE) package
 	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p cxbridge-bench
 	npm ci --prefix bench/peer-node --no-audit --no-fund --loglevel=error
-	target/release/cxbridge-bench $(BENCH_ARGS)
+	ulimit -n "$$(ulimit -Hn)" && target/release/cxbridge-bench $(BENCH_ARGS)
 
 fmt:
 	cargo fmt --all

@@ -10,6 +10,10 @@ use tokio::time::Instant;
 
 use crate::requests::Webhook;
 
+/// At most this many requests wait for answers at once (each holds two sockets in this
+/// process, the client's and the gateway's); a request due beyond it is counted as an error.
+const MAX_IN_FLIGHT: usize = 5000;
+
 /// The calls moto served, by `"<caller> <operation>"`.
 pub type Calls = BTreeMap<String, u64>;
 
@@ -113,13 +117,21 @@ impl Target {
         let start = Instant::now() + Duration::from_millis(200);
         let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
         let shared = Arc::new((self.client.clone(), self.url.clone(), self.secret.clone()));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         let mut tasks = Vec::with_capacity(total);
         for i in 0..total {
             let at = start + interval * i as u32;
             tokio::time::sleep_until(at).await;
             let shared = shared.clone();
             let run = self.run.clone();
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                tasks.push(tokio::spawn(async move {
+                    (Err(format!("not sent: {MAX_IN_FLIGHT} already in flight")), Duration::ZERO)
+                }));
+                continue;
+            };
             tasks.push(tokio::spawn(async move {
+                let _permit = permit;
                 let (client, url, secret) = &*shared;
                 let outcome = match Webhook::new(secret, &run, first + i) {
                     Ok(webhook) => match webhook.request(client, url).send().await {
