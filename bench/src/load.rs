@@ -126,7 +126,10 @@ impl Target {
             let run = self.run.clone();
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 tasks.push(tokio::spawn(async move {
-                    (Err(format!("not sent: {MAX_IN_FLIGHT} already in flight")), Duration::ZERO)
+                    (
+                        Err(format!("not sent: {MAX_IN_FLIGHT} already in flight")),
+                        Duration::ZERO,
+                    )
                 }));
                 continue;
             };
