@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
+use cxbridge::jobs::{Job, JobKind};
 use cxbridge_local::runtime_api::FunctionHost;
 use cxbridge_local::samples;
 use serde_json::{Value, json};
@@ -125,15 +126,20 @@ impl Requests {
     /// source mapping invokes retry-drainer.
     async fn drain(&self, host: &Arc<FunctionHost>, n: usize) -> Result<()> {
         let key = self.key(n);
-        let job = json!({
-            "version": 1, "id": format!("{key}:reconcile"), "kind": "reconcile",
-            "correlationId": key, "attempt": 0,
-            "firstAttemptAt": cxbridge::clock::rfc3339(cxbridge::clock::now_ms()),
-            "payload": {"dispatchedAt": cxbridge::clock::now_ms() - 600_000},
-            "lastError": null
-        })
-        .to_string();
-        let now = cxbridge::clock::now_ms().to_string();
+        let now_ms = cxbridge::clock::now_ms();
+        let job = serde_json::to_string(&Job {
+            version: cxbridge::jobs::JOB_VERSION,
+            id: format!("{key}:reconcile"),
+            kind: JobKind::Reconcile,
+            correlation_id: key,
+            attempt: 0,
+            first_attempt_at: cxbridge::clock::rfc3339(now_ms),
+            last_attempt_at: None,
+            payload: json!({"dispatchedAt": now_ms - 600_000}),
+            last_error: None,
+            redriven: false,
+        })?;
+        let now = now_ms.to_string();
         let event = json!({"Records": [{
             "messageId": format!("{}-msg-{n}", self.run),
             "receiptHandle": format!("{}-rh-{n}", self.run),
