@@ -1,12 +1,13 @@
 //! Cold starts, peak memory and CPU per request of each function, under the local runtime
 //! host: the instance is recycled before every run, so each run starts a fresh process.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use cxbridge_local::Stack;
 
-use crate::procfs;
+use crate::{load, procfs};
 use crate::requests::Requests;
 
 /// How one function measured.
@@ -23,6 +24,17 @@ pub struct FunctionRun {
     pub peak_rss_kib: u64,
     /// ...and used this much CPU each.
     pub cpu_per_request: Duration,
+    /// webhook-receiver only: as many webhooks with a wrong signature, sent next.
+    pub rejected: Option<Rejected>,
+}
+
+/// Webhooks refused for their signature (401): the request path without its AWS calls.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub cpu_per_request: Duration,
+    /// AWS calls the function made meanwhile, by operation (a mismatch may refresh the
+    /// cached secret, at most once per refresh interval).
+    pub calls: BTreeMap<String, u64>,
 }
 
 pub const FUNCTIONS: [&str; 5] = [
@@ -87,6 +99,29 @@ pub async fn run(
         }
         let cpu_after =
             procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+        let rejected = if name == "webhook-receiver" {
+            let calls_before = load::calls(&requests.client, &stack.aws_endpoint).await?;
+            let before =
+                procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+            for n in runs + count..runs + 2 * count {
+                requests
+                    .send_rejected(n)
+                    .await
+                    .with_context(|| format!("{name}: wrongly signed request {n}"))?;
+            }
+            let after =
+                procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+            let calls_after = load::calls(&requests.client, &stack.aws_endpoint).await?;
+            Some(Rejected {
+                cpu_per_request: after.saturating_sub(before) / count.max(1) as u32,
+                calls: load::made_by(name, &calls_before, &calls_after),
+            })
+        } else {
+            None
+        };
+        if host.pids() != [pid] {
+            bail!("{name}: its instance changed during the wrongly signed requests");
+        }
         let peak_rss_kib =
             procfs::peak_rss_kib(pid).ok_or_else(|| anyhow!("{name}: no VmHWM for {pid}"))?;
         out.push(FunctionRun {
@@ -96,6 +131,7 @@ pub async fn run(
             requests: count,
             peak_rss_kib,
             cpu_per_request: cpu_after.saturating_sub(cpu_before) / count.max(1) as u32,
+            rejected,
         });
     }
     Ok(out)

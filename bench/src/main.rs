@@ -95,26 +95,21 @@ async fn run(args: Args) -> Result<()> {
     println!("cxbridge-bench: starting the local stack (release binaries, one instance each)");
     let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}c"), 1)).await?;
     let outcome = cold_starts(&args, &stack, &run_id).await;
+    // The peers run beside this stack: the durable one uses its emulator, table and queue.
+    let peers = match outcome {
+        Ok(functions) => peers(&args, &stack, &run_id)
+            .await
+            .map(|peers| (functions, peers)),
+        Err(err) => Err(err),
+    };
     stack.shutdown().await;
-    let functions = outcome?;
+    let (functions, (peer, durable_peer)) = peers?;
 
     println!("cxbridge-bench: starting the local stack (release binaries, up to 4 instances)");
     let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}e"), 4)).await?;
     let outcome = end_to_end(&args, &stack, &run_id).await;
     stack.shutdown().await;
     let (loads, duplicates) = outcome?;
-
-    println!("cxbridge-bench: the Node.js peer");
-    let peer = peer::run(
-        &args.node,
-        &args.peer_dir,
-        "bench-peer-secret-0123456789abcdef",
-        &run_id,
-        args.cold_starts,
-        args.requests,
-    )
-    .await
-    .context("the Node.js peer")?;
 
     let elapsed = started.elapsed().unwrap_or_default();
     let text = report::render(&report::Report {
@@ -125,6 +120,7 @@ async fn run(args: Args) -> Result<()> {
         loads,
         duplicates,
         peer,
+        durable_peer,
         cold_starts: args.cold_starts,
         elapsed,
     });
@@ -210,6 +206,48 @@ async fn cold_starts(
         args.cold_starts, args.requests
     );
     coldstart::run(stack, &requests, args.cold_starts, args.requests).await
+}
+
+/// The Node.js peer as the guides write it (in memory), then doing the durable work
+/// cxbridge does, through the same emulator.
+async fn peers(args: &Args, stack: &Stack, run_id: &str) -> Result<(peer::PeerRun, peer::PeerRun)> {
+    let secret = "bench-peer-secret-0123456789abcdef";
+    println!("cxbridge-bench: the Node.js peer, in memory");
+    let in_memory = peer::run(
+        &args.node,
+        &args.peer_dir,
+        secret,
+        &format!("{run_id}-peer"),
+        None,
+        args.cold_starts,
+        args.requests,
+    )
+    .await
+    .context("the Node.js peer")?;
+    println!("cxbridge-bench: the Node.js peer, with DynamoDB and SQS");
+    let durable = peer::Durable {
+        aws_endpoint: stack.aws_endpoint.clone(),
+        table: stack.resources.table.clone(),
+        queue_url: stack
+            .resources
+            .queues
+            .get("events")
+            .ok_or_else(|| anyhow!("no events queue"))?
+            .url
+            .clone(),
+    };
+    let with_aws = peer::run(
+        &args.node,
+        &args.peer_dir,
+        secret,
+        &format!("{run_id}-durable"),
+        Some(&durable),
+        args.cold_starts,
+        args.requests,
+    )
+    .await
+    .context("the Node.js peer with DynamoDB and SQS")?;
+    Ok((in_memory, with_aws))
 }
 
 async fn end_to_end(

@@ -1,6 +1,7 @@
 //! The Node.js Express peer (`bench/peer-node`), measured the way the functions are: cold
 //! starts, then the same number of the same webhooks to its one process.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -9,8 +10,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::load;
 use crate::procfs;
 use crate::requests::Webhook;
+
+/// The SDK app id the durable peer names itself with, so the emulator counts its calls.
+pub const DURABLE_APP_ID: &str = "peer-node";
 
 #[derive(Debug, Clone)]
 pub struct PeerRun {
@@ -20,6 +25,18 @@ pub struct PeerRun {
     pub first_answer: Vec<Duration>,
     pub peak_rss_kib: u64,
     pub cpu_per_request: Duration,
+    /// CPU per webhook refused for its signature (401), sent after the accepted ones.
+    pub rejected_cpu_per_request: Duration,
+    /// AWS calls over the accepted webhooks, by operation (the durable peer only).
+    pub calls: BTreeMap<String, u64>,
+}
+
+/// Where the durable peer keeps its records: the stack's emulator, table and events queue.
+#[derive(Debug, Clone)]
+pub struct Durable {
+    pub aws_endpoint: String,
+    pub table: String,
+    pub queue_url: String,
 }
 
 fn free_port() -> Result<u16> {
@@ -28,12 +45,12 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-async fn send(client: &reqwest::Client, url: &str, webhook: &Webhook) -> Result<()> {
+async fn send(client: &reqwest::Client, url: &str, webhook: &Webhook, expect: u16) -> Result<()> {
     let response = webhook.request(client, url).send().await?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    if status.as_u16() != 202 {
-        bail!("the peer answered {status}: {body}");
+    if status.as_u16() != expect {
+        bail!("the peer answered {status}, not {expect}: {body}");
     }
     Ok(())
 }
@@ -43,6 +60,7 @@ pub async fn run(
     dir: &Path,
     secret: &str,
     run_id: &str,
+    durable: Option<&Durable>,
     runs: usize,
     count: usize,
 ) -> Result<PeerRun> {
@@ -59,6 +77,8 @@ pub async fn run(
         first_answer: Vec::new(),
         peak_rss_kib: 0,
         cpu_per_request: Duration::ZERO,
+        rejected_cpu_per_request: Duration::ZERO,
+        calls: BTreeMap::new(),
     };
     let mut n = 0;
     for run in 0..runs {
@@ -66,8 +86,8 @@ pub async fn run(
         let url = format!("http://127.0.0.1:{port}/webhooks/cxone");
         let first = Webhook::new(secret, run_id, n)?;
         n += 1;
-        let started = Instant::now();
-        let mut child = Command::new(node)
+        let mut command = Command::new(node);
+        command
             .arg("server.js")
             .current_dir(dir)
             .env("PORT", port.to_string())
@@ -76,7 +96,20 @@ pub async fn run(
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        if let Some(d) = durable {
+            command
+                .env("PEER_STORE", "aws")
+                .env("TABLE", &d.table)
+                .env("QUEUE_URL", &d.queue_url)
+                .env("AWS_ENDPOINT_URL", &d.aws_endpoint)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_SDK_UA_APP_ID", DURABLE_APP_ID);
+        }
+        let started = Instant::now();
+        let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {}", node.display()))?;
         let stdout = child
@@ -91,19 +124,37 @@ pub async fn run(
             bail!("the peer printed {line:?} instead of ready");
         }
         result.exec_to_ready.push(started.elapsed());
-        send(&client, &url, &first).await?;
+        send(&client, &url, &first, 202).await?;
         result.first_answer.push(started.elapsed());
 
         if run + 1 == runs {
             let pid = child.id().ok_or_else(|| anyhow!("the peer has no pid"))?;
+            let calls_before = match durable {
+                Some(d) => Some(load::calls(&client, &d.aws_endpoint).await?),
+                None => None,
+            };
             let cpu_before = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
             for _ in 0..count {
-                send(&client, &url, &Webhook::new(secret, run_id, n)?).await?;
+                send(&client, &url, &Webhook::new(secret, run_id, n)?, 202).await?;
                 n += 1;
             }
             let cpu_after = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
-            result.peak_rss_kib = procfs::peak_rss_kib(pid).ok_or_else(|| anyhow!("no VmHWM"))?;
             result.cpu_per_request = cpu_after.saturating_sub(cpu_before) / count.max(1) as u32;
+            if let (Some(d), Some(before)) = (durable, calls_before) {
+                let after = load::calls(&client, &d.aws_endpoint).await?;
+                result.calls = load::made_by(DURABLE_APP_ID, &before, &after);
+            }
+
+            let wrong = format!("{secret}-not");
+            let cpu_before = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
+            for _ in 0..count {
+                send(&client, &url, &Webhook::new(&wrong, run_id, n)?, 401).await?;
+                n += 1;
+            }
+            let cpu_after = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
+            result.rejected_cpu_per_request =
+                cpu_after.saturating_sub(cpu_before) / count.max(1) as u32;
+            result.peak_rss_kib = procfs::peak_rss_kib(pid).ok_or_else(|| anyhow!("no VmHWM"))?;
         }
         let _ = child.kill().await;
     }

@@ -73,7 +73,10 @@ pub struct Report {
     pub functions: Vec<FunctionRun>,
     pub loads: Vec<LoadRun>,
     pub duplicates: DuplicateRun,
+    /// The peer as the guides write it: everything in memory.
     pub peer: PeerRun,
+    /// The same peer doing cxbridge's durable work through the same emulator.
+    pub durable_peer: PeerRun,
     pub cold_starts: usize,
     pub elapsed: Duration,
 }
@@ -205,7 +208,7 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(
             w,
-            "| CPU per webhook | {} | {} | {} | user + system time of the process over those {} requests, divided by their number; cxbridge's includes its four DynamoDB and SQS calls, each over a new TCP connection because moto closes every connection after one response, while the peer keeps everything in memory |",
+            "| CPU per webhook | {} | {} | {} | user + system time of the process over those {} requests, divided by their number; cxbridge's includes its DynamoDB and SQS calls (below), each over a new TCP connection because moto closes every connection after one response, while the peer keeps everything in memory |",
             us(rx.cpu_per_request),
             us(p.cpu_per_request),
             ratio(
@@ -214,6 +217,32 @@ pub fn render(r: &Report) -> String {
             ),
             rx.requests
         );
+        let dp = &r.durable_peer;
+        let _ = writeln!(
+            w,
+            "| CPU per webhook, against the peer doing the same durable work | {} | {} | {} | the same, with the peer writing what cxbridge writes through the same moto with the AWS SDK for JavaScript v3 ({:.2} AWS calls per webhook: {}) |",
+            us(rx.cpu_per_request),
+            us(dp.cpu_per_request),
+            ratio(
+                dp.cpu_per_request.as_secs_f64(),
+                rx.cpu_per_request.as_secs_f64()
+            ),
+            per_request(&dp.calls, rx.requests),
+            by_operation(&dp.calls, rx.requests)
+        );
+        if let Some(rej) = &rx.rejected {
+            let _ = writeln!(
+                w,
+                "| CPU per webhook refused for its signature (401) | {} | {} | {} | then as many webhooks signed with the wrong secret: verification and the error answer, without the AWS calls (cxbridge made {} AWS calls meanwhile: a mismatch may refresh the cached secret, at most once per interval) |",
+                us(rej.cpu_per_request),
+                us(p.rejected_cpu_per_request),
+                ratio(
+                    p.rejected_cpu_per_request.as_secs_f64(),
+                    rej.cpu_per_request.as_secs_f64()
+                ),
+                rej.calls.values().sum::<u64>()
+            );
+        }
     }
     if let Some(v) = m("handler/verify+parse+normalise+route/1KiB") {
         let _ = writeln!(
@@ -317,6 +346,8 @@ pub fn render(r: &Report) -> String {
         checks.len() - missed,
         checks.len()
     );
+
+    peers(w, r);
 
     // Micro.
     let _ = writeln!(w, "## Micro benchmarks (criterion)\n");
@@ -438,6 +469,84 @@ pub fn render(r: &Report) -> String {
          instance's answer."
     );
     out
+}
+
+fn per_request(calls: &BTreeMap<String, u64>, requests: usize) -> f64 {
+    calls.values().sum::<u64>() as f64 / requests.max(1) as f64
+}
+
+fn by_operation(calls: &BTreeMap<String, u64>, requests: usize) -> String {
+    let parts: Vec<String> = calls
+        .iter()
+        .map(|(op, n)| format!("{} {:.2}", short(op), *n as f64 / requests.max(1) as f64))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Both variants of the Node.js peer side by side.
+fn peers(w: &mut String, r: &Report) {
+    let (p, dp) = (&r.peer, &r.durable_peer);
+    let requests = r.functions.first().map_or(0, |f| f.requests);
+    let _ = writeln!(w, "## The Node.js peer\n");
+    let _ = writeln!(
+        w,
+        "| | in memory (the guides' receiver) | with DynamoDB and SQS |\n|---|---|---|"
+    );
+    let rows: [(&str, String, String); 6] = [
+        (
+            "exec to listening (median)",
+            ms(median(&p.exec_to_ready)),
+            ms(median(&dp.exec_to_ready)),
+        ),
+        (
+            "exec to its first 202 (median)",
+            ms(median(&p.first_answer)),
+            ms(median(&dp.first_answer)),
+        ),
+        (
+            "CPU per accepted webhook",
+            us(p.cpu_per_request),
+            us(dp.cpu_per_request),
+        ),
+        (
+            "CPU per webhook refused for its signature",
+            us(p.rejected_cpu_per_request),
+            us(dp.rejected_cpu_per_request),
+        ),
+        (
+            "AWS calls per accepted webhook",
+            "none".to_owned(),
+            format!(
+                "{:.2} ({})",
+                per_request(&dp.calls, requests),
+                by_operation(&dp.calls, requests)
+            ),
+        ),
+        (
+            "peak RSS",
+            mb(kib_bytes(p.peak_rss_kib)),
+            mb(kib_bytes(dp.peak_rss_kib)),
+        ),
+    ];
+    for (label, a, b) in rows {
+        let _ = writeln!(w, "| {label} | {a} | {b} |");
+    }
+    let _ = writeln!(
+        w,
+        "\n`bench/peer-node/server.js`, Express 4 on Node.js, started {} times per variant. \
+         After its last start it takes {requests} signed webhooks in a row, then {requests} \
+         signed with the wrong secret; CPU is the process's user + system time over each \
+         series. The in-memory variant is the receiver the integration guides describe: HMAC \
+         check, a `Map` of delivery ids, JSONPath normalisation. With `PEER_STORE=aws` it \
+         writes what cxbridge's webhook-receiver writes, to the same moto: a conditional \
+         `PutItem` against signature replays, a conditional `PutItem` claiming the delivery, \
+         `SendMessageBatch` of the event and a `PutItem` completing the delivery.\n",
+        r.cold_starts
+    );
 }
 
 /// `DynamoDB_20120810.PutItem` → `PutItem`.

@@ -122,6 +122,23 @@ impl Requests {
         Ok(())
     }
 
+    /// The `n`th chat webhook to webhook-receiver, signed with the wrong secret; an error
+    /// unless it was refused with 401.
+    pub async fn send_rejected(&self, n: usize) -> Result<()> {
+        let wrong = format!("{}-not", self.webhook_secret);
+        let url = format!("{}/webhooks/cxone", self.gateway);
+        let response = Webhook::new(&wrong, &self.run, n)?
+            .request(&self.client, &url)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        if status.as_u16() != 401 {
+            bail!("webhook-receiver answered a wrong signature with {status}: {body}");
+        }
+        Ok(())
+    }
+
     /// An SQS batch of one `reconcile` job for the `n`th dispatch, invoked as the event
     /// source mapping invokes retry-drainer.
     async fn drain(&self, host: &Arc<FunctionHost>, n: usize) -> Result<()> {
