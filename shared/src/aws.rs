@@ -3,6 +3,47 @@
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// Amazon Trust Services' roots: every AWS service endpoint chains to one of them.
+const AMAZON_TRUST_ROOTS: &str = include_str!("amazon-trust-roots.pem");
+
+/// Set to `true` to trust the system's root certificates too, e.g. behind a proxy that
+/// re-signs TLS with a private CA.
+pub const NATIVE_ROOTS_VAR: &str = "CXBRIDGE_AWS_NATIVE_ROOTS";
+
+/// Whether the AWS clients should also load the system's root store: when asked to, or
+/// when the endpoint is a custom HTTPS one, whose certificate may come from any CA.
+fn wants_native_roots(native_roots: Option<&str>, endpoint_url: Option<&str>) -> bool {
+    native_roots.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        || endpoint_url.is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
+/// The HTTP client behind every AWS client: the SDK's own (hyper, rustls with aws-lc,
+/// proxy settings from the environment), trusting Amazon Trust Services' roots. The
+/// SDK's default loads and parses the system's whole certificate store when the first
+/// connection opens, which is most of a cold start's time in process.
+pub fn http_client(native_roots: bool) -> SharedHttpClient {
+    let trust = TrustStore::empty()
+        .with_native_roots(native_roots)
+        .with_pem_certificate(AMAZON_TRUST_ROOTS.as_bytes());
+    let context = TlsContext::builder().with_trust_store(trust).build();
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        if let Ok(context) = &context {
+            connector = connector.tls_context(context.clone());
+        }
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
 
 /// Loads the shared SDK configuration: region and credentials from the usual chain, and an
 /// endpoint override from `AWS_ENDPOINT_URL` (the local stack points it at its emulator).
@@ -22,11 +63,17 @@ pub async fn load_sdk_config() -> SdkConfig {
         .operation_attempt_timeout(ms("CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS", 1000))
         .operation_timeout(ms("CXBRIDGE_AWS_TIMEOUT_MS", 2000))
         .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
-    if let Some(url) = std::env::var("AWS_ENDPOINT_URL")
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
-        .filter(|u| !u.trim().is_empty())
-    {
+        .filter(|u| !u.trim().is_empty());
+    let native_roots = wants_native_roots(
+        std::env::var(NATIVE_ROOTS_VAR).ok().as_deref(),
+        endpoint.as_deref(),
+    );
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .http_client(http_client(native_roots));
+    if let Some(url) = endpoint {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
@@ -48,5 +95,45 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_roots_only_when_asked_or_for_a_custom_https_endpoint() {
+        assert!(!wants_native_roots(None, None));
+        assert!(!wants_native_roots(None, Some("http://127.0.0.1:5000")));
+        assert!(!wants_native_roots(Some("false"), None));
+        assert!(wants_native_roots(Some("true"), None));
+        assert!(wants_native_roots(
+            Some(" TRUE "),
+            Some("http://127.0.0.1:5000")
+        ));
+        assert!(wants_native_roots(
+            None,
+            Some("HTTPS://vpce.example.internal")
+        ));
+    }
+
+    #[test]
+    fn the_amazon_roots_parse_into_a_tls_connector() {
+        assert_eq!(
+            AMAZON_TRUST_ROOTS
+                .matches("-----BEGIN CERTIFICATE-----")
+                .count(),
+            5
+        );
+        // Building a connector parses every root; a malformed one would panic here.
+        let context = TlsContext::builder()
+            .with_trust_store(TrustStore::empty().with_pem_certificate(AMAZON_TRUST_ROOTS))
+            .build()
+            .expect("a TLS context");
+        let _connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context)
+            .build();
     }
 }
