@@ -30,6 +30,18 @@ impl Base {
     /// function that cannot reach its secret fails at init rather than on a request, while
     /// the DynamoDB and SQS connections open.
     pub async fn init() -> Result<Self, InitError> {
+        Self::init_with(|_, _| std::future::ready(()))
+            .await
+            .map(|(base, ())| base)
+    }
+
+    /// [`Base::init`], with `also` (given the clients and configuration) running beside
+    /// the secret read and the warm-up: a function's own init I/O costs no extra round trip.
+    async fn init_with<F, Fut, T>(also: F) -> Result<(Self, T), InitError>
+    where
+        F: FnOnce(&AwsClients, &Config) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
         let config = Config::from_env()?;
         let sdk = load_sdk_config().await;
         let aws = AwsClients::new(&sdk);
@@ -40,13 +52,17 @@ impl Base {
         ));
         // The secret read and the connection warm-up do not depend on each other: one
         // round trip of init instead of two.
-        let (secret, ()) = tokio::join!(secrets.current(), warm_up(&aws, &config));
+        let extra = also(&aws, &config);
+        let (secret, (), extra) = tokio::join!(secrets.current(), warm_up(&aws, &config), extra);
         secret?;
-        Ok(Self {
-            config,
-            aws,
-            secrets,
-        })
+        Ok((
+            Self {
+                config,
+                aws,
+                secrets,
+            },
+            extra,
+        ))
     }
 }
 
@@ -85,20 +101,58 @@ pub type LiveDispatcher = crate::signals::Dispatcher<
 >;
 
 impl Base {
-    /// Builds the signal dispatcher from this function's configuration.
-    pub async fn dispatcher(&self) -> Result<LiveDispatcher, InitError> {
-        use crate::cxone::{
-            CxoneConfig, HttpCxoneClient, client::http_client, rate::DynamoDbRateBudget, token,
-        };
+    /// Init for the functions that call CXone: the base and the signal dispatcher. The
+    /// CXone HTTP client, whose TLS setup loads the system's root certificates, is built on
+    /// a blocking thread while the secret is read and the AWS connections open.
+    pub async fn init_with_dispatcher() -> Result<(Self, LiveDispatcher), InitError> {
+        use crate::cxone::{CxoneConfig, CxoneError, client::http_client};
         let cxone = Arc::new(CxoneConfig::from_env()?);
         let definitions = crate::signals::definitions::from_env(cxone.profile)?;
+        let http = {
+            let cxone = cxone.clone();
+            tokio::task::spawn_blocking(move || http_client(&cxone))
+        };
+        // The shared CXone token, if another instance published one, is read meanwhile too.
+        let tenant = cxone.tenant.clone();
+        let (base, shared) = Self::init_with(move |aws, config| {
+            let store = crate::cxone::token::DynamoDbTokenStore::new(
+                aws.dynamodb.clone(),
+                config.table.clone(),
+                &tenant,
+            );
+            async move {
+                use crate::cxone::token::TokenStore as _;
+                store.load().await.ok().flatten()
+            }
+        })
+        .await?;
+        let http = http.await.map_err(|e| CxoneError::Invalid {
+            status: None,
+            detail: format!("cannot build the HTTP client: {e}"),
+        })??;
+        let dispatcher = base.dispatcher(cxone, definitions, http, shared).await?;
+        Ok((base, dispatcher))
+    }
+
+    /// Builds the signal dispatcher from this function's configuration.
+    async fn dispatcher(
+        &self,
+        cxone: Arc<crate::cxone::CxoneConfig>,
+        definitions: std::collections::BTreeMap<
+            String,
+            crate::signals::definitions::SignalDefinition,
+        >,
+        http: reqwest::Client,
+        shared: Option<crate::cxone::token::AccessToken>,
+    ) -> Result<LiveDispatcher, InitError> {
+        use crate::cxone::{HttpCxoneClient, rate::DynamoDbRateBudget, token};
         let credentials = self.secrets.current().await?.cxone.clone();
-        let http = http_client(&cxone)?;
         let table = self.config.table.clone();
         let tokens = token::SharedTokenSource::new(
             token::TokenFetcher::new(http.clone(), cxone.clone(), credentials),
             token::DynamoDbTokenStore::new(self.aws.dynamodb.clone(), table.clone(), &cxone.tenant),
         );
+        tokens.preload(shared);
         let budget = DynamoDbRateBudget::new(
             self.aws.dynamodb.clone(),
             table.clone(),
@@ -106,7 +160,8 @@ impl Base {
             cxone.rate_per_second,
         );
         let client = HttpCxoneClient::new(http, cxone.clone(), tokens, budget);
-        // The token endpoint too: a cold start's first call then goes straight to CXone.
+        // Unless the shared token was fresh, the token endpoint too: a cold start's first
+        // call then goes straight to CXone.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), client.warm()).await;
         Ok(crate::signals::Dispatcher {
             definitions,

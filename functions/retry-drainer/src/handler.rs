@@ -12,8 +12,7 @@ pub struct App {
 
 impl App {
     pub async fn init() -> Result<Self, InitError> {
-        let base = Base::init().await?;
-        let dispatcher = base.dispatcher().await?;
+        let (base, dispatcher) = Base::init_with_dispatcher().await?;
         Ok(Self { base, dispatcher })
     }
 

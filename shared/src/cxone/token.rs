@@ -617,6 +617,14 @@ impl<S: TokenStore> SharedTokenSource<S> {
         }
     }
 
+    /// Takes a token read from the store beforehand (at init, beside other work), unless it
+    /// is already due for refresh.
+    pub fn preload(&self, token: Option<AccessToken>) {
+        if let Some(token) = token.filter(|t| now_ms() < t.refresh_at_ms) {
+            self.keep(token);
+        }
+    }
+
     fn fresh_local(&self, now: i64) -> Option<Arc<AccessToken>> {
         self.cached
             .lock()

@@ -478,6 +478,41 @@ async fn fifty_concurrent_callers_in_four_instances_make_one_token_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_shared_token_read_at_init_serves_the_first_call_unless_it_is_due() {
+    let s = simulator("documented").await;
+    let (dynamodb, table) = table().await;
+    let store = || DynamoDbTokenStore::new(dynamodb.clone(), table.clone(), &s.config.tenant);
+    // One instance fetches a token and publishes it to the table.
+    let first = HttpCxoneClient::new(
+        s.http.clone(),
+        s.config.clone(),
+        s.tokens(store()),
+        Unlimited,
+    );
+    first.signal(&order_update("contact-1")).await.unwrap();
+    assert_eq!(s.count("/api/v2/oauth/token").await, 1);
+
+    // A new instance that read it at init calls CXone without a token request of its own.
+    let shared = store().load().await.unwrap();
+    assert!(shared.is_some(), "the first instance published its token");
+    let tokens = s.tokens(NoSharing);
+    tokens.preload(shared.clone());
+    let second = HttpCxoneClient::new(s.http.clone(), s.config.clone(), tokens, Unlimited);
+    second.signal(&order_update("contact-2")).await.unwrap();
+    assert_eq!(s.count("/api/v2/oauth/token").await, 1);
+
+    // One due for refresh is not taken: the instance fetches its own.
+    let mut due = shared.unwrap();
+    due.refresh_at_ms = 0;
+    let tokens = s.tokens(NoSharing);
+    tokens.preload(Some(due));
+    let third = HttpCxoneClient::new(s.http.clone(), s.config.clone(), tokens, Unlimited);
+    third.signal(&order_update("contact-3")).await.unwrap();
+    assert_eq!(s.count("/api/v2/oauth/token").await, 2);
+    assert_eq!(s.count("/api/v2/signals/order-update").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_five_second_token_is_refreshed_before_it_expires() {
     let s = simulator("documented").await;
     s.config(json!({"tokenTtl": 5})).await;
