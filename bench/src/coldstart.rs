@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use cxbridge_local::Stack;
 
-use crate::{load, procfs};
 use crate::requests::Requests;
+use crate::{load, procfs};
 
 /// How one function measured.
 #[derive(Debug, Clone)]

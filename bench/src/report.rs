@@ -200,11 +200,12 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(
             w,
-            "| peak RSS after {} webhooks | {} | {} | {} | `VmHWM` of the one process after the requests in a row that follow the last cold start |",
-            rx.requests,
+            "| peak RSS | {} | {} | {} | `VmHWM` of the one process after the {} accepted and {} refused webhooks in a row that follow its last cold start |",
             mb(kib_bytes(rx.peak_rss_kib)),
             mb(kib_bytes(p.peak_rss_kib)),
-            ratio(p.peak_rss_kib as f64, rx.peak_rss_kib as f64)
+            ratio(p.peak_rss_kib as f64, rx.peak_rss_kib as f64),
+            rx.requests,
+            rx.requests
         );
         let _ = writeln!(
             w,
@@ -233,14 +234,17 @@ pub fn render(r: &Report) -> String {
         if let Some(rej) = &rx.rejected {
             let _ = writeln!(
                 w,
-                "| CPU per webhook refused for its signature (401) | {} | {} | {} | then as many webhooks signed with the wrong secret: verification and the error answer, without the AWS calls (cxbridge made {} AWS calls meanwhile: a mismatch may refresh the cached secret, at most once per interval) |",
+                "| CPU per webhook refused for its signature (401) | {} | {} | {} | then as many webhooks signed with the wrong secret: verification and the error answer, without the AWS calls (cxbridge made {} meanwhile: a mismatch may refresh the cached secret, at most once per interval) |",
                 us(rej.cpu_per_request),
                 us(p.rejected_cpu_per_request),
                 ratio(
                     p.rejected_cpu_per_request.as_secs_f64(),
                     rej.cpu_per_request.as_secs_f64()
                 ),
-                rej.calls.values().sum::<u64>()
+                match rej.calls.values().sum::<u64>() {
+                    1 => "1 AWS call".to_owned(),
+                    n => format!("{n} AWS calls"),
+                }
             );
         }
     }
@@ -395,9 +399,13 @@ pub fn render(r: &Report) -> String {
          Before each of the {} cold starts the host stops every instance of the function, \
          then one real request starts a new process: a signed webhook, a Cognigy intent \
          result, an `order-update` signal, a signed Studio callback for that execution, and \
-         an SQS batch with its `reconcile` job. Init includes reading the secret and opening \
-         the DynamoDB, SQS (and CXone) connections, so it includes moto's answers. The zips \
-         are `make package`'s (`cargo lambda build --release --arm64`).\n",
+         an SQS batch with its `reconcile` job. Init reads the secret while it opens the \
+         DynamoDB and SQS connections, so it waits for moto's answers; intent-router, \
+         signal-dispatcher and retry-drainer also load the shared CXone token from the table \
+         (fetching one from the simulator if there is none). The AWS clients trust Amazon \
+         Trust Services' five roots rather than loading the system's certificate store; the \
+         CXone client loads the system store on a blocking thread meanwhile. The zips are \
+         `make package`'s (`cargo lambda build --release --arm64`).\n",
         r.cold_starts
     );
 
