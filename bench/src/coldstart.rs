@@ -124,7 +124,7 @@ pub async fn run(
         }
         let peak_rss_kib =
             procfs::peak_rss_kib(pid).ok_or_else(|| anyhow!("{name}: no VmHWM for {pid}"))?;
-        out.push(FunctionRun {
+        let run = FunctionRun {
             name: name.to_owned(),
             exec_to_next,
             first_answer,
@@ -132,7 +132,17 @@ pub async fn run(
             peak_rss_kib,
             cpu_per_request: cpu_after.saturating_sub(cpu_before) / count.max(1) as u32,
             rejected,
-        });
+        };
+        println!(
+            "cxbridge-bench: {name}: exec to first /next {:.1} ms (median), {} µs CPU per request{}",
+            median(&run.exec_to_next).as_secs_f64() * 1e3,
+            run.cpu_per_request.as_micros(),
+            run.rejected.as_ref().map_or_else(String::new, |r| format!(
+                ", {} µs per refused one",
+                r.cpu_per_request.as_micros()
+            ))
+        );
+        out.push(run);
     }
     Ok(out)
 }
