@@ -10,15 +10,27 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 /// Amazon Trust Services' roots: every AWS service endpoint chains to one of them.
 const AMAZON_TRUST_ROOTS: &str = include_str!("amazon-trust-roots.pem");
 
-/// Set to `true` to trust the system's root certificates too, e.g. behind a proxy that
-/// re-signs TLS with a private CA.
-pub const NATIVE_ROOTS_VAR: &str = "CXBRIDGE_AWS_NATIVE_ROOTS";
-
 /// Whether the AWS clients should also load the system's root store: when asked to, or
-/// when the endpoint is a custom HTTPS one, whose certificate may come from any CA.
-fn wants_native_roots(native_roots: Option<&str>, endpoint_url: Option<&str>) -> bool {
-    native_roots.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        || endpoint_url.is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://"))
+/// when an endpoint or proxy in `env` is a custom HTTPS one, whose certificate may come
+/// from any CA (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `HTTPS_PROXY` and the
+/// other `*_PROXY` variables).
+fn wants_native_roots<K: AsRef<str>, V: AsRef<str>>(
+    asked: bool,
+    env: impl IntoIterator<Item = (K, V)>,
+) -> bool {
+    asked
+        || env.into_iter().any(|(key, value)| {
+            let key = key.as_ref().to_ascii_uppercase();
+            let custom = key == "AWS_ENDPOINT_URL"
+                || key.starts_with("AWS_ENDPOINT_URL_")
+                || key.ends_with("_PROXY");
+            custom
+                && value
+                    .as_ref()
+                    .trim()
+                    .to_ascii_lowercase()
+                    .starts_with("https://")
+        })
 }
 
 /// The HTTP client behind every AWS client: the SDK's own (hyper, rustls with aws-lc,
@@ -50,7 +62,19 @@ pub fn http_client(native_roots: bool) -> SharedHttpClient {
 /// Timeouts are short because every caller of these functions has a deadline of its own
 /// (`CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS`, default 1000, and `CXBRIDGE_AWS_TIMEOUT_MS`, default
 /// 2000, change them; the local stack, whose emulator is slower than AWS, relaxes them).
+/// `CXBRIDGE_AWS_NATIVE_ROOTS` is read leniently here (an invalid value is false); the
+/// functions validate it in [`crate::config::Config`] and call [`load_sdk_config_with`].
 pub async fn load_sdk_config() -> SdkConfig {
+    let asked = std::env::var(crate::config::vars::AWS_NATIVE_ROOTS)
+        .ok()
+        .and_then(|v| crate::config::parse_flag(&v))
+        .unwrap_or(false);
+    load_sdk_config_with(asked).await
+}
+
+/// [`load_sdk_config`], with `native_roots` saying whether the system's root certificates
+/// are trusted besides Amazon's (custom HTTPS endpoints and proxies turn them on anyway).
+pub async fn load_sdk_config_with(native_roots: bool) -> SdkConfig {
     let ms = |var: &str, default: u64| {
         std::env::var(var)
             .ok()
@@ -66,10 +90,7 @@ pub async fn load_sdk_config() -> SdkConfig {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|u| !u.trim().is_empty());
-    let native_roots = wants_native_roots(
-        std::env::var(NATIVE_ROOTS_VAR).ok().as_deref(),
-        endpoint.as_deref(),
-    );
+    let native_roots = wants_native_roots(native_roots, std::env::vars());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
         .http_client(http_client(native_roots));
@@ -103,18 +124,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn native_roots_only_when_asked_or_for_a_custom_https_endpoint() {
-        assert!(!wants_native_roots(None, None));
-        assert!(!wants_native_roots(None, Some("http://127.0.0.1:5000")));
-        assert!(!wants_native_roots(Some("false"), None));
-        assert!(wants_native_roots(Some("true"), None));
-        assert!(wants_native_roots(
-            Some(" TRUE "),
-            Some("http://127.0.0.1:5000")
+    fn native_roots_only_when_asked_or_for_a_custom_https_endpoint_or_proxy() {
+        let none: [(&str, &str); 0] = [];
+        assert!(!wants_native_roots(false, none));
+        assert!(wants_native_roots(true, none));
+        assert!(!wants_native_roots(
+            false,
+            [
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+                ("HTTPS_PROXY", "http://proxy.internal:3128"),
+                ("SSL_CERT_FILE", "https://not-an-endpoint")
+            ]
         ));
         assert!(wants_native_roots(
-            None,
-            Some("HTTPS://vpce.example.internal")
+            false,
+            [("AWS_ENDPOINT_URL", " HTTPS://vpce.example.internal")]
+        ));
+        assert!(wants_native_roots(
+            false,
+            [("AWS_ENDPOINT_URL_DYNAMODB", "https://localhost:4566")]
+        ));
+        assert!(wants_native_roots(
+            false,
+            [("https_proxy", "https://proxy.internal:3128")]
         ));
     }
 

@@ -25,6 +25,7 @@ pub mod vars {
     pub const JOB_BACKOFF_BASE_MS: &str = "CXBRIDGE_JOB_BACKOFF_BASE_MS";
     pub const JOB_BACKOFF_CAP_SECS: &str = "CXBRIDGE_JOB_BACKOFF_CAP_SECS";
     pub const JOB_LEASE_SECS: &str = "CXBRIDGE_JOB_LEASE_SECS";
+    pub const AWS_NATIVE_ROOTS: &str = "CXBRIDGE_AWS_NATIVE_ROOTS";
 
     /// Every variable a deployed function is given.
     pub const ALL: &[&str] = &[
@@ -86,6 +87,8 @@ pub struct Config {
     pub retry: crate::jobs::RetryPolicy,
     /// How long a job run holds its attempt before another delivery may take it over.
     pub job_lease: Duration,
+    /// Whether the AWS clients trust the system's root certificates besides Amazon's.
+    pub aws_native_roots: bool,
 }
 
 /// Why configuration could not be read. Always names the variable.
@@ -123,6 +126,7 @@ impl Config {
                 .seconds(vars::SECRET_CACHE_TTL_SECS, MAX_SECRET_CACHE_TTL)?
                 .unwrap_or(DEFAULT_SECRET_CACHE_TTL),
             probe: env.flag(vars::PROBE)?.unwrap_or(false),
+            aws_native_roots: env.flag(vars::AWS_NATIVE_ROOTS)?.unwrap_or(false),
             signature_tolerance: env
                 .seconds(vars::SIGNATURE_TOLERANCE_SECS, MAX_SIGNATURE_TOLERANCE)?
                 .unwrap_or(DEFAULT_SIGNATURE_TOLERANCE),
@@ -229,15 +233,23 @@ impl Env<'_> {
         let Some(value) = self.optional(var)? else {
             return Ok(None);
         };
-        match value.to_ascii_lowercase().as_str() {
-            "1" | "true" | "on" | "yes" => Ok(Some(true)),
-            "0" | "false" | "off" | "no" => Ok(Some(false)),
-            _ => Err(ConfigError::Invalid {
+        match parse_flag(&value) {
+            Some(flag) => Ok(Some(flag)),
+            None => Err(ConfigError::Invalid {
                 var,
                 value,
                 reason: "expected true or false".into(),
             }),
         }
+    }
+}
+
+/// `1`, `true`, `on` or `yes` (any case) is true; `0`, `false`, `off` or `no` is false.
+pub fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Some(true),
+        "0" | "false" | "off" | "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -341,5 +353,21 @@ mod tests {
         assert!(parse(&env).unwrap().probe);
         env.insert(vars::PROBE, "maybe".into());
         assert!(parse(&env).is_err());
+    }
+
+    #[test]
+    fn the_aws_native_roots_flag_is_off_by_default_and_validated() {
+        let mut env = complete();
+        assert!(!parse(&env).unwrap().aws_native_roots);
+        env.insert(vars::AWS_NATIVE_ROOTS, "1".into());
+        assert!(parse(&env).unwrap().aws_native_roots);
+        env.insert(vars::AWS_NATIVE_ROOTS, "sometimes".into());
+        assert!(matches!(
+            parse(&env),
+            Err(ConfigError::Invalid {
+                var: vars::AWS_NATIVE_ROOTS,
+                ..
+            })
+        ));
     }
 }
