@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::aws::{AwsClients, load_sdk_config};
+use crate::aws::{AwsClients, load_sdk_config_with};
 use crate::config::{Config, ConfigError};
 use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
 
@@ -30,20 +30,21 @@ impl Base {
     /// function that cannot reach its secret fails at init rather than on a request, while
     /// the DynamoDB and SQS connections open.
     pub async fn init() -> Result<Self, InitError> {
-        Self::init_with(|_, _| std::future::ready(()))
+        Self::init_with(false, |_, _| std::future::ready(()))
             .await
             .map(|(base, ())| base)
     }
 
     /// [`Base::init`], with `also` (given the clients and configuration) running beside
     /// the secret read and the warm-up: a function's own init I/O costs no extra round trip.
-    async fn init_with<F, Fut, T>(also: F) -> Result<(Self, T), InitError>
+    /// When `also` reads the table, it opens the DynamoDB connection in the warm-up's stead.
+    async fn init_with<F, Fut, T>(also_reads_table: bool, also: F) -> Result<(Self, T), InitError>
     where
         F: FnOnce(&AwsClients, &Config) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
         let config = Config::from_env()?;
-        let sdk = load_sdk_config().await;
+        let sdk = load_sdk_config_with(config.aws_native_roots).await;
         let aws = AwsClients::new(&sdk);
         let secrets = Arc::new(SecretsManagerSource::new(
             aws.secrets.clone(),
@@ -53,7 +54,11 @@ impl Base {
         // The secret read and the connection warm-up do not depend on each other: one
         // round trip of init instead of two.
         let extra = also(&aws, &config);
-        let (secret, (), extra) = tokio::join!(secrets.current(), warm_up(&aws, &config), extra);
+        let (secret, (), extra) = tokio::join!(
+            secrets.current(),
+            warm_up(&aws, &config, !also_reads_table),
+            extra
+        );
         secret?;
         Ok((
             Self {
@@ -66,27 +71,39 @@ impl Base {
     }
 }
 
-/// Opens the DynamoDB and SQS connections during init, so that the first request does not
-/// pay for the TLS handshakes. Failures (a policy without the permission, say) only mean
-/// the connection is opened later.
-async fn warm_up(aws: &AwsClients, config: &Config) {
+/// How long init waits for its warm-up calls: past it, a connection opens on first use.
+const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Opens the SQS connection, and the DynamoDB one unless the function's own init already
+/// reads the table, during init, so that the first request does not pay for the TLS
+/// handshakes. Failures (a policy without the permission, say) only mean the connection is
+/// opened later.
+async fn warm_up(aws: &AwsClients, config: &Config, dynamodb: bool) {
     let warm = async {
-        let table = aws
-            .dynamodb
-            .describe_table()
-            .table_name(&config.table)
-            .send();
+        let table = async {
+            if dynamodb {
+                let described = aws
+                    .dynamodb
+                    .describe_table()
+                    .table_name(&config.table)
+                    .send()
+                    .await;
+                described.is_ok()
+            } else {
+                true
+            }
+        };
         let queue = aws
             .sqs
             .get_queue_attributes()
             .queue_url(&config.jobs_queue_url)
             .send();
         let (table, queue) = tokio::join!(table, queue);
-        if table.is_err() || queue.is_err() {
+        if !table || queue.is_err() {
             tracing::debug!("a warm-up call failed; its connection opens on first use");
         }
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), warm).await;
+    let _ = tokio::time::timeout(WARM_UP_LIMIT, warm).await;
 }
 
 /// The dispatcher as deployed: the CXone client for the configured profile (shared token
@@ -114,7 +131,7 @@ impl Base {
         };
         // The shared CXone token, if another instance published one, is read meanwhile too.
         let tenant = cxone.tenant.clone();
-        let (base, shared) = Self::init_with(move |aws, config| {
+        let (base, shared) = Self::init_with(true, move |aws, config| {
             let store = crate::cxone::token::DynamoDbTokenStore::new(
                 aws.dynamodb.clone(),
                 config.table.clone(),
@@ -122,7 +139,11 @@ impl Base {
             );
             async move {
                 use crate::cxone::token::TokenStore as _;
-                store.load().await.ok().flatten()
+                tokio::time::timeout(WARM_UP_LIMIT, store.load())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten()
             }
         })
         .await?;

@@ -781,3 +781,82 @@ async fn a_key_left_pending_by_a_dispatcher_that_died_is_taken_over_once_its_cla
         .collect();
     assert_eq!(delivered.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cold_start_takes_the_shared_cxone_token_read_beside_the_secret() {
+    let mut opts = options();
+    let app = unique("sd");
+    opts.env_overrides.push(cxbridge_local::EnvOverride {
+        function: "signal-dispatcher".into(),
+        key: "AWS_SDK_UA_APP_ID".into(),
+        value: app.clone(),
+    });
+    let stack = start(opts).await;
+    let host = stack.hosts["signal-dispatcher"].clone();
+    let token_requests = || async {
+        journal(&stack)
+            .await
+            .iter()
+            .filter(|e| e["path"] == "/api/v2/oauth/token")
+            .count()
+    };
+    // signal-dispatcher's AWS calls so far, by operation.
+    let calls = || async {
+        let all: std::collections::BTreeMap<String, i64> =
+            reqwest::get(format!("{}/_cxbridge/calls", stack.aws_endpoint))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        all.into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&format!("{app} "))?.to_owned(), v)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let delta = |before: &std::collections::BTreeMap<String, i64>,
+                 after: &std::collections::BTreeMap<String, i64>| {
+        after
+            .iter()
+            .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n != 0)
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    // The functions that call CXone fetched (or waited for) one shared token at init.
+    let (status, body) = post_signal(&stack, Some(&unique("order-")), &order("C-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let fetched = token_requests().await;
+    assert!(fetched >= 1, "a token was fetched at init");
+
+    // What a dispatch costs a warm instance...
+    let before_warm = calls().await;
+    let (status, body) = post_signal(&stack, Some(&unique("order-")), &order("C-2")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let before_cold = calls().await;
+    let warm = delta(&before_warm, &before_cold);
+
+    // ...and what it costs a new process: its init adds the secret, the jobs queue's
+    // warm-up and one read of the shared token, all at once; the table needs no warm-up
+    // call of its own, and the token found there spares CXone a token request.
+    let inits = host.init_durations().len();
+    assert!(host.recycle(Duration::from_secs(10)).await);
+    let (status, body) = post_signal(&stack, Some(&unique("order-")), &order("C-3")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        host.init_durations().len(),
+        inits + 1,
+        "a new process served the signal"
+    );
+    let cold = delta(&before_cold, &calls().await);
+    let init = delta(&warm, &cold);
+    let expected: std::collections::BTreeMap<String, i64> = [
+        "DynamoDB_20120810.GetItem",
+        "AmazonSQS.GetQueueAttributes",
+        "secretsmanager.GetSecretValue",
+    ]
+    .into_iter()
+    .map(|op| (op.to_owned(), 1))
+    .collect();
+    assert_eq!(init, expected, "warm {warm:?}, cold {cold:?}");
+    assert_eq!(token_requests().await, fetched, "no new token request");
+    assert_eq!(signals_sent(&stack).await.len(), 3);
+}
