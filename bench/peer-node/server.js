@@ -152,7 +152,7 @@ function awsStore() {
         TableName: table,
         Item: {
           pk: { S: key },
-          status: { S: 'IN_PROGRESS' },
+          status: { S: 'in_progress' },
           payloadHash: { S: hash },
           expiresAt: { N: String(nowS + day) },
           inProgressExpiresAt: { N: String(Date.now() + 30_000) },
@@ -163,18 +163,28 @@ function awsStore() {
         ExpressionAttributeValues: {
           ':now': { N: String(nowS) },
           ':now_ms': { N: String(Date.now()) },
-          ':in_progress': { S: 'IN_PROGRESS' },
+          ':in_progress': { S: 'in_progress' },
         },
       });
       if (claimed) {
         if (claimed.payloadHash?.S !== hash) return 'conflict';
-        return claimed.status?.S === 'COMPLETED' ? 'duplicate' : 'in_progress';
+        return claimed.status?.S === 'completed' ? 'duplicate' : 'in_progress';
       }
 
       const sent = await sqs.send(
         new SendMessageBatchCommand({
           QueueUrl: queueUrl,
-          Entries: [{ Id: '0', MessageBody: JSON.stringify(event) }],
+          Entries: [
+            {
+              Id: '0',
+              MessageBody: JSON.stringify(event),
+              MessageAttributes: {
+                deliveryId: { DataType: 'String', StringValue: delivery },
+                route: { DataType: 'String', StringValue: 'events' },
+                eventType: { DataType: 'String', StringValue: String(event.eventType) },
+              },
+            },
+          ],
         }),
       );
       if (sent.Failed && sent.Failed.length > 0) throw new Error('the event was not enqueued');
@@ -184,7 +194,7 @@ function awsStore() {
           TableName: table,
           Item: {
             pk: { S: key },
-            status: { S: 'COMPLETED' },
+            status: { S: 'completed' },
             payloadHash: { S: hash },
             expiresAt: { N: String(nowS + day) },
             response: { S: JSON.stringify({ status: 'accepted', deliveryId: delivery }) },
@@ -236,7 +246,7 @@ async function acceptDurably(req, res, delivery) {
     const outcome = await store.accept(delivery, signature, timestamp, req.rawBody, event);
     switch (outcome) {
       case 'accepted':
-        return res.status(202).json({ status: 'accepted', deliveryId: delivery, event });
+        return res.status(202).json({ status: 'accepted', deliveryId: delivery });
       case 'duplicate':
         return res.status(200).json({ status: 'duplicate', deliveryId: delivery });
       case 'replayed':

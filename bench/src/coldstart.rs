@@ -22,8 +22,10 @@ pub struct FunctionRun {
     pub requests: usize,
     /// ...left this peak RSS (KiB)...
     pub peak_rss_kib: u64,
-    /// ...and used this much CPU each.
+    /// ...and used this much CPU each...
     pub cpu_per_request: Duration,
+    /// ...and made these AWS calls, by operation.
+    pub calls: BTreeMap<String, u64>,
     /// webhook-receiver only: as many webhooks with a wrong signature, sent next.
     pub rejected: Option<Rejected>,
 }
@@ -86,6 +88,7 @@ pub async fn run(
             [pid] => *pid,
             other => bail!("{name}: expected one instance, found {}", other.len()),
         };
+        let calls_before = load::calls(&requests.client, &stack.aws_endpoint).await?;
         let cpu_before =
             procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
         for n in runs..runs + count {
@@ -99,6 +102,7 @@ pub async fn run(
         }
         let cpu_after =
             procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+        let calls_after = load::calls(&requests.client, &stack.aws_endpoint).await?;
         let rejected = if name == "webhook-receiver" {
             let calls_before = load::calls(&requests.client, &stack.aws_endpoint).await?;
             let before =
@@ -131,6 +135,7 @@ pub async fn run(
             requests: count,
             peak_rss_kib,
             cpu_per_request: cpu_after.saturating_sub(cpu_before) / count.max(1) as u32,
+            calls: load::made_by(name, &calls_before, &calls_after),
             rejected,
         };
         println!(

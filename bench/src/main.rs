@@ -95,15 +95,28 @@ async fn run(args: Args) -> Result<()> {
     println!("cxbridge-bench: starting the local stack (release binaries, one instance each)");
     let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}c"), 1)).await?;
     let outcome = cold_starts(&args, &stack, &run_id).await;
-    // The peers run beside this stack: the durable one uses its emulator, table and queue.
-    let peers = match outcome {
-        Ok(functions) => peers(&args, &stack, &run_id)
+    // The durable peer runs beside this stack, for its emulator, table and queue.
+    let outcome = match outcome {
+        Ok(functions) => durable_peer(&args, &stack, &run_id)
             .await
-            .map(|peers| (functions, peers)),
+            .map(|peer| (functions, peer)),
         Err(err) => Err(err),
     };
     stack.shutdown().await;
-    let (functions, (peer, durable_peer)) = peers?;
+    let (functions, durable_peer) = outcome?;
+
+    println!("cxbridge-bench: the Node.js peer, in memory");
+    let peer = peer::run(
+        &args.node,
+        &args.peer_dir,
+        PEER_SECRET,
+        &format!("{run_id}-peer"),
+        None,
+        args.cold_starts,
+        args.requests,
+    )
+    .await
+    .context("the Node.js peer")?;
 
     println!("cxbridge-bench: starting the local stack (release binaries, up to 4 instances)");
     let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}e"), 4)).await?;
@@ -208,22 +221,10 @@ async fn cold_starts(
     coldstart::run(stack, &requests, args.cold_starts, args.requests).await
 }
 
-/// The Node.js peer as the guides write it (in memory), then doing the durable work
-/// cxbridge does, through the same emulator.
-async fn peers(args: &Args, stack: &Stack, run_id: &str) -> Result<(peer::PeerRun, peer::PeerRun)> {
-    let secret = "bench-peer-secret-0123456789abcdef";
-    println!("cxbridge-bench: the Node.js peer, in memory");
-    let in_memory = peer::run(
-        &args.node,
-        &args.peer_dir,
-        secret,
-        &format!("{run_id}-peer"),
-        None,
-        args.cold_starts,
-        args.requests,
-    )
-    .await
-    .context("the Node.js peer")?;
+const PEER_SECRET: &str = "bench-peer-secret-0123456789abcdef";
+
+/// The Node.js peer doing the durable work cxbridge does, through the stack's emulator.
+async fn durable_peer(args: &Args, stack: &Stack, run_id: &str) -> Result<peer::PeerRun> {
     println!("cxbridge-bench: the Node.js peer, with DynamoDB and SQS");
     let durable = peer::Durable {
         aws_endpoint: stack.aws_endpoint.clone(),
@@ -236,18 +237,17 @@ async fn peers(args: &Args, stack: &Stack, run_id: &str) -> Result<(peer::PeerRu
             .url
             .clone(),
     };
-    let with_aws = peer::run(
+    peer::run(
         &args.node,
         &args.peer_dir,
-        secret,
+        PEER_SECRET,
         &format!("{run_id}-durable"),
         Some(&durable),
         args.cold_starts,
         args.requests,
     )
     .await
-    .context("the Node.js peer with DynamoDB and SQS")?;
-    Ok((in_memory, with_aws))
+    .context("the Node.js peer with DynamoDB and SQS")
 }
 
 async fn end_to_end(

@@ -145,6 +145,12 @@ pub async fn run(
             if let (Some(d), Some(before)) = (durable, calls_before) {
                 let after = load::calls(&client, &d.aws_endpoint).await?;
                 result.calls = load::made_by(DURABLE_APP_ID, &before, &after);
+                if result.calls.is_empty() {
+                    bail!(
+                        "the emulator counted no calls from the durable peer: does the SDK still \
+                         send AWS_SDK_UA_APP_ID ({DURABLE_APP_ID}) in its user agent?"
+                    );
+                }
             }
 
             let wrong = format!("{secret}-not");

@@ -209,7 +209,7 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(
             w,
-            "| CPU per webhook | {} | {} | {} | user + system time of the process over those {} requests, divided by their number; cxbridge's includes its DynamoDB and SQS calls (below), each over a new TCP connection because moto closes every connection after one response, while the peer keeps everything in memory |",
+            "| CPU per webhook | {} | {} | {} | user + system time of the process over the {} accepted webhooks, divided by their number; cxbridge's includes its DynamoDB and SQS calls (below), each over a new TCP connection because moto closes every connection after one response, while the peer keeps everything in memory |",
             us(rx.cpu_per_request),
             us(p.cpu_per_request),
             ratio(
@@ -221,13 +221,15 @@ pub fn render(r: &Report) -> String {
         let dp = &r.durable_peer;
         let _ = writeln!(
             w,
-            "| CPU per webhook, against the peer doing the same durable work | {} | {} | {} | the same, with the peer writing what cxbridge writes through the same moto with the AWS SDK for JavaScript v3 ({:.2} AWS calls per webhook: {}) |",
+            "| CPU per webhook, against the peer doing the same durable work | {} | {} | {} | the same, with the peer writing what cxbridge writes to the same moto with the AWS SDK for JavaScript v3; AWS calls per webhook: cxbridge {:.2} ({}), peer {:.2} ({}) |",
             us(rx.cpu_per_request),
             us(dp.cpu_per_request),
             ratio(
                 dp.cpu_per_request.as_secs_f64(),
                 rx.cpu_per_request.as_secs_f64()
             ),
+            per_request(&rx.calls, rx.requests),
+            by_operation(&rx.calls, rx.requests),
             per_request(&dp.calls, rx.requests),
             by_operation(&dp.calls, rx.requests)
         );
@@ -552,7 +554,10 @@ fn peers(w: &mut String, r: &Report) {
          check, a `Map` of delivery ids, JSONPath normalisation. With `PEER_STORE=aws` it \
          writes what cxbridge's webhook-receiver writes, to the same moto: a conditional \
          `PutItem` against signature replays, a conditional `PutItem` claiming the delivery, \
-         `SendMessageBatch` of the event and a `PutItem` completing the delivery.\n",
+         `SendMessageBatch` of the event and a `PutItem` completing the delivery (its SQS \
+         client also checks the MD5 of each message it sent, as it does by default). The \
+         durable variant runs while the cold-start stack is up, for its moto; the in-memory \
+         one after that stack has stopped.\n",
         r.cold_starts
     );
 }
