@@ -221,6 +221,16 @@ async fn cold_starts(
     coldstart::run(stack, &requests, args.cold_starts, args.requests).await
 }
 
+fn events_queue_url(stack: &Stack) -> Result<String> {
+    Ok(stack
+        .resources
+        .queues
+        .get("events")
+        .ok_or_else(|| anyhow!("no events queue"))?
+        .url
+        .clone())
+}
+
 const PEER_SECRET: &str = "bench-peer-secret-0123456789abcdef";
 
 /// The Node.js peer doing the durable work cxbridge does, through the stack's emulator.
@@ -229,13 +239,7 @@ async fn durable_peer(args: &Args, stack: &Stack, run_id: &str) -> Result<peer::
     let durable = peer::Durable {
         aws_endpoint: stack.aws_endpoint.clone(),
         table: stack.resources.table.clone(),
-        queue_url: stack
-            .resources
-            .queues
-            .get("events")
-            .ok_or_else(|| anyhow!("no events queue"))?
-            .url
-            .clone(),
+        queue_url: events_queue_url(stack)?,
     };
     peer::run(
         &args.node,
@@ -264,13 +268,7 @@ async fn end_to_end(
         secret: secrets.webhook.clone(),
         run: format!("{run_id}-load"),
         sqs: aws_sdk_sqs::Client::new(&sdk),
-        events_queue: stack
-            .resources
-            .queues
-            .get("events")
-            .ok_or_else(|| anyhow!("no events queue"))?
-            .url
-            .clone(),
+        events_queue: events_queue_url(stack)?,
         aws_endpoint: stack.aws_endpoint.clone(),
     };
     let mut loads = Vec::new();

@@ -219,3 +219,19 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
         .await
         .expect("the table is created");
 }
+
+/// The AWS calls the emulator has served for SDK app id `app` (a function's
+/// `AWS_SDK_UA_APP_ID`), by operation, e.g. `DynamoDB_20120810.PutItem`.
+pub async fn aws_calls(aws_endpoint: &str, app: &str) -> std::collections::BTreeMap<String, i64> {
+    let all: std::collections::BTreeMap<String, i64> =
+        reqwest::get(format!("{aws_endpoint}/_cxbridge/calls"))
+            .await
+            .expect("the emulator answers")
+            .json()
+            .await
+            .expect("call counts as JSON");
+    let prefix = format!("{app} ");
+    all.into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v)))
+        .collect()
+}

@@ -125,24 +125,13 @@ async fn the_emulator_counts_each_functions_aws_calls_by_operation() {
         value: app.clone(),
     });
     let stack = start(opts).await;
-    let calls = || async {
-        let all: std::collections::BTreeMap<String, u64> =
-            reqwest::get(format!("{}/_cxbridge/calls", stack.aws_endpoint))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-        all.into_iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(&format!("{app} "))?.to_owned(), v)))
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
+    let calls = || cxbridge_e2e::aws_calls(&stack.aws_endpoint, &app);
     let at_init = calls().await;
     let run = cxbridge_e2e::unique("calls");
     assert_eq!(send_webhook(&stack, &run, 1).await, StatusCode::ACCEPTED);
     let accepted = calls().await;
-    let made = |before: &std::collections::BTreeMap<String, u64>,
-                after: &std::collections::BTreeMap<String, u64>| {
+    let made = |before: &std::collections::BTreeMap<String, i64>,
+                after: &std::collections::BTreeMap<String, i64>| {
         after
             .iter()
             .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))

@@ -801,18 +801,7 @@ async fn a_cold_start_takes_the_shared_cxone_token_read_beside_the_secret() {
             .count()
     };
     // signal-dispatcher's AWS calls so far, by operation.
-    let calls = || async {
-        let all: std::collections::BTreeMap<String, i64> =
-            reqwest::get(format!("{}/_cxbridge/calls", stack.aws_endpoint))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-        all.into_iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(&format!("{app} "))?.to_owned(), v)))
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
+    let calls = || cxbridge_e2e::aws_calls(&stack.aws_endpoint, &app);
     let delta = |before: &std::collections::BTreeMap<String, i64>,
                  after: &std::collections::BTreeMap<String, i64>| {
         after
