@@ -374,7 +374,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(w, "## Each function\n");
     let _ = writeln!(
         w,
-        "| function | exec → first `/next` (median) | min – max | first answered request (median) | peak RSS after {} requests | CPU per request | release arm64 zip |\n|---|---|---|---|---|---|---|",
+        "| function | exec → first `/next` (median) | min – max | first answered request (median) | peak RSS | CPU per request ({} in a row) | release arm64 zip |\n|---|---|---|---|---|---|---|",
         r.functions.first().map_or(0, |f| f.requests)
     );
     for f in &r.functions {
@@ -406,8 +406,11 @@ pub fn render(r: &Report) -> String {
          signal-dispatcher and retry-drainer also load the shared CXone token from the table \
          (fetching one from the simulator if there is none). The AWS clients trust Amazon \
          Trust Services' five roots rather than loading the system's certificate store; the \
-         CXone client loads the system store on a blocking thread meanwhile. The zips are \
-         `make package`'s (`cargo lambda build --release --arm64`).\n",
+         CXone client loads the system store on a blocking thread meanwhile. After the last cold \
+         start the one process takes the requests in a row whose CPU is shown; \
+         webhook-receiver then takes as many signed with the wrong secret, and peak RSS \
+         (`VmHWM`) is read last. The zips are `make package`'s \
+         (`cargo lambda build --release --arm64`).\n",
         r.cold_starts
     );
 
