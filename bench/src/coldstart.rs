@@ -88,9 +88,9 @@ pub async fn run(
             [pid] => *pid,
             other => bail!("{name}: expected one instance, found {}", other.len()),
         };
+        let cpu = || procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"));
         let calls_before = load::calls(&requests.client, &stack.aws_endpoint).await?;
-        let cpu_before =
-            procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+        let cpu_before = cpu()?;
         for n in runs..runs + count {
             requests
                 .send(name, host, n)
@@ -100,25 +100,21 @@ pub async fn run(
         if host.pids() != [pid] {
             bail!("{name}: its instance changed during the {count} requests");
         }
-        let cpu_after =
-            procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+        let cpu_after = cpu()?;
         let calls_after = load::calls(&requests.client, &stack.aws_endpoint).await?;
         let rejected = if name == "webhook-receiver" {
-            let calls_before = load::calls(&requests.client, &stack.aws_endpoint).await?;
-            let before =
-                procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
+            let before = cpu()?;
             for n in runs + count..runs + 2 * count {
                 requests
                     .send_rejected(n)
                     .await
                     .with_context(|| format!("{name}: wrongly signed request {n}"))?;
             }
-            let after =
-                procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"))?;
-            let calls_after = load::calls(&requests.client, &stack.aws_endpoint).await?;
+            let after = cpu()?;
+            let calls_end = load::calls(&requests.client, &stack.aws_endpoint).await?;
             Some(Rejected {
                 cpu_per_request: after.saturating_sub(before) / count.max(1) as u32,
-                calls: load::made_by(name, &calls_before, &calls_after),
+                calls: load::made_by(name, &calls_after, &calls_end),
             })
         } else {
             None

@@ -131,16 +131,17 @@ pub async fn run(
 
         if run + 1 == runs {
             let pid = child.id().ok_or_else(|| anyhow!("the peer has no pid"))?;
+            let cpu = || procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time for the peer"));
             let calls_before = match durable {
                 Some(d) => Some(load::calls(&client, &d.aws_endpoint).await?),
                 None => None,
             };
-            let cpu_before = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
+            let cpu_before = cpu()?;
             for _ in 0..count {
                 send(&client, &url, &Webhook::new(secret, run_id, n)?, 202).await?;
                 n += 1;
             }
-            let cpu_after = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
+            let cpu_after = cpu()?;
             result.cpu_per_request = cpu_after.saturating_sub(cpu_before) / count.max(1) as u32;
             if let (Some(d), Some(before)) = (durable, calls_before) {
                 let after = load::calls(&client, &d.aws_endpoint).await?;
@@ -154,12 +155,12 @@ pub async fn run(
             }
 
             let wrong = format!("{secret}-not");
-            let cpu_before = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
+            let cpu_before = cpu()?;
             for _ in 0..count {
                 send(&client, &url, &Webhook::new(&wrong, run_id, n)?, 401).await?;
                 n += 1;
             }
-            let cpu_after = procfs::cpu_time(pid).ok_or_else(|| anyhow!("no CPU time"))?;
+            let cpu_after = cpu()?;
             result.rejected_cpu_per_request =
                 cpu_after.saturating_sub(cpu_before) / count.max(1) as u32;
             result.peak_rss_kib = procfs::peak_rss_kib(pid).ok_or_else(|| anyhow!("no VmHWM"))?;

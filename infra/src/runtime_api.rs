@@ -274,7 +274,9 @@ impl FunctionHost {
                 // An instance already took it: as in Lambda, the invocation runs to its
                 // answer or its deadline, and its caller gets that, so work the function
                 // did is never reported as failed.
-                match tokio::time::timeout(self.config.timeout + INIT_LIMIT, answer).await {
+                match tokio::time::timeout(self.config.timeout + self.config.init_limit, answer)
+                    .await
+                {
                     Ok(Ok(result)) => result,
                     Ok(Err(_)) => Err(dropped()),
                     Err(_) => Err(InvokeError::TimedOut),

@@ -30,15 +30,26 @@ impl Base {
     /// function that cannot reach its secret fails at init rather than on a request, while
     /// the DynamoDB and SQS connections open.
     pub async fn init() -> Result<Self, InitError> {
-        Self::init_with(false, |_, _| std::future::ready(()))
-            .await
-            .map(|(base, ())| base)
+        let (base, described) = Self::init_with(|aws, config| {
+            let described = aws
+                .dynamodb
+                .describe_table()
+                .table_name(&config.table)
+                .send();
+            async move { described.await.is_ok() }
+        })
+        .await?;
+        if described != Some(true) {
+            tracing::debug!("the table's warm-up call failed; its connection opens on first use");
+        }
+        Ok(base)
     }
 
-    /// [`Base::init`], with `also` (given the clients and configuration) running beside
-    /// the secret read and the warm-up: a function's own init I/O costs no extra round trip.
-    /// When `also` reads the table, it opens the DynamoDB connection in the warm-up's stead.
-    async fn init_with<F, Fut, T>(also_reads_table: bool, also: F) -> Result<(Self, T), InitError>
+    /// [`Base::init`], with `read_table` (given the clients and configuration) as init's
+    /// DynamoDB call. It runs beside the secret read and the queue's warm-up, so a
+    /// function's own init read costs no extra round trip, and it opens the DynamoDB
+    /// connection for the first request. Its answer is `None` past [`WARM_UP_LIMIT`].
+    async fn init_with<F, Fut, T>(read_table: F) -> Result<(Self, Option<T>), InitError>
     where
         F: FnOnce(&AwsClients, &Config) -> Fut,
         Fut: std::future::Future<Output = T>,
@@ -51,14 +62,10 @@ impl Base {
             config.secret_id.clone(),
             config.secret_cache_ttl,
         ));
-        // The secret read and the connection warm-up do not depend on each other: one
-        // round trip of init instead of two.
-        let extra = also(&aws, &config);
-        let (secret, (), extra) = tokio::join!(
-            secrets.current(),
-            warm_up(&aws, &config, !also_reads_table),
-            extra
-        );
+        // None of the three depends on another: one round trip of init instead of three.
+        let table = tokio::time::timeout(WARM_UP_LIMIT, read_table(&aws, &config));
+        let (secret, (), table) =
+            tokio::join!(secrets.current(), warm_up_queue(&aws, &config), table);
         secret?;
         Ok((
             Self {
@@ -66,7 +73,7 @@ impl Base {
                 aws,
                 secrets,
             },
-            extra,
+            table.ok(),
         ))
     }
 }
@@ -74,36 +81,18 @@ impl Base {
 /// How long init waits for its warm-up calls: past it, a connection opens on first use.
 const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Opens the SQS connection, and the DynamoDB one unless the function's own init already
-/// reads the table, during init, so that the first request does not pay for the TLS
-/// handshakes. Failures (a policy without the permission, say) only mean the connection is
-/// opened later.
-async fn warm_up(aws: &AwsClients, config: &Config, dynamodb: bool) {
-    let warm = async {
-        let table = async {
-            if dynamodb {
-                let described = aws
-                    .dynamodb
-                    .describe_table()
-                    .table_name(&config.table)
-                    .send()
-                    .await;
-                described.is_ok()
-            } else {
-                true
-            }
-        };
-        let queue = aws
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&config.jobs_queue_url)
-            .send();
-        let (table, queue) = tokio::join!(table, queue);
-        if !table || queue.is_err() {
-            tracing::debug!("a warm-up call failed; its connection opens on first use");
-        }
-    };
-    let _ = tokio::time::timeout(WARM_UP_LIMIT, warm).await;
+/// Opens the SQS connection during init, so that the first request does not pay for the
+/// TLS handshake. A failure (a policy without the permission, say) only means the
+/// connection is opened later.
+async fn warm_up_queue(aws: &AwsClients, config: &Config) {
+    let queue = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&config.jobs_queue_url)
+        .send();
+    if !matches!(tokio::time::timeout(WARM_UP_LIMIT, queue).await, Ok(Ok(_))) {
+        tracing::debug!("the queue's warm-up call failed; its connection opens on first use");
+    }
 }
 
 /// The dispatcher as deployed: the CXone client for the configured profile (shared token
@@ -131,7 +120,7 @@ impl Base {
         };
         // The shared CXone token, if another instance published one, is read meanwhile too.
         let tenant = cxone.tenant.clone();
-        let (base, shared) = Self::init_with(true, move |aws, config| {
+        let (base, shared) = Self::init_with(move |aws, config| {
             let store = crate::cxone::token::DynamoDbTokenStore::new(
                 aws.dynamodb.clone(),
                 config.table.clone(),
@@ -139,14 +128,11 @@ impl Base {
             );
             async move {
                 use crate::cxone::token::TokenStore as _;
-                tokio::time::timeout(WARM_UP_LIMIT, store.load())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .flatten()
+                store.load().await.ok().flatten()
             }
         })
         .await?;
+        let shared = shared.flatten();
         let http = http.await.map_err(|e| CxoneError::Invalid {
             status: None,
             detail: format!("cannot build the HTTP client: {e}"),
