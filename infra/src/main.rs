@@ -44,8 +44,9 @@ struct RunArgs {
         default_value = "target/cxbridge-local.json"
     )]
     state: PathBuf,
-    /// CXone API profile: documented or incontact.
-    #[arg(long, env = "CXBRIDGE_CXONE_PROFILE", default_value = "documented", value_parser = ["documented", "incontact"])]
+    /// CXone API profile: incontact (the real platform) or documented (the integration
+    /// guides' API).
+    #[arg(long, env = "CXBRIDGE_CXONE_PROFILE", default_value = "incontact", value_parser = ["incontact", "documented"])]
     profile: String,
     /// The project checkout (template.yaml, target/debug, .venv).
     #[arg(long, default_value = ".")]

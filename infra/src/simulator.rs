@@ -47,26 +47,39 @@ pub struct SimOptions {
     pub webhook_secret: Option<String>,
 }
 
-/// The local default definitions (design §8): `order-update`.
+/// The local default definitions, as the documented API knows them: `order-update` and
+/// `order-created`.
 pub fn default_definitions() -> HashMap<String, Vec<Variable>> {
-    let vars = [
-        ("customerId", "string"),
-        ("orderId", "string"),
-        ("updateType", "string"),
-        ("priority", "string"),
-        ("timestamp", "datetime"),
-        ("address.city", "string"),
-        ("address.zip", "string"),
-    ];
-    HashMap::from([(
-        "order-update".to_owned(),
+    let variables = |vars: &[(&str, &str)]| -> Vec<Variable> {
         vars.iter()
             .map(|(n, k)| Variable {
                 name: (*n).to_owned(),
                 kind: (*k).to_owned(),
             })
-            .collect(),
-    )])
+            .collect()
+    };
+    HashMap::from([
+        (
+            "order-update".to_owned(),
+            variables(&[
+                ("customerId", "string"),
+                ("orderId", "string"),
+                ("updateType", "string"),
+                ("priority", "string"),
+                ("timestamp", "datetime"),
+                ("address.city", "string"),
+                ("address.zip", "string"),
+            ]),
+        ),
+        (
+            "order-created".to_owned(),
+            variables(&[
+                ("customerId", "string"),
+                ("orderId", "string"),
+                ("priority", "string"),
+            ]),
+        ),
+    ])
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +107,11 @@ struct SimConfig {
     token_ttl: u64,
     callback_delay_ms: u64,
     callback_status: String,
+    /// What an accepted platform signal answers: unconfirmed, so a test chooses among the
+    /// plausible 200, 202 and 204.
+    signal_status: u16,
+    /// The same for an accepted spawn-script call.
+    spawn_status: u16,
 }
 
 impl Default for SimConfig {
@@ -102,9 +120,30 @@ impl Default for SimConfig {
             token_ttl: 3600,
             callback_delay_ms: 200,
             callback_status: "completed".to_owned(),
+            signal_status: 202,
+            spawn_status: 202,
         }
     }
 }
+
+impl SimConfig {
+    fn as_json(&self) -> Value {
+        json!({
+            "tokenTtl": self.token_ttl,
+            "callbackDelayMs": self.callback_delay_ms,
+            "callbackStatus": self.callback_status,
+            "signalStatus": self.signal_status,
+            "spawnStatus": self.spawn_status,
+        })
+    }
+}
+
+/// The tenant's name, as the `tenant` claim carries it (its id is the `tenantId` claim).
+const TENANT_NAME: &str = "perm_cxbridge_local";
+
+/// The first parameter of a signal or spawned script that is not an execution of
+/// cxbridge's: a context update travelling as a signal.
+const CONTEXT_ACTION: &str = "updateContext";
 
 struct Sim {
     options: SimOptions,
@@ -115,6 +154,10 @@ struct Sim {
     config: Mutex<SimConfig>,
     tokens: Mutex<HashMap<String, i64>>,
     executions: Arc<Mutex<HashMap<String, Value>>>,
+    /// Platform contacts marked as ended: a signal to one answers 404.
+    ended: Mutex<std::collections::HashSet<String>>,
+    /// Numbers the contacts that spawned scripts start.
+    spawned: std::sync::atomic::AtomicU64,
     http: reqwest::Client,
 }
 
@@ -143,6 +186,8 @@ impl Simulator {
             config: Mutex::default(),
             tokens: Mutex::default(),
             executions: Arc::default(),
+            ended: Mutex::default(),
+            spawned: std::sync::atomic::AtomicU64::new(700_000_000),
             http: reqwest::Client::new(),
         });
         let app = axum::Router::new()
@@ -183,6 +228,8 @@ fn kind(method: &Method, path: &str) -> &'static str {
         "token"
     } else if path.ends_with("/context") {
         "context"
+    } else if path.starts_with("/inContactAPI/") && path.ends_with("/start") {
+        if method == Method::POST { "spawn" } else { "other" }
     } else if path.starts_with("/api/v2/signals") || path.ends_with("/signal") {
         if method == Method::POST {
             "signal"
@@ -240,6 +287,8 @@ async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     response
 }
 
+/// HTTP Basic client credentials, each part form-urldecoded after base64 as RFC 6749
+/// §2.3.1 has it.
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let encoded = value
@@ -247,7 +296,30 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
         .or_else(|| value.strip_prefix("basic "))?;
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
+    let unescape = |part: &str| -> String {
+        form_urlencoded::parse(format!("v={part}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((unescape(id), unescape(secret)))
+}
+
+/// The client's credentials by whichever method it used: `client_secret_basic` or
+/// `client_secret_post` (both are advertised). `None` when it used neither, or both.
+fn client_credentials(
+    headers: &HeaderMap,
+    fields: &HashMap<String, String>,
+) -> Option<(String, String)> {
+    let posted = fields
+        .get("client_id")
+        .zip(fields.get("client_secret"))
+        .map(|(i, s)| (i.clone(), s.clone()));
+    match (basic(headers), posted) {
+        (Some(b), None) => Some(b),
+        (None, Some(p)) => Some(p),
+        _ => None,
+    }
 }
 
 fn form(body: &[u8]) -> HashMap<String, String> {
@@ -296,7 +368,23 @@ impl Sim {
 
     fn issue_token(&self) -> Value {
         let ttl = self.config.lock().map(|c| c.token_ttl).unwrap_or(3600);
-        let token = format!("sim-{}", cxbridge::ids::new_uuid());
+        let exp = now_ms() / 1000 + i64::try_from(ttl).unwrap_or(3600);
+        // Like the platform's, the access token is a JWT carrying the tenant's id and name.
+        let jwt = |claims: Value| {
+            format!(
+                "{}.{}.unsigned",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            )
+        };
+        let token = if self.options.profile == "incontact" {
+            jwt(json!({
+                "iss": self.base, "sub": "api-user", "jti": cxbridge::ids::new_uuid(),
+                "tenantId": self.tenant_id, "tenant": TENANT_NAME, "exp": exp,
+            }))
+        } else {
+            format!("sim-{}", cxbridge::ids::new_uuid())
+        };
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(
                 token.clone(),
@@ -305,13 +393,12 @@ impl Sim {
         }
         let mut out = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl});
         if self.options.profile == "incontact" {
-            let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-            let claims = URL_SAFE_NO_PAD.encode(
-                json!({"iss": self.base, "sub": "api-user", "tenantId": self.tenant_id, "exp": now_ms() / 1000 + 3600})
-                    .to_string(),
-            );
-            out["id_token"] = json!(format!("{header}.{claims}.unsigned"));
+            out["id_token"] = json!(jwt(json!({
+                "iss": self.base, "sub": "api-user", "aud": self.options.credentials.client_id,
+                "tenantId": self.tenant_id, "tenant": TENANT_NAME, "exp": exp,
+            })));
             out["refresh_token"] = json!(format!("refresh-{}", cxbridge::ids::new_uuid()));
+            out["issued_token_type"] = json!("urn:ietf:params:oauth:token-type:access_token");
         }
         out
     }
@@ -387,7 +474,7 @@ impl Sim {
                     "issuer": self.base,
                     "token_endpoint": format!("{}/auth/token", self.base),
                     "authorization_endpoint": format!("{}/auth/authorize", self.base),
-                    "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                     "grant_types_supported": ["password", "refresh_token", "authorization_code"],
                 }),
             ),
@@ -399,7 +486,18 @@ impl Sim {
                 if tenant == self.tenant_id {
                     reply(
                         StatusCode::OK,
-                        json!({"tenantId": tenant, "area": "local", "api_endpoint": self.base, "ui_endpoint": self.base}),
+                        json!({
+                            "private": false,
+                            "area": "na1",
+                            "cluster": "C32",
+                            "domain": "niceincontact.com",
+                            "acdDomain": "niceincontact.com",
+                            "uhDomain": "nice-incontact.com",
+                            "api_endpoint": self.base,
+                            "ui_endpoint": self.base,
+                            "auth_endpoint": self.base,
+                            "tenantId": tenant,
+                        }),
                     )
                 } else {
                     error(StatusCode::NOT_FOUND, "tenant_not_found", "no such tenant")
@@ -468,6 +566,13 @@ impl Sim {
             {
                 self.platform_signal(p, query, body)
             }
+            ("POST", p)
+                if !documented
+                    && p.starts_with("/inContactAPI/services/v")
+                    && p.ends_with("/start") =>
+            {
+                self.platform_spawn(p, query, body)
+            }
             _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
         }
     }
@@ -478,14 +583,7 @@ impl Sim {
         body: &[u8],
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let fields = form(body);
-        let (id, secret) = basic(headers)
-            .or_else(|| {
-                Some((
-                    fields.get("client_id")?.clone(),
-                    fields.get("client_secret")?.clone(),
-                ))
-            })
-            .unwrap_or_default();
+        let (id, secret) = client_credentials(headers, &fields).unwrap_or_default();
         if fields.get("grant_type").map(String::as_str) != Some("client_credentials") {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -507,11 +605,13 @@ impl Sim {
     fn platform_token(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, HeaderMap, Vec<u8>) {
         let fields = form(body);
         let c = &self.options.credentials;
-        if basic(headers) != Some((c.client_id.clone(), c.client_secret.clone())) {
+        if client_credentials(headers, &fields)
+            != Some((c.client_id.clone(), c.client_secret.clone()))
+        {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
-                "client authentication must be HTTP Basic",
+                "unknown client or wrong secret (client_secret_basic or client_secret_post)",
             );
         }
         if fields.get("grant_type").map(String::as_str) != Some("password") {
@@ -592,6 +692,9 @@ impl Sim {
         )
     }
 
+    /// The platform's signal call. Parameters may come in the query (as the API spec has
+    /// it), in a JSON body (as NICE's SDK sends them), or both (as the Cognigy extension
+    /// does); all are accepted.
     fn platform_signal(
         &self,
         path: &str,
@@ -607,10 +710,11 @@ impl Sim {
         let Some((version, contact)) = rest.split_once("/interactions/") else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         };
-        if !version.ends_with(".0") || contact.is_empty() {
+        if !version.ends_with(".0") || contact.is_empty() || contact.contains('/') {
             return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         }
-        if contact.starts_with("unknown") {
+        let ended = self.ended.lock().is_ok_and(|e| e.contains(contact));
+        if contact.starts_with("unknown") || ended {
             return error(
                 StatusCode::NOT_FOUND,
                 "contact_not_found",
@@ -620,14 +724,15 @@ impl Sim {
         let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
-        if params.is_empty() && !body.is_empty() {
+        if !body.is_empty() {
             match serde_json::from_slice::<Map<String, Value>>(body) {
-                Ok(map) => {
-                    params = map
-                        .into_iter()
-                        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-                        .collect()
-                }
+                Ok(map) => params.extend(map.into_iter().map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, text)
+                })),
                 Err(_) => {
                     return error(
                         StatusCode::BAD_REQUEST,
@@ -645,7 +750,104 @@ impl Sim {
                 &format!("{bad} is not one of p1-p9"),
             );
         }
-        empty(StatusCode::ACCEPTED)
+        let first = params
+            .iter()
+            .find(|(k, _)| k == "p1")
+            .map(|(_, v)| v.clone());
+        let status = self.config.lock().map(|c| c.signal_status).unwrap_or(202);
+        self.completes(first);
+        match status {
+            200 => reply(StatusCode::OK, json!({})),
+            other => empty(StatusCode::from_u16(other).unwrap_or(StatusCode::ACCEPTED)),
+        }
+    }
+
+    /// The platform's spawn-script call: a JSON body `{"scriptId","skillId","parameters"}`
+    /// as NICE's SDK sends it, or `skillId` and `parameters` in the query; the parameters
+    /// one pipe-delimited string (an array is taken too).
+    fn platform_spawn(
+        &self,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let Some((version, script)) = path
+            .strip_prefix("/inContactAPI/services/v")
+            .and_then(|r| r.strip_suffix("/start"))
+            .and_then(|r| r.split_once("/scripts/"))
+        else {
+            return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        };
+        if !version.ends_with(".0") || script.is_empty() || script.contains('/') {
+            return error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        }
+        if script.starts_with("unknown") {
+            return error(StatusCode::NOT_FOUND, "script_not_found", "no such script");
+        }
+        let mut fields = form(query.as_bytes());
+        if !body.is_empty() {
+            let Ok(map) = serde_json::from_slice::<Map<String, Value>>(body) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the body is not a JSON object",
+                );
+            };
+            if map
+                .get("scriptId")
+                .is_some_and(|id| id.as_str().unwrap_or_default() != script && id.to_string() != script)
+            {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "scriptId in the body is not the script in the path",
+                );
+            }
+            for (k, v) in map {
+                let text = match v {
+                    Value::String(s) => s,
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                    other => other.to_string(),
+                };
+                fields.insert(k, text);
+            }
+        }
+        if fields.get("skillId").is_none_or(String::is_empty) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "skillId is required",
+            );
+        }
+        let first = fields
+            .get("parameters")
+            .and_then(|p| p.split('|').next())
+            .map(str::to_owned);
+        let status = self.config.lock().map(|c| c.spawn_status).unwrap_or(202);
+        let contact = self
+            .spawned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.completes(first);
+        match status {
+            204 => empty(StatusCode::NO_CONTENT),
+            other => reply(
+                StatusCode::from_u16(other).unwrap_or(StatusCode::ACCEPTED),
+                json!({"contactId": contact}),
+            ),
+        }
+    }
+
+    /// After an accepted platform signal or spawn whose first parameter is a correlation
+    /// id, the script reports back as a Studio REST action would: a token-mode callback.
+    fn completes(&self, correlation_id: Option<String>) {
+        let Some(id) = correlation_id.filter(|c| !c.is_empty() && c != CONTEXT_ACTION) else {
+            return;
+        };
+        self.schedule_callback(format!("platform-{}", cxbridge::ids::new_uuid()), json!({"correlationId": id}));
     }
 
     fn schedule_callback(&self, execution_id: String, metadata: Value) {
@@ -657,6 +859,7 @@ impl Sim {
         let config = self.config.lock().map(|c| c.clone()).unwrap_or_default();
         let http = self.http.clone();
         let sim = self.executions_handle();
+        let platform = self.options.profile == "incontact";
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(config.callback_delay_ms)).await;
             // The execution ends in the history; a "lost" callback is never sent.
@@ -677,22 +880,25 @@ impl Sim {
             };
             let body = json!({
                 "correlationId": metadata.get("correlationId"),
-                "signalExecutionId": execution_id,
+                "signalExecutionId": (!platform).then_some(execution_id),
                 "status": config.callback_status,
                 "outputs": {"result": "ok"},
             })
             .to_string();
-            let ts = cxbridge::clock::now_secs();
-            let signature =
-                cxbridge::webhook::signature::sign(secret.as_bytes(), ts, body.as_bytes());
-            let _ = http
+            let post = http
                 .post(format!("{gateway}/callbacks/studio"))
-                .header("content-type", "application/json")
-                .header("x-callback-timestamp", ts.to_string())
-                .header("x-callback-signature-256", signature)
-                .body(body)
-                .send()
-                .await;
+                .header("content-type", "application/json");
+            // Studio's REST action cannot sign: on the platform the callback brings a token.
+            let post = if platform {
+                post.header("x-callback-token", secret)
+            } else {
+                let ts = cxbridge::clock::now_secs();
+                let signature =
+                    cxbridge::webhook::signature::sign(secret.as_bytes(), ts, body.as_bytes());
+                post.header("x-callback-timestamp", ts.to_string())
+                    .header("x-callback-signature-256", signature)
+            };
+            let _ = post.body(body).send().await;
         });
     }
 
@@ -720,7 +926,8 @@ impl Sim {
             }
             ("POST", "/_sim/faults") => match serde_json::from_value::<Fault>(parsed) {
                 Ok(fault)
-                    if ["token", "signal", "context", "any"].contains(&fault.matches.as_str()) =>
+                    if ["token", "signal", "spawn", "context", "any"]
+                        .contains(&fault.matches.as_str()) =>
                 {
                     if let Ok(mut f) = self.faults.lock() {
                         f.push(fault);
@@ -730,7 +937,7 @@ impl Sim {
                 Ok(_) => error(
                     StatusCode::BAD_REQUEST,
                     "bad_fault",
-                    "match must be token, signal, context or any",
+                    "match must be token, signal, spawn, context or any",
                 ),
                 Err(e) => error(StatusCode::BAD_REQUEST, "bad_fault", &e.to_string()),
             },
@@ -746,11 +953,42 @@ impl Sim {
                         c.callback_status = v.to_owned();
                     }
                 }
+                for (key, slot) in [("signalStatus", 0), ("spawnStatus", 1)] {
+                    let Some(v) = parsed.get(key) else { continue };
+                    let Some(status) = v
+                        .as_u64()
+                        .and_then(|s| u16::try_from(s).ok())
+                        .filter(|s| (200..300).contains(s))
+                    else {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "bad_config",
+                            &format!("{key} must be a 2xx status such as 200, 202 or 204"),
+                        );
+                    };
+                    if let Ok(mut c) = self.config.lock() {
+                        if slot == 0 {
+                            c.signal_status = status;
+                        } else {
+                            c.spawn_status = status;
+                        }
+                    }
+                }
                 let c = self.config.lock().map(|c| c.clone()).unwrap_or_default();
-                reply(
-                    StatusCode::OK,
-                    json!({"tokenTtl": c.token_ttl, "callbackDelayMs": c.callback_delay_ms, "callbackStatus": c.callback_status}),
-                )
+                reply(StatusCode::OK, c.as_json())
+            }
+            ("POST", p) if p.starts_with("/_sim/contacts/") && p.ends_with("/end") => {
+                let id = p
+                    .strip_prefix("/_sim/contacts/")
+                    .and_then(|r| r.strip_suffix("/end"))
+                    .unwrap_or_default();
+                if id.is_empty() || id.contains('/') {
+                    return error(StatusCode::NOT_FOUND, "not_found", "no such contact");
+                }
+                if let Ok(mut ended) = self.ended.lock() {
+                    ended.insert(id.to_owned());
+                }
+                reply(StatusCode::OK, json!({"contactId": id, "state": "ended"}))
             }
             ("POST", "/_sim/reset") => {
                 if let Ok(mut j) = self.journal.lock() {
@@ -766,6 +1004,9 @@ impl Sim {
                     t.clear();
                 }
                 if let Ok(mut e) = self.executions.lock() {
+                    e.clear();
+                }
+                if let Ok(mut e) = self.ended.lock() {
                     e.clear();
                 }
                 reply(StatusCode::OK, json!({"status": "reset"}))

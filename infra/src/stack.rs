@@ -144,7 +144,8 @@ impl StackOptions {
             init_limit: crate::runtime_api::INIT_LIMIT,
             queue_overrides: QueueOverrides::default(),
             env_overrides: local_defaults(),
-            profile: "documented".to_owned(),
+            // The real platform's API, as a tenant gets it.
+            profile: "incontact".to_owned(),
             probe: false,
             log: LogSink::Stdout,
         }

@@ -52,7 +52,8 @@ const MAX_EXECUTION_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 pub enum CallbackAuth {
     /// `X-Callback-Timestamp` and `X-Callback-Signature-256`, as webhooks are signed.
     Hmac,
-    /// `X-Callback-Token`, for Studio's REST action, which cannot compute an HMAC.
+    /// `X-Callback-Token`, for Studio's REST action, which cannot compute an HMAC (the
+    /// default on the platform profile).
     Token,
 }
 const MAX_SECRET_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -154,6 +155,9 @@ impl Config {
                 .seconds(vars::JOB_LEASE_SECS, Duration::from_secs(900))?
                 .unwrap_or(Duration::from_secs(15)),
             callback_auth: match env.optional(vars::CALLBACK_AUTH)?.as_deref() {
+                // Studio's REST action cannot sign, so on the platform a callback brings a
+                // token; the documented API signs its callbacks.
+                None if platform_profile(&lookup) => CallbackAuth::Token,
                 None | Some("hmac") => CallbackAuth::Hmac,
                 Some("token") => CallbackAuth::Token,
                 Some(other) => {
@@ -166,6 +170,13 @@ impl Config {
             },
         })
     }
+}
+
+/// Whether the CXone profile is the platform's (the default), as the callback default
+/// depends on it.
+fn platform_profile(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    lookup(crate::cxone::config::vars::PROFILE)
+        .is_none_or(|v| v.trim().is_empty() || v.trim() == "incontact")
 }
 
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
@@ -369,5 +380,18 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn callbacks_bring_a_token_on_the_platform_and_a_signature_on_the_documented_api() {
+        let mut env = complete();
+        assert_eq!(parse(&env).unwrap().callback_auth, CallbackAuth::Token);
+        env.insert(crate::cxone::config::vars::PROFILE, "documented".into());
+        assert_eq!(parse(&env).unwrap().callback_auth, CallbackAuth::Hmac);
+        env.insert(vars::CALLBACK_AUTH, "token".into());
+        assert_eq!(parse(&env).unwrap().callback_auth, CallbackAuth::Token);
+        env.insert(crate::cxone::config::vars::PROFILE, "incontact".into());
+        env.insert(vars::CALLBACK_AUTH, "hmac".into());
+        assert_eq!(parse(&env).unwrap().callback_auth, CallbackAuth::Hmac);
     }
 }

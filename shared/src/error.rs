@@ -28,6 +28,7 @@ pub enum ErrorCode {
     CxoneRejected,
     CxoneNotFound,
     CxoneRefused,
+    ContactNotActive,
     InteractionNotFound,
     NotFound,
     MethodNotAllowed,
@@ -61,6 +62,7 @@ impl ErrorCode {
             Self::CxoneRejected => "cxone_rejected",
             Self::CxoneNotFound => "cxone_not_found",
             Self::CxoneRefused => "cxone_refused",
+            Self::ContactNotActive => "contact_not_active",
             Self::InteractionNotFound => "interaction_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -89,6 +91,7 @@ impl ErrorCode {
             | Self::SignalNotFound
             | Self::ExecutionNotFound
             | Self::CxoneNotFound
+            | Self::ContactNotActive
             | Self::InteractionNotFound => StatusCode::NOT_FOUND,
             Self::InvalidPayload | Self::CxoneRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::CxoneRefused => StatusCode::FAILED_DEPENDENCY,

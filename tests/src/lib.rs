@@ -55,6 +55,16 @@ pub fn options() -> StackOptions {
     options.probe = true;
     // A busy parallel test run on two cores can slow an init well past Lambda's 10 s.
     options.init_limit = Duration::from_secs(30);
+    // These tests were written against the integration guides' API: they say so, since
+    // the platform is the default.
+    options.profile = "documented".to_owned();
+    options
+}
+
+/// Options for a stack of this test's own on the real platform's profile, the default.
+pub fn platform_options() -> StackOptions {
+    let mut options = options();
+    options.profile = "incontact".to_owned();
     options
 }
 
@@ -81,6 +91,25 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The `p1`…`p9` of a platform signal in the simulator's journal, wherever they came:
+/// the query, the JSON body, or both.
+pub fn signal_parameters(entry: &serde_json::Value) -> Vec<(String, String)> {
+    let mut params: Vec<(String, String)> =
+        form_urlencoded::parse(entry["query"].as_str().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    if let Ok(serde_json::Value::Object(body)) =
+        serde_json::from_str::<serde_json::Value>(entry["body"].as_str().unwrap_or_default())
+    {
+        params.extend(body.into_iter().map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        }));
+    }
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    params
 }
 
 /// SDK configuration for the emulator.

@@ -6,23 +6,34 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::config::{CxoneConfig, MAX_URL_LEN, Profile, SignalBody};
-use super::error::{CxoneError, excerpt};
+use super::config::{CxoneConfig, MAX_URL_LEN, Profile, SignalBody, SpawnParams};
+use super::error::{CxoneError, Endpoint, excerpt, from_response, transport};
 use super::rate::RateBudget;
-use super::token::{AccessToken, TokenSource, retry_after};
+use super::token::{AccessToken, TokenSource};
+use crate::clock::now_ms;
 use secrecy::ExposeSecret;
 
 /// At most this many `p` parameters reach an `incontact` signal.
 pub const MAX_SIGNAL_PARAMETERS: usize = 9;
+
+/// A script to start with no contact (the platform's spawn-script call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawn {
+    pub script_id: String,
+    pub skill_id: String,
+}
 
 /// A signal to trigger a Studio script.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignalRequest {
     /// Signal definition (documented profile).
     pub definition_id: String,
-    /// The contact whose script receives the signal (incontact profile).
+    /// The contact whose script receives the signal (platform, `contact` kind).
     pub contact_id: Option<String>,
-    /// Variables in declaration order: the order becomes `p1`…`p9` on the platform.
+    /// The script to start instead (platform, `spawn` kind).
+    pub spawn: Option<Spawn>,
+    /// Variables in declaration order: the order becomes `p1`…`p9` of a platform signal,
+    /// or the pipe-delimited parameters of a spawned script.
     pub data: Vec<(String, Value)>,
     pub metadata: Value,
     /// Sent as the `Idempotency-Key` header.
@@ -189,57 +200,30 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
                 )
                 .send()
                 .await
-                .map_err(|e| {
-                    if e.is_timeout() {
-                        CxoneError::Timeout(self.config.timeout)
-                    } else {
-                        CxoneError::Unavailable("cannot reach CXone".into())
-                    }
-                })?;
+                .map_err(|e| transport(&e, self.config.timeout))?;
             let status = response.status().as_u16();
-            let after = retry_after(response.headers());
-            let body = response.bytes().await.map_err(|e| {
-                if e.is_timeout() {
-                    CxoneError::Timeout(self.config.timeout)
-                } else {
-                    CxoneError::Unavailable("the CXone response was cut short".into())
-                }
-            })?;
-            match status {
-                200..=299 => return Ok(body.to_vec()),
-                401 if attempt == 0 => {
-                    // The token may have been revoked or expired early: drop it, try once more.
-                    self.tokens.invalidate(&token).await;
-                }
-                401 => return Err(CxoneError::Unauthorized(excerpt(&body))),
-                403 => return Err(CxoneError::Forbidden(excerpt(&body))),
-                404 => return Err(CxoneError::NotFound(excerpt(&body))),
-                429 => {
-                    return Err(CxoneError::RateLimited {
-                        retry_after: after,
-                        local: false,
-                    });
-                }
-                500..=599 => {
-                    return Err(CxoneError::Unavailable(format!(
-                        "status {status}: {}",
-                        excerpt(&body)
-                    )));
-                }
-                _ => {
-                    return Err(CxoneError::Invalid {
-                        status: Some(status),
-                        detail: excerpt(&body),
-                    });
-                }
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport(&e, self.config.timeout))?;
+            if status == 401 && attempt == 0 {
+                // The token may have been revoked or expired early: drop it, try once more.
+                self.tokens.invalidate(&token).await;
+                continue;
             }
+            return match from_response(Endpoint::Api, status, &headers, &body, now_ms()) {
+                None => Ok(body.to_vec()),
+                Some(err) => Err(err),
+            };
         }
         Err(CxoneError::Unauthorized(
             "the new token was refused too".into(),
         ))
     }
 
-    /// `POST …/interactions/{contact}/signal?p1=…` on the platform.
+    /// `POST …/interactions/{contact}/signal` on the platform, with `p1`…`p9` in a JSON
+    /// body or in the query, as configured.
     async fn platform_signal(
         &self,
         contact_id: &str,
@@ -258,39 +242,105 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
         let path = format!(
             "/inContactAPI/services/v{}/interactions/{}/signal",
             self.config.api_version,
-            segment(contact_id)
+            path_id(contact_id, "contact id")?
         );
-        let fallback = self.config.signal_body == SignalBody::JsonFallback;
+        let named: Vec<(String, String)> = parameters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("p{}", i + 1), v.clone()))
+            .collect();
+        let in_query = self.config.signal_body == SignalBody::Query;
         self.send_with(idempotency_key, |base| {
-            let mut with_query = url(base, &path)?;
-            {
-                let mut query = with_query.query_pairs_mut();
-                for (i, value) in parameters.iter().enumerate() {
-                    query.append_pair(&format!("p{}", i + 1), value);
-                }
-            }
-            if with_query.as_str().len() <= MAX_URL_LEN {
-                return Ok(Call::Empty { url: with_query });
-            }
-            if !fallback {
-                return Err(CxoneError::Invalid {
-                    status: None,
-                    detail: format!(
-                        "the signal URL would be {} characters, over the {MAX_URL_LEN} allowed; set CXBRIDGE_CXONE_SIGNAL_BODY=json-fallback to send long signals as a JSON body",
-                        with_query.as_str().len()
-                    ),
-                });
-            }
-            let body: Map<String, Value> = parameters
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("p{}", i + 1), Value::String(v.clone())))
-                .collect();
-            Ok(Call::Json { url: url(base, &path)?, body: Value::Object(body) })
+            query_or_body(base, &path, &named, in_query, || {
+                Value::Object(
+                    named
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                )
+            })
         })
         .await
         .map(|_| ())
     }
+
+    /// `POST …/scripts/{scriptId}/start` on the platform: a new script with no contact,
+    /// on the given skill, with its parameters as one pipe-delimited string.
+    async fn spawn_script(
+        &self,
+        spawn: &Spawn,
+        parameters: &[String],
+        idempotency_key: Option<&str>,
+    ) -> Result<(), CxoneError> {
+        if let Some(bad) = parameters.iter().find(|p| p.contains(PARAMETER_SEPARATOR)) {
+            return Err(CxoneError::Invalid {
+                status: None,
+                detail: format!(
+                    "a spawned script's parameters are |-delimited, so none may contain | ({} characters refused)",
+                    bad.chars().count()
+                ),
+            });
+        }
+        let path = format!(
+            "/inContactAPI/services/v{}/scripts/{}/start",
+            self.config.api_version,
+            path_id(&spawn.script_id, "script id")?
+        );
+        let joined = parameters.join(PARAMETER_SEPARATOR);
+        let in_query = self.config.spawn_params == SpawnParams::Query;
+        let query = [
+            ("skillId".to_owned(), spawn.skill_id.clone()),
+            ("parameters".to_owned(), joined.clone()),
+        ];
+        self.send_with(idempotency_key, |base| {
+            query_or_body(base, &path, &query, in_query, || {
+                json!({
+                    "scriptId": spawn.script_id,
+                    "skillId": spawn.skill_id,
+                    "parameters": joined,
+                })
+            })
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// What separates a spawned script's parameters.
+pub const PARAMETER_SEPARATOR: &str = "|";
+
+/// An id placed in a URL path: refused when empty or a dot segment, percent-encoded
+/// otherwise, so that it can never point the call (and its token) at another path.
+fn path_id(id: &str, what: &str) -> Result<String, CxoneError> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(CxoneError::Invalid {
+            status: None,
+            detail: format!("{id:?} is not a usable {what}"),
+        });
+    }
+    Ok(segment(id))
+}
+
+/// A POST with `pairs` in the query when asked and the URL stays short enough, else with
+/// the JSON `body`: a long value is never refused when the body can carry it.
+fn query_or_body(
+    base: &str,
+    path: &str,
+    pairs: &[(String, String)],
+    in_query: bool,
+    body: impl Fn() -> Value,
+) -> Result<Call, CxoneError> {
+    if in_query {
+        let mut with_query = url(base, path)?;
+        with_query.query_pairs_mut().extend_pairs(pairs.iter());
+        if with_query.as_str().len() <= MAX_URL_LEN {
+            return Ok(Call::Empty { url: with_query });
+        }
+    }
+    Ok(Call::Json {
+        url: url(base, path)?,
+        body: body(),
+    })
 }
 
 trait JsonBody {
@@ -358,25 +408,29 @@ impl<T: TokenSource, R: RateBudget> CxoneSignals for HttpCxoneClient<T, R> {
                         .map(str::to_owned)
                 });
                 if id.is_none() {
-                    tracing::warn!(body = %super::error::excerpt(&answer), "CXone accepted a signal without a signalExecutionId");
+                    tracing::warn!(body = %excerpt(&answer), "CXone accepted a signal without a signalExecutionId");
                 }
                 Ok(SignalAccepted {
                     signal_execution_id: id,
                 })
             }
             Profile::InContact => {
-                let contact = request
-                    .contact_id
-                    .as_deref()
-                    .filter(|c| !c.is_empty())
-                    .ok_or_else(|| CxoneError::Invalid {
-                        status: None,
-                        detail: "a platform signal needs a contact id".into(),
-                    })?;
                 let parameters: Vec<String> =
                     request.data.iter().map(|(_, v)| parameter(v)).collect();
-                self.platform_signal(contact, &parameters, request.idempotency_key.as_deref())
-                    .await?;
+                let key = request.idempotency_key.as_deref();
+                if let Some(spawn) = &request.spawn {
+                    self.spawn_script(spawn, &parameters, key).await?;
+                } else {
+                    let contact = request
+                        .contact_id
+                        .as_deref()
+                        .filter(|c| !c.is_empty())
+                        .ok_or_else(|| CxoneError::Invalid {
+                            status: None,
+                            detail: "a platform signal needs a contact id".into(),
+                        })?;
+                    self.platform_signal(contact, &parameters, key).await?;
+                }
                 Ok(SignalAccepted {
                     signal_execution_id: None,
                 })
@@ -436,5 +490,32 @@ mod tests {
     fn path_segments_are_escaped() {
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
         assert_eq!(segment("order-update"), "order-update");
+    }
+
+    #[test]
+    fn dot_segments_and_empty_ids_never_reach_a_path() {
+        for bad in ["", ".", ".."] {
+            assert!(path_id(bad, "contact id").is_err(), "{bad:?}");
+        }
+        assert_eq!(path_id("../x", "contact id").unwrap(), "..%2Fx");
+    }
+
+    #[test]
+    fn query_parameters_move_to_the_body_when_the_url_would_be_too_long() {
+        let short = [("p1".to_owned(), "a".to_owned())];
+        let long = [("p1".to_owned(), "x".repeat(MAX_URL_LEN))];
+        let body = || json!({"p1": "?"});
+        match query_or_body("http://cx", "/s", &short, true, body).unwrap() {
+            Call::Empty { url } => assert_eq!(url.as_str(), "http://cx/s?p1=a"),
+            _ => panic!("a short signal goes in the query"),
+        }
+        assert!(matches!(
+            query_or_body("http://cx", "/s", &long, true, body).unwrap(),
+            Call::Json { .. }
+        ));
+        assert!(matches!(
+            query_or_body("http://cx", "/s", &short, false, body).unwrap(),
+            Call::Json { .. }
+        ));
     }
 }

@@ -13,6 +13,7 @@ pub mod vars {
     pub const SCOPE: &str = "CXBRIDGE_CXONE_SCOPE";
     pub const API_VERSION: &str = "CXBRIDGE_CXONE_API_VERSION";
     pub const SIGNAL_BODY: &str = "CXBRIDGE_CXONE_SIGNAL_BODY";
+    pub const SPAWN_PARAMS: &str = "CXBRIDGE_CXONE_SPAWN_PARAMS";
     pub const TENANT: &str = "CXBRIDGE_CXONE_TENANT";
     pub const CONNECT_TIMEOUT_MS: &str = "CXBRIDGE_CXONE_CONNECT_TIMEOUT_MS";
     pub const TIMEOUT_MS: &str = "CXBRIDGE_CXONE_TIMEOUT_MS";
@@ -29,22 +30,38 @@ pub enum Profile {
     InContact,
 }
 
-/// How the client authenticates at the token endpoint (documented profile).
+/// How the client authenticates at the token endpoint (both profiles: the platform's
+/// discovery document advertises `client_secret_basic` and `client_secret_post`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
-    /// `Authorization: Basic base64(client_id:client_secret)`.
+    /// `Authorization: Basic base64(urlencode(client_id):urlencode(client_secret))`, as
+    /// RFC 6749 §2.3.1 asks.
     Basic,
     /// `client_id` and `client_secret` in the form body.
     Post,
 }
 
-/// Where an `incontact` signal's parameters go.
+/// Where a platform signal's `p1`…`p9` go. The API spec passes them as query parameters;
+/// NICE's own agent SDK sends a JSON body, and the Cognigy extension moved to the body
+/// because long values in the URL failed. The body is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalBody {
-    /// `p1`…`p9` as query parameters (the platform's documented form).
+    /// A JSON body `{"p1": …, "p2": …}`.
+    Json,
+    /// Query parameters; a signal whose URL would be too long goes as a JSON body instead,
+    /// so that no value the body could carry is refused.
     Query,
-    /// As query parameters, or as a JSON body `{"p1": …}` when the URL would be too long.
-    JsonFallback,
+}
+
+/// How a spawned script's parameters travel. NICE's SDK sends a JSON body
+/// `{"scriptId","skillId","parameters"}`; other public clients pass `skillId` and
+/// `parameters` in the query. Either way the parameters are one pipe-delimited string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnParams {
+    /// A JSON body (the default).
+    Json,
+    /// Query parameters, or the JSON body when the URL would be too long.
+    Query,
 }
 
 /// Published issuers of the CXone platform.
@@ -55,7 +72,7 @@ pub const ISSUERS: [(&str, &str); 4] = [
     ("eu", "https://nicecxone-sov1.eu"),
 ];
 
-/// Longest signal URL sent; longer ones need the JSON fallback.
+/// Longest URL sent with parameters in its query; longer ones carry them in a JSON body.
 pub const MAX_URL_LEN: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +89,7 @@ pub struct CxoneConfig {
     /// `N.0` in `/inContactAPI/services/vN.0/…`.
     pub api_version: String,
     pub signal_body: SignalBody,
+    pub spawn_params: SpawnParams,
     /// Key of the shared token and rate records.
     pub tenant: String,
     pub connect_timeout: Duration,
@@ -121,8 +139,8 @@ impl CxoneConfig {
             };
 
         let profile = match get(vars::PROFILE).as_deref() {
-            None | Some("documented") => Profile::Documented,
-            Some("incontact") => Profile::InContact,
+            None | Some("incontact") => Profile::InContact,
+            Some("documented") => Profile::Documented,
             Some(other) => {
                 return Err(invalid(
                     vars::PROFILE,
@@ -176,13 +194,25 @@ impl CxoneConfig {
             }
         };
         let signal_body = match get(vars::SIGNAL_BODY).as_deref() {
-            None | Some("query") => SignalBody::Query,
-            Some("json-fallback") => SignalBody::JsonFallback,
+            None | Some("json") => SignalBody::Json,
+            // `json-fallback` is the older name of the query form, which always fell back.
+            Some("query" | "json-fallback") => SignalBody::Query,
             Some(other) => {
                 return Err(invalid(
                     vars::SIGNAL_BODY,
                     other.to_owned(),
-                    "expected query or json-fallback",
+                    "expected json or query",
+                ));
+            }
+        };
+        let spawn_params = match get(vars::SPAWN_PARAMS).as_deref() {
+            None | Some("json") => SpawnParams::Json,
+            Some("query") => SpawnParams::Query,
+            Some(other) => {
+                return Err(invalid(
+                    vars::SPAWN_PARAMS,
+                    other.to_owned(),
+                    "expected json or query",
                 ));
             }
         };
@@ -208,6 +238,7 @@ impl CxoneConfig {
             scope: get(vars::SCOPE),
             api_version,
             signal_body,
+            spawn_params,
             tenant: get(vars::TENANT).unwrap_or_else(|| "default".to_owned()),
             connect_timeout: Duration::from_millis(number(
                 vars::CONNECT_TIMEOUT_MS,
@@ -235,14 +266,34 @@ mod tests {
     }
 
     #[test]
+    fn the_platform_is_the_default_profile_with_json_parameters() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.profile, Profile::InContact);
+        assert_eq!(c.signal_body, SignalBody::Json);
+        assert_eq!(c.spawn_params, SpawnParams::Json);
+        assert_eq!(c.client_auth, ClientAuth::Basic);
+        let q = parse(&[
+            (vars::SIGNAL_BODY, "json-fallback"),
+            (vars::SPAWN_PARAMS, "query"),
+            (vars::CLIENT_AUTH, "post"),
+        ])
+        .unwrap();
+        assert_eq!(q.signal_body, SignalBody::Query);
+        assert_eq!(q.spawn_params, SpawnParams::Query);
+        assert_eq!(q.client_auth, ClientAuth::Post);
+    }
+
+    #[test]
     fn the_documented_profile_needs_its_token_url_and_api_base() {
+        let documented = [(vars::PROFILE, "documented")];
         assert_eq!(
-            parse(&[]).unwrap_err(),
+            parse(&documented).unwrap_err(),
             ConfigError::Missing {
                 var: vars::TOKEN_URL
             }
         );
         let c = parse(&[
+            (vars::PROFILE, "documented"),
             (vars::TOKEN_URL, "https://t/oauth"),
             (vars::API_BASE, "https://api/"),
         ])
@@ -277,6 +328,8 @@ mod tests {
             (vars::RATE_BUDGET_PERCENT, "120"),
             (vars::TIMEOUT_MS, "soon"),
             (vars::API_VERSION, "v30"),
+            (vars::SIGNAL_BODY, "xml"),
+            (vars::SPAWN_PARAMS, "pipes"),
         ] {
             let err = parse(&[(vars::PROFILE, "incontact"), (var, value)])
                 .unwrap_err()

@@ -63,6 +63,88 @@ impl CxoneError {
     }
 }
 
+/// Which kind of CXone endpoint answered, since a 404 means different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// OIDC discovery, `cxone-configuration` and the token endpoint: a 404 there is
+    /// CXone's problem (or a wrong issuer), and may pass.
+    Auth,
+    /// The API itself: a 404 means CXone does not know what was named (a contact that
+    /// ended, a script or signal definition that does not exist).
+    Api,
+}
+
+/// The one mapping from a CXone answer to an error: `None` for any 2xx (the platform's
+/// success status is unconfirmed, so every 2xx counts), else the error its status means.
+/// `now_ms` dates a `Retry-After` given as an HTTP date.
+pub fn from_response(
+    endpoint: Endpoint,
+    status: u16,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+) -> Option<CxoneError> {
+    let detail = || excerpt(body);
+    Some(match status {
+        200..=299 => return None,
+        401 => CxoneError::Unauthorized(detail()),
+        403 => CxoneError::Forbidden(detail()),
+        404 if endpoint == Endpoint::Auth => {
+            CxoneError::Unavailable(format!("the CXone endpoint answered 404: {}", detail()))
+        }
+        404 => CxoneError::NotFound(detail()),
+        429 => CxoneError::RateLimited {
+            retry_after: retry_after(headers, now_ms),
+            local: false,
+        },
+        500..=599 => CxoneError::Unavailable(format!("status {status}: {}", detail())),
+        _ => CxoneError::Invalid {
+            status: Some(status),
+            detail: detail(),
+        },
+    })
+}
+
+/// The longest wait a `Retry-After` is taken at: SQS cannot delay a message longer.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
+
+/// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3), capped at 900 s.
+/// A date in the past means now; a value that is neither form is ignored.
+pub fn retry_after(headers: &http::HeaderMap, now_ms: i64) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            let at_ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_millis()).ok())?;
+            Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0))
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// The one mapping of a failure to get an answer at all: a timeout, or no connection.
+/// The message leaves out the URL, which may carry a query.
+pub fn transport(err: &reqwest::Error, timeout: Duration) -> CxoneError {
+    if err.is_timeout() {
+        return CxoneError::Timeout(timeout);
+    }
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(e) = source {
+        parts.push(e.to_string());
+        source = e.source();
+    }
+    if parts.is_empty() {
+        CxoneError::Unavailable("cannot reach CXone".to_owned())
+    } else {
+        CxoneError::Unavailable(format!("cannot reach CXone: {}", parts.join(": ")))
+    }
+}
+
 /// At most this much of a response body goes into an error message.
 pub(crate) const DETAIL_LIMIT: usize = 300;
 
@@ -110,6 +192,60 @@ mod tests {
         ] {
             assert!(!permanent.is_retryable(), "{permanent}");
         }
+    }
+
+    fn headers(retry_after: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, retry_after.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn every_2xx_is_success_and_each_status_maps_to_its_error() {
+        let none = http::HeaderMap::new();
+        for status in [200, 202, 204] {
+            assert_eq!(from_response(Endpoint::Api, status, &none, b"", 0), None);
+        }
+        let map = |endpoint, status| from_response(endpoint, status, &none, b"x", 0).unwrap();
+        assert!(matches!(map(Endpoint::Api, 404), CxoneError::NotFound(_)));
+        assert!(matches!(map(Endpoint::Auth, 404), CxoneError::Unavailable(_)));
+        assert!(matches!(map(Endpoint::Api, 401), CxoneError::Unauthorized(_)));
+        assert!(matches!(map(Endpoint::Api, 403), CxoneError::Forbidden(_)));
+        assert!(matches!(map(Endpoint::Api, 503), CxoneError::Unavailable(_)));
+        assert!(matches!(
+            map(Endpoint::Api, 422),
+            CxoneError::Invalid {
+                status: Some(422),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date_against_the_given_clock() {
+        // 2026-11-22T09:20:00Z
+        let now = 1_795_339_200_000;
+        assert_eq!(
+            retry_after(&headers("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&headers("Sun, 22 Nov 2026 09:20:30 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&headers("Sun, 22 Nov 2026 09:00:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(
+            retry_after(&headers("86400"), now),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        let err = from_response(Endpoint::Api, 429, &headers("3"), b"", now).unwrap();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        assert!(err.is_retryable());
     }
 
     #[test]

@@ -53,26 +53,70 @@ pub struct Variable {
     pub kind: VarType,
 }
 
+/// What a definition triggers on the platform.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalKind {
+    /// Signal a running contact: `POST …/interactions/{contactId}/signal`.
+    #[default]
+    Contact,
+    /// Start a script with no contact: `POST …/scripts/{scriptId}/start`, for work that
+    /// begins outside a call, such as an order from an ERP.
+    Spawn,
+}
+
+impl SignalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contact => "contact",
+            Self::Spawn => "spawn",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignalDefinition {
     #[serde(skip)]
     pub name: String,
+    /// `contact` (the default) or `spawn`.
+    #[serde(default)]
+    pub kind: SignalKind,
     /// CXone signal definition id (documented profile); defaults to the name.
     #[serde(default)]
     pub definition_id: String,
-    /// Dotted path in the request to the contact id (incontact profile).
+    /// Dotted path in the request to the contact id (platform, `contact` kind).
     #[serde(default)]
     pub contact_id_path: Option<String>,
+    /// The Studio script to start (`spawn` kind).
+    #[serde(default)]
+    pub script_id: Option<String>,
+    /// The skill the spawned script runs on (`spawn` kind).
+    #[serde(default)]
+    pub skill_id: Option<String>,
     pub nested: NestedPolicy,
-    /// In declaration order: on the platform the order is `p2`…`p9` (`p1` is the
-    /// correlation id).
+    /// In declaration order: on the platform the order is `p2`…`p9` of a signal, or the
+    /// second parameter on of a spawned script (the first is the correlation id).
     pub variables: Vec<Variable>,
 }
 
-/// The local default (design §8).
+/// The local default: `order-update` signals a running contact, `order-created` starts a
+/// script for an order that has no contact yet.
 pub const DEFAULT_SIGNALS: &str = r#"{
+  "order-created": {
+    "kind": "spawn",
+    "definitionId": "order-created",
+    "scriptId": "4100101",
+    "skillId": "4200202",
+    "nested": "reject",
+    "variables": [
+      {"name": "customerId", "type": "string"},
+      {"name": "orderId", "type": "string"},
+      {"name": "priority", "type": "string"}
+    ]
+  },
   "order-update": {
+    "kind": "contact",
     "definitionId": "order-update",
     "contactIdPath": "metadata.contactId",
     "nested": "flatten",
@@ -87,6 +131,18 @@ pub const DEFAULT_SIGNALS: &str = r#"{
     ]
   }
 }"#;
+
+/// Longest script or skill id accepted.
+const MAX_ID_LEN: usize = 64;
+
+/// A script or skill id goes into a URL: letters, digits, `-` and `_` only.
+fn is_platform_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 fn invalid(reason: String) -> ConfigError {
     ConfigError::Invalid {
@@ -154,15 +210,42 @@ pub fn parse(
                 )));
             }
         }
-        if profile == Profile::InContact {
-            if def.variables.len() > MAX_SIGNAL_PARAMETERS - 1 {
-                return Err(here(format!(
-                    "declares {} variables; the platform takes {MAX_SIGNAL_PARAMETERS} parameters and p1 carries the correlation id",
-                    def.variables.len()
-                )));
+        match def.kind {
+            SignalKind::Spawn => {
+                for (field, value) in [("scriptId", &def.script_id), ("skillId", &def.skill_id)] {
+                    match value.as_deref() {
+                        Some(id) if is_platform_id(id) => {}
+                        Some(id) => {
+                            return Err(here(format!(
+                                "{field} {id:?} must be 1 to {MAX_ID_LEN} letters, digits, - or _"
+                            )));
+                        }
+                        None => return Err(here(format!("a spawn signal needs {field}"))),
+                    }
+                }
+                if def.contact_id_path.is_some() {
+                    return Err(here(
+                        "a spawn signal starts a new script and takes no contactIdPath".into(),
+                    ));
+                }
             }
-            if def.contact_id_path.as_deref().is_none_or(str::is_empty) {
-                return Err(here("the incontact profile needs contactIdPath".into()));
+            SignalKind::Contact => {
+                if def.script_id.is_some() || def.skill_id.is_some() {
+                    return Err(here(
+                        "scriptId and skillId belong to \"kind\": \"spawn\"".into(),
+                    ));
+                }
+                if profile == Profile::InContact {
+                    if def.variables.len() > MAX_SIGNAL_PARAMETERS - 1 {
+                        return Err(here(format!(
+                            "declares {} variables; the platform takes {MAX_SIGNAL_PARAMETERS} parameters and p1 carries the correlation id",
+                            def.variables.len()
+                        )));
+                    }
+                    if def.contact_id_path.as_deref().is_none_or(str::is_empty) {
+                        return Err(here("the incontact profile needs contactIdPath".into()));
+                    }
+                }
             }
         }
         if def.definition_id.is_empty() {
@@ -179,14 +262,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_is_order_update_in_both_profiles() {
+    fn the_defaults_are_one_contact_and_one_spawn_signal_in_both_profiles() {
         for profile in [Profile::Documented, Profile::InContact] {
             let defs = parse(DEFAULT_SIGNALS, profile).unwrap();
             let d = &defs["order-update"];
+            assert_eq!(d.kind, SignalKind::Contact);
             assert_eq!(d.nested, NestedPolicy::Flatten);
             assert_eq!(d.variables.len(), 7);
             assert_eq!(d.contact_id_path.as_deref(), Some("metadata.contactId"));
+            let s = &defs["order-created"];
+            assert_eq!(s.kind, SignalKind::Spawn);
+            assert_eq!(s.script_id.as_deref(), Some("4100101"));
+            assert_eq!(s.skill_id.as_deref(), Some("4200202"));
+            let names: Vec<&str> = s.variables.iter().map(|v| v.name.as_str()).collect();
+            assert_eq!(names, ["customerId", "orderId", "priority"]);
+            assert!(s.variables.iter().all(|v| v.kind == VarType::String));
         }
+    }
+
+    #[test]
+    fn spawn_definitions_need_safe_script_and_skill_ids() {
+        let spawn = |extra: &str| {
+            format!(
+                r#"{{"s": {{"kind": "spawn", {extra} "nested": "reject", "variables": [{{"name": "a", "type": "string"}}]}}}}"#
+            )
+        };
+        for (extra, expect) in [
+            (r#""skillId": "1","#, "needs scriptId"),
+            (r#""scriptId": "1","#, "needs skillId"),
+            (r#""scriptId": "..", "skillId": "1","#, "letters, digits"),
+            (r#""scriptId": "1/2", "skillId": "1","#, "letters, digits"),
+            (
+                r#""scriptId": "1", "skillId": "1", "contactIdPath": "metadata.c","#,
+                "takes no contactIdPath",
+            ),
+        ] {
+            let err = parse(&spawn(extra), Profile::InContact)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expect), "{extra}: {err}");
+        }
+        assert!(parse(&spawn(r#""scriptId": "77", "skillId": "88","#), Profile::InContact).is_ok());
+        let contact_with_script = r#"{"s": {"scriptId": "1", "contactIdPath": "m.c", "nested": "reject", "variables": [{"name": "a", "type": "string"}]}}"#;
+        assert!(
+            parse(contact_with_script, Profile::InContact)
+                .unwrap_err()
+                .to_string()
+                .contains("belong to")
+        );
     }
 
     #[test]

@@ -12,11 +12,12 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::cxone::client::{PARAMETER_SEPARATOR, Spawn};
 use crate::cxone::{CxoneError, CxoneSignals, Profile, SignalRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::jobs::{Job, JobKind};
 use crate::queue::{MessageQueue, OutboundMessage};
-use definitions::SignalDefinition;
+use definitions::{SignalDefinition, SignalKind};
 use store::{Created, ExecutionStore};
 
 /// Longest idempotency key accepted.
@@ -102,9 +103,15 @@ fn store_down(e: crate::idempotency::StoreError) -> ApiError {
 }
 
 /// How a permanent CXone failure reaches the caller.
-fn permanent(err: &CxoneError) -> ApiError {
+fn permanent(err: &CxoneError, request: &SignalRequest) -> ApiError {
     let (code, what) = match err {
         CxoneError::Invalid { .. } => (ErrorCode::CxoneRejected, "CXone rejected the signal"),
+        // On the platform a contact signal's 404 means the contact is not running (it
+        // ended, or never existed): signalling it again cannot succeed.
+        CxoneError::NotFound(_) if request.contact_id.is_some() && request.spawn.is_none() => (
+            ErrorCode::ContactNotActive,
+            "the contact is not running in CXone (it has ended or does not exist)",
+        ),
         CxoneError::NotFound(_) => (
             ErrorCode::CxoneNotFound,
             "CXone does not know the signal target",
@@ -149,9 +156,24 @@ where
                 .with_detail("fields", json!(fields)));
             }
         };
+        if def.kind == SignalKind::Spawn {
+            // A spawned script's parameters travel as one |-delimited string.
+            let split: Vec<Value> = variables
+                .iter()
+                .filter(|(_, v)| v.as_str().is_some_and(|s| s.contains(PARAMETER_SEPARATOR)))
+                .map(|(name, _)| json!({"field": name, "problem": "must not contain |, which separates a spawned script's parameters"}))
+                .collect();
+            if !split.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidPayload,
+                    "the signal data does not match its definition",
+                )
+                .with_detail("fields", json!(split)));
+            }
+        }
         let request_root = json!({"data": data, "metadata": metadata});
-        let contact_id = match (self.profile, def.contact_id_path.as_deref()) {
-            (Profile::InContact, Some(path)) => {
+        let contact_id = match (self.profile, def.kind, def.contact_id_path.as_deref()) {
+            (Profile::InContact, SignalKind::Contact, Some(path)) => {
                 match field(&request_root, path).and_then(|v| match v {
                     Value::String(s) if !s.is_empty() => Some(s.clone()),
                     Value::Number(n) => Some(n.to_string()),
@@ -173,8 +195,16 @@ where
         meta.insert("correlationId".into(), json!(key));
         meta.entry("sourceSystem")
             .or_insert_with(|| json!("cxbridge"));
+        let spawn = match (self.profile, def.kind, &def.script_id, &def.skill_id) {
+            (Profile::InContact, SignalKind::Spawn, Some(script), Some(skill)) => Some(Spawn {
+                script_id: script.clone(),
+                skill_id: skill.clone(),
+            }),
+            _ => None,
+        };
         let data = match self.profile {
-            // On the platform the correlation id travels as p1.
+            // On the platform the correlation id travels first: p1 of a signal, the first
+            // parameter of a spawned script.
             Profile::InContact => std::iter::once(("correlationId".to_owned(), json!(key)))
                 .chain(variables)
                 .collect(),
@@ -184,6 +214,7 @@ where
             request: SignalRequest {
                 definition_id: def.definition_id.clone(),
                 contact_id,
+                spawn,
                 data,
                 metadata: Value::Object(meta),
                 idempotency_key: Some(key.to_owned()),
@@ -329,7 +360,7 @@ where
                 Ok((StatusCode::ACCEPTED, answer))
             }
             Err(err) => {
-                let api = permanent(&err);
+                let api = permanent(&err, &request);
                 if let Err(e) = self
                     .store
                     .failed(key, "failed", &err.to_string(), Some(&api.body()), now_ms)
@@ -594,6 +625,7 @@ fn request_json(r: &SignalRequest) -> Value {
     json!({
         "definitionId": r.definition_id,
         "contactId": r.contact_id,
+        "spawn": r.spawn.as_ref().map(|s| json!({"scriptId": s.script_id, "skillId": s.skill_id})),
         "data": r.data.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
         "metadata": r.metadata,
         "idempotencyKey": r.idempotency_key,
@@ -613,6 +645,13 @@ fn request_from_json(v: &Value) -> Option<SignalRequest> {
             .get("contactId")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        spawn: match v.get("spawn") {
+            None | Some(Value::Null) => None,
+            Some(s) => Some(Spawn {
+                script_id: s.get("scriptId")?.as_str()?.to_owned(),
+                skill_id: s.get("skillId")?.as_str()?.to_owned(),
+            }),
+        },
         data,
         metadata: v.get("metadata").cloned().unwrap_or(Value::Null),
         idempotency_key: v

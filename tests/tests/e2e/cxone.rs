@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cxbridge::cxone::client::http_client;
-use cxbridge::cxone::config::{ClientAuth, CxoneConfig, Profile, SignalBody};
+use cxbridge::cxone::client::Spawn;
+use cxbridge::cxone::config::{ClientAuth, CxoneConfig, Profile, SignalBody, SpawnParams};
 use cxbridge::cxone::rate::{DynamoDbRateBudget, RateBudget, Unlimited};
 use cxbridge::cxone::token::{
     DynamoDbTokenStore, NoSharing, SharedTokenSource, TokenFetcher, TokenStore,
@@ -57,6 +58,7 @@ async fn simulator(profile: &str) -> Sim {
         scope: None,
         api_version: "30.0".into(),
         signal_body: SignalBody::Query,
+        spawn_params: SpawnParams::Json,
         tenant: unique("tenant-"),
         connect_timeout: Duration::from_millis(500),
         timeout: Duration::from_millis(800),
@@ -138,6 +140,7 @@ fn order_update(contact: &str) -> SignalRequest {
     SignalRequest {
         definition_id: "order-update".into(),
         contact_id: Some(contact.into()),
+        spawn: None,
         data: vec![
             ("customerId".into(), json!("C-1")),
             ("orderId".into(), json!("O-9")),
@@ -675,8 +678,16 @@ async fn the_simulator_journal_faults_config_and_reset_work_as_documented() {
         .unwrap();
     assert_eq!(
         config,
-        json!({"tokenTtl": 42, "callbackDelayMs": 10, "callbackStatus": "failed"})
+        json!({"tokenTtl": 42, "callbackDelayMs": 10, "callbackStatus": "failed",
+               "signalStatus": 202, "spawnStatus": 202})
     );
+    let bad = http
+        .post(format!("{}/_sim/config", s.sim.url))
+        .json(&json!({"signalStatus": 302}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400, "only a 2xx can be chosen as success");
     s.fault(json!({"match": "any", "status": 503, "times": 1}))
         .await;
     let err = s
@@ -745,34 +756,265 @@ async fn context_updates_report_errors_the_same_way_in_both_profiles() {
     }
 }
 
+impl Sim {
+    /// A client over a changed copy of this simulator's configuration.
+    fn client_with(
+        &self,
+        change: impl FnOnce(&mut CxoneConfig),
+    ) -> HttpCxoneClient<SharedTokenSource<NoSharing>, Unlimited> {
+        let mut config = (*self.config).clone();
+        change(&mut config);
+        let config = Arc::new(config);
+        let tokens = SharedTokenSource::new(
+            TokenFetcher::new(self.http.clone(), config.clone(), self.credentials.clone()),
+            NoSharing,
+        );
+        HttpCxoneClient::new(self.http.clone(), config, tokens, Unlimited)
+    }
+
+    async fn sent(&self, path_suffix: &str) -> Vec<Value> {
+        self.journal()
+            .await
+            .into_iter()
+            .filter(|e| e["path"].as_str().unwrap().ends_with(path_suffix))
+            .collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_platform_signal_too_long_for_a_url_is_refused_or_sent_as_json_when_configured() {
+async fn a_platform_signal_too_long_for_a_url_goes_as_a_json_body_and_is_never_refused() {
     let s = simulator("incontact").await;
     let mut long = order_update("contact-1");
     long.data[0].1 = json!("x".repeat(3000));
-    let err = s.client(Unlimited).signal(&long).await.unwrap_err();
+    // Asked for the query form, the long signal still goes, in the body.
+    s.client(Unlimited).signal(&long).await.unwrap();
+    // The JSON body is the default form, short or long.
+    let json_client = s.client_with(|c| c.signal_body = SignalBody::Json);
+    json_client.signal(&order_update("contact-2")).await.unwrap();
+
+    let sent = s.sent("/signal").await;
+    assert_eq!(sent.len(), 2);
+    for entry in &sent {
+        assert_eq!(entry["query"], "", "{entry}");
+        assert_eq!(entry["headers"]["content-type"], "application/json");
+    }
+    let long_body: Value = serde_json::from_str(sent[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(long_body["p1"].as_str().unwrap().len(), 3000);
+    assert_eq!(long_body["p7"], "LS1 4AP");
+    let short_body: Value = serde_json::from_str(sent[1]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(short_body["p1"], "C-1");
+    assert_eq!(short_body["p6"], "Leeds & York");
+    assert_eq!(
+        sent[1]["path"],
+        "/inContactAPI/services/v30.0/interactions/contact-2/signal"
+    );
+}
+
+fn order_created() -> SignalRequest {
+    SignalRequest {
+        definition_id: "order-created".into(),
+        contact_id: None,
+        spawn: Some(Spawn {
+            script_id: "4100101".into(),
+            skill_id: "4200202".into(),
+        }),
+        data: vec![
+            ("correlationId".into(), json!("corr-7")),
+            ("customerId".into(), json!("C-1")),
+            ("orderId".into(), json!("O 9&1")),
+            ("priority".into(), json!("high")),
+        ],
+        metadata: json!({"correlationId": "corr-7"}),
+        idempotency_key: Some("corr-7".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spawned_script_gets_its_skill_and_pipe_delimited_parameters_in_either_form() {
+    let s = simulator("incontact").await;
+    s.client(Unlimited).signal(&order_created()).await.unwrap();
+    let query_client = s.client_with(|c| c.spawn_params = SpawnParams::Query);
+    query_client.signal(&order_created()).await.unwrap();
+
+    let sent = s.sent("/start").await;
+    assert_eq!(sent.len(), 2);
+    for entry in &sent {
+        assert_eq!(
+            entry["path"],
+            "/inContactAPI/services/v30.0/scripts/4100101/start"
+        );
+        assert_eq!(entry["status"], 202);
+    }
+    let body: Value = serde_json::from_str(sent[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"scriptId": "4100101", "skillId": "4200202", "parameters": "corr-7|C-1|O 9&1|high"})
+    );
+    assert_eq!(sent[0]["query"], "");
+    let query: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(sent[1]["query"].as_str().unwrap().as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(query["skillId"], "4200202");
+    assert_eq!(query["parameters"], "corr-7|C-1|O 9&1|high");
+    assert_eq!(sent[1]["body"], "");
+
+    // A value holding the separator would shift every later parameter: never sent.
+    let mut split = order_created();
+    split.data[2].1 = json!("O|9");
+    let err = s.client(Unlimited).signal(&split).await.unwrap_err();
     assert!(
-        matches!(&err, CxoneError::Invalid { status: None, detail } if detail.contains("json-fallback")),
+        matches!(&err, CxoneError::Invalid { status: None, .. }),
         "{err}"
     );
-    assert_eq!(s.count("/signal").await, 0);
+    assert_eq!(s.sent("/start").await.len(), 2);
+}
 
-    let mut config = (*s.config).clone();
-    config.signal_body = SignalBody::JsonFallback;
-    let config = Arc::new(config);
-    let tokens = SharedTokenSource::new(
-        TokenFetcher::new(s.http.clone(), config.clone(), s.credentials.clone()),
-        NoSharing,
-    );
-    let client = HttpCxoneClient::new(s.http.clone(), config, tokens, Unlimited);
-    client.signal(&long).await.unwrap();
-    let journal = s.journal().await;
-    let sent = journal
+#[tokio::test(flavor = "multi_thread")]
+async fn every_2xx_the_platform_may_answer_counts_as_accepted() {
+    let s = simulator("incontact").await;
+    let client = s.client(Unlimited);
+    for status in [200, 202, 204] {
+        s.config(json!({"signalStatus": status, "spawnStatus": status}))
+            .await;
+        client.signal(&order_update("contact-1")).await.unwrap();
+        client.signal(&order_created()).await.unwrap();
+    }
+    let answered: Vec<u64> = s
+        .journal()
+        .await
         .iter()
-        .find(|e| e["path"].as_str().unwrap().ends_with("/signal"))
+        .filter(|e| e["path"].as_str().unwrap().starts_with("/inContactAPI/"))
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(answered, [200, 200, 202, 202, 204, 204]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_platform_token_request_authenticates_the_client_by_basic_or_in_the_form() {
+    for auth in [ClientAuth::Basic, ClientAuth::Post] {
+        let s = simulator("incontact").await;
+        s.client_with(|c| c.client_auth = auth)
+            .signal(&order_update("contact-1"))
+            .await
+            .unwrap();
+        let token = s.sent("/auth/token").await;
+        assert_eq!(token.len(), 1);
+        let form: std::collections::HashMap<String, String> =
+            form_urlencoded::parse(token[0]["body"].as_str().unwrap().as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(form["grant_type"], "password");
+        assert_eq!(form["username"], "AKIDLOCAL");
+        assert_eq!(form["password"], "key+with/slashes=and==");
+        match auth {
+            ClientAuth::Basic => {
+                assert!(!form.contains_key("client_id") && !form.contains_key("client_secret"));
+                // RFC 6749 §2.3.1: each part form-urlencoded, then base64.
+                let header = token[0]["headers"]["authorization"].as_str().unwrap();
+                let decoded = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    header.strip_prefix("Basic ").unwrap(),
+                )
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8(decoded).unwrap(),
+                    "client-1:s3cret%2Fwith%2Bchars%3D"
+                );
+            }
+            ClientAuth::Post => {
+                assert_eq!(token[0]["headers"].get("authorization"), None);
+                assert_eq!(form["client_id"], "client-1");
+                assert_eq!(form["client_secret"], "s3cret/with+chars=");
+            }
+        }
+        // The tenant for the API base came from the tenantId claim, not the tenant name.
+        let configuration = s.sent("/.well-known/cxone-configuration").await;
+        assert_eq!(configuration.len(), 1);
+        assert_eq!(
+            configuration[0]["query"],
+            "tenantId=11ee0000-0000-4000-8000-00000000c0de"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_serves_the_platform_documents_as_the_platform_does() {
+    let s = simulator("incontact").await;
+    let discovery: Value = reqwest::get(format!("{}/.well-known/openid-configuration", s.sim.url))
+        .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert_eq!(sent["query"], "");
-    let body: Value = serde_json::from_str(sent["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body["p1"].as_str().unwrap().len(), 3000);
-    assert_eq!(body["p7"], "LS1 4AP");
+    assert_eq!(
+        discovery["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    let configuration: Value = reqwest::get(format!(
+        "{}/.well-known/cxone-configuration?tenantId=11ee0000-0000-4000-8000-00000000c0de",
+        s.sim.url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for field in [
+        "private",
+        "area",
+        "cluster",
+        "domain",
+        "acdDomain",
+        "uhDomain",
+        "api_endpoint",
+        "ui_endpoint",
+        "auth_endpoint",
+        "tenantId",
+    ] {
+        assert!(configuration.get(field).is_some(), "{field}: {configuration}");
+    }
+    // Tokens carry the tenant's id and, separately, its name.
+    let token: Value = reqwest::Client::new()
+        .post(format!("{}/auth/token", s.sim.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("grant_type", "password"),
+                    ("username", "AKIDLOCAL"),
+                    ("password", "key+with/slashes=and=="),
+                    ("client_id", "client-1"),
+                    ("client_secret", "s3cret/with+chars="),
+                ])
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for jwt in [&token["access_token"], &token["id_token"]] {
+        let claims = jwt.as_str().unwrap().split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["tenantId"], "11ee0000-0000-4000-8000-00000000c0de");
+        assert_eq!(claims["tenant"], "perm_cxbridge_local");
+    }
+    // A contact marked as ended no longer takes signals.
+    let client = s.client(Unlimited);
+    client.signal(&order_update("contact-5")).await.unwrap();
+    let ended = reqwest::Client::new()
+        .post(format!("{}/_sim/contacts/contact-5/end", s.sim.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    let err = client.signal(&order_update("contact-5")).await.unwrap_err();
+    assert!(matches!(err, CxoneError::NotFound(_)), "{err}");
+    assert!(!err.is_retryable());
 }

@@ -102,10 +102,7 @@ async fn updates(stack: &Stack) -> Vec<(String, Value, u64)> {
             let body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap_or_default();
             out.push((id.to_owned(), body["attributes"].clone(), status));
         } else if path.ends_with("/signal") {
-            let q: Vec<(String, String)> =
-                form_urlencoded::parse(e["query"].as_str().unwrap().as_bytes())
-                    .into_owned()
-                    .collect();
+            let q = cxbridge_e2e::signal_parameters(e);
             if q.first().map(|(_, v)| v.as_str()) == Some("updateContext") {
                 let id = path.rsplit('/').nth(1).unwrap_or_default().to_owned();
                 out.push((
@@ -132,10 +129,9 @@ async fn signals(stack: &Stack) -> Vec<Value> {
             let p = e["path"].as_str().unwrap_or_default();
             p.starts_with("/api/v2/signals/escalate")
                 || (p.ends_with("/signal")
-                    && !e["query"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .starts_with("p1=updateContext"))
+                    && cxbridge_e2e::signal_parameters(e)
+                        .first()
+                        .is_none_or(|(_, v)| v != "updateContext"))
         })
         .collect()
 }
@@ -240,10 +236,7 @@ async fn an_intent_mapped_to_a_signal_triggers_it() {
                 sent[0]["path"],
                 "/inContactAPI/services/v30.0/interactions/c-cancel/signal"
             );
-            let q: Vec<(String, String)> =
-                form_urlencoded::parse(sent[0]["query"].as_str().unwrap().as_bytes())
-                    .into_owned()
-                    .collect();
+            let q = cxbridge_e2e::signal_parameters(&sent[0]);
             assert_eq!(
                 &q[1..],
                 [

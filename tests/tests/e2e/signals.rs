@@ -632,10 +632,7 @@ async fn on_the_platform_the_dispatch_is_a_p1_to_p9_signal_on_the_contact() {
         sent[0]["path"],
         "/inContactAPI/services/v30.0/interactions/contact-42/signal"
     );
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(sent[0]["query"].as_str().unwrap().as_bytes())
-            .into_owned()
-            .collect();
+    let params = cxbridge_e2e::signal_parameters(&sent[0]);
     assert_eq!(
         params,
         [
