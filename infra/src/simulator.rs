@@ -229,7 +229,11 @@ fn kind(method: &Method, path: &str) -> &'static str {
     } else if path.ends_with("/context") {
         "context"
     } else if path.starts_with("/inContactAPI/") && path.ends_with("/start") {
-        if method == Method::POST { "spawn" } else { "other" }
+        if method == Method::POST {
+            "spawn"
+        } else {
+            "other"
+        }
     } else if path.starts_with("/api/v2/signals") || path.ends_with("/signal") {
         if method == Method::POST {
             "signal"
@@ -793,10 +797,9 @@ impl Sim {
                     "the body is not a JSON object",
                 );
             };
-            if map
-                .get("scriptId")
-                .is_some_and(|id| id.as_str().unwrap_or_default() != script && id.to_string() != script)
-            {
+            if map.get("scriptId").is_some_and(|id| {
+                id.as_str().unwrap_or_default() != script && id.to_string() != script
+            }) {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
@@ -847,7 +850,10 @@ impl Sim {
         let Some(id) = correlation_id.filter(|c| !c.is_empty() && c != CONTEXT_ACTION) else {
             return;
         };
-        self.schedule_callback(format!("platform-{}", cxbridge::ids::new_uuid()), json!({"correlationId": id}));
+        self.schedule_callback(
+            format!("platform-{}", cxbridge::ids::new_uuid()),
+            json!({"correlationId": id}),
+        );
     }
 
     fn schedule_callback(&self, execution_id: String, metadata: Value) {

@@ -93,6 +93,54 @@ where
     }
 }
 
+/// Every request the stack's CXone simulator has received, oldest first.
+pub async fn sim_journal(stack: &Stack) -> Vec<serde_json::Value> {
+    reqwest::get(format!("{}/_sim/requests", stack.cxone_url))
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("the journal is JSON")
+}
+
+/// Posts to one of the simulator's control endpoints (`config`, `faults`, …).
+pub async fn sim_control(stack: &Stack, what: &str, body: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/{what}", stack.cxone_url))
+        .json(&body)
+        .send()
+        .await
+        .expect("the simulator answers");
+    assert!(r.status().is_success(), "{what}: {}", r.status());
+}
+
+/// `GET /executions/{id}` with the stack's API key.
+pub async fn get_execution(stack: &Stack, id: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}/executions/{id}", stack.gateway_url))
+        .header("x-api-key", &stack.resources.secrets.api_key)
+        .send()
+        .await
+        .expect("the gateway answers");
+    (
+        response.status(),
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Waits until the execution `id` has `status`, and returns its record.
+pub async fn wait_for_execution(stack: &Stack, id: &str, status: &str) -> serde_json::Value {
+    eventually(
+        &format!("execution {id} to be {status}"),
+        Duration::from_secs(20),
+        || async {
+            let (code, body) = get_execution(stack, id).await;
+            (code == reqwest::StatusCode::OK && body["status"] == status).then_some(body)
+        },
+    )
+    .await
+}
+
 /// The `p1`…`p9` of a platform signal in the simulator's journal, wherever they came:
 /// the query, the JSON body, or both.
 pub fn signal_parameters(entry: &serde_json::Value) -> Vec<(String, String)> {

@@ -111,7 +111,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 /// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3), capped at 900 s.
 /// A date in the past means now; a value that is neither form is ignored.
 pub fn retry_after(headers: &http::HeaderMap, now_ms: i64) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     let wait = match value.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => {
@@ -208,10 +212,19 @@ mod tests {
         }
         let map = |endpoint, status| from_response(endpoint, status, &none, b"x", 0).unwrap();
         assert!(matches!(map(Endpoint::Api, 404), CxoneError::NotFound(_)));
-        assert!(matches!(map(Endpoint::Auth, 404), CxoneError::Unavailable(_)));
-        assert!(matches!(map(Endpoint::Api, 401), CxoneError::Unauthorized(_)));
+        assert!(matches!(
+            map(Endpoint::Auth, 404),
+            CxoneError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map(Endpoint::Api, 401),
+            CxoneError::Unauthorized(_)
+        ));
         assert!(matches!(map(Endpoint::Api, 403), CxoneError::Forbidden(_)));
-        assert!(matches!(map(Endpoint::Api, 503), CxoneError::Unavailable(_)));
+        assert!(matches!(
+            map(Endpoint::Api, 503),
+            CxoneError::Unavailable(_)
+        ));
         assert!(matches!(
             map(Endpoint::Api, 422),
             CxoneError::Invalid {

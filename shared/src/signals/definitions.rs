@@ -302,7 +302,13 @@ mod tests {
                 .to_string();
             assert!(err.contains(expect), "{extra}: {err}");
         }
-        assert!(parse(&spawn(r#""scriptId": "77", "skillId": "88","#), Profile::InContact).is_ok());
+        assert!(
+            parse(
+                &spawn(r#""scriptId": "77", "skillId": "88","#),
+                Profile::InContact
+            )
+            .is_ok()
+        );
         let contact_with_script = r#"{"s": {"scriptId": "1", "contactIdPath": "m.c", "nested": "reject", "variables": [{"name": "a", "type": "string"}]}}"#;
         assert!(
             parse(contact_with_script, Profile::InContact)

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cxbridge::cxone::client::http_client;
 use cxbridge::cxone::client::Spawn;
+use cxbridge::cxone::client::http_client;
 use cxbridge::cxone::config::{ClientAuth, CxoneConfig, Profile, SignalBody, SpawnParams};
 use cxbridge::cxone::rate::{DynamoDbRateBudget, RateBudget, Unlimited};
 use cxbridge::cxone::token::{
@@ -790,7 +790,10 @@ async fn a_platform_signal_too_long_for_a_url_goes_as_a_json_body_and_is_never_r
     s.client(Unlimited).signal(&long).await.unwrap();
     // The JSON body is the default form, short or long.
     let json_client = s.client_with(|c| c.signal_body = SignalBody::Json);
-    json_client.signal(&order_update("contact-2")).await.unwrap();
+    json_client
+        .signal(&order_update("contact-2"))
+        .await
+        .unwrap();
 
     let sent = s.sent("/signal").await;
     assert_eq!(sent.len(), 2);
@@ -972,7 +975,10 @@ async fn the_simulator_serves_the_platform_documents_as_the_platform_does() {
         "auth_endpoint",
         "tenantId",
     ] {
-        assert!(configuration.get(field).is_some(), "{field}: {configuration}");
+        assert!(
+            configuration.get(field).is_some(),
+            "{field}: {configuration}"
+        );
     }
     // Tokens carry the tenant's id and, separately, its name.
     let token: Value = reqwest::Client::new()

@@ -102,7 +102,7 @@ async fn updates(stack: &Stack) -> Vec<(String, Value, u64)> {
             let body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap_or_default();
             out.push((id.to_owned(), body["attributes"].clone(), status));
         } else if path.ends_with("/signal") {
-            let q = cxbridge_e2e::signal_parameters(e);
+            let q = cxbridge_e2e::signal_parameters(&e);
             if q.first().map(|(_, v)| v.as_str()) == Some("updateContext") {
                 let id = path.rsplit('/').nth(1).unwrap_or_default().to_owned();
                 out.push((

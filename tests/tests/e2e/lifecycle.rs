@@ -43,7 +43,7 @@ fn alive(pid: u32) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn make_run_stops_every_process_it_started_on_ctrl_c() {
+async fn make_run_starts_the_platform_profile_and_stops_every_process_it_started_on_ctrl_c() {
     let root = project_root();
     let state: PathBuf = std::env::temp_dir().join(format!("{}.json", unique("cxbridge-state-")));
     let port = cxbridge_local::moto::free_port().unwrap();
@@ -54,6 +54,8 @@ async fn make_run_stops_every_process_it_started_on_ctrl_c() {
         .arg("--state")
         .arg(&state)
         .env("CXBRIDGE_PORT", port.to_string())
+        // No profile setting at all: the real platform's is the default.
+        .env_remove("CXBRIDGE_CXONE_PROFILE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -67,6 +69,7 @@ async fn make_run_stops_every_process_it_started_on_ctrl_c() {
     })
     .await;
     assert_eq!(written["gateway"], format!("http://127.0.0.1:{port}"));
+    assert_eq!(written["profile"], "incontact");
     let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
         .await
         .unwrap();

@@ -7,6 +7,7 @@ mod gateway;
 mod health;
 mod intents;
 mod lifecycle;
+mod platform;
 mod retries;
 mod scaling;
 mod signals;

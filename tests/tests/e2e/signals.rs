@@ -42,25 +42,11 @@ async fn post_signal(stack: &Stack, key: Option<&str>, body: &Value) -> (StatusC
 }
 
 async fn execution(stack: &Stack, id: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("{}/executions/{id}", stack.gateway_url))
-        .header("x-api-key", &stack.resources.secrets.api_key)
-        .send()
-        .await
-        .unwrap();
-    (
-        response.status(),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    cxbridge_e2e::get_execution(stack, id).await
 }
 
 async fn journal(stack: &Stack) -> Vec<Value> {
-    reqwest::get(format!("{}/_sim/requests", stack.cxone_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    cxbridge_e2e::sim_journal(stack).await
 }
 
 async fn signals_sent(stack: &Stack) -> Vec<Value> {
@@ -76,25 +62,11 @@ async fn signals_sent(stack: &Stack) -> Vec<Value> {
 }
 
 async fn sim(stack: &Stack, what: &str, body: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sim/{what}", stack.cxone_url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{what}: {}", r.status());
+    cxbridge_e2e::sim_control(stack, what, body).await;
 }
 
 async fn wait_status(stack: &Stack, id: &str, status: &str) -> Value {
-    eventually(
-        &format!("execution {id} to be {status}"),
-        Duration::from_secs(20),
-        || async {
-            let (code, body) = execution(stack, id).await;
-            (code == StatusCode::OK && body["status"] == status).then_some(body)
-        },
-    )
-    .await
+    cxbridge_e2e::wait_for_execution(stack, id, status).await
 }
 
 fn signed_callback(secret: &str, body: &Value, ts: i64) -> reqwest::RequestBuilder {

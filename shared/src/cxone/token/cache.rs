@@ -129,4 +129,3 @@ impl<S: TokenStore> TokenSource for SharedTokenSource<S> {
         }
     }
 }
-

@@ -196,8 +196,14 @@ mod tests {
     #[test]
     fn expires_in_defaults_to_an_hour_and_must_be_positive() {
         assert_eq!(ttl_secs(&serde_json::json!({})).unwrap(), 3600);
-        assert_eq!(ttl_secs(&serde_json::json!({"expires_in": "120"})).unwrap(), 120);
-        assert_eq!(ttl_secs(&serde_json::json!({"expires_in": 999_999})).unwrap(), 86_400);
+        assert_eq!(
+            ttl_secs(&serde_json::json!({"expires_in": "120"})).unwrap(),
+            120
+        );
+        assert_eq!(
+            ttl_secs(&serde_json::json!({"expires_in": 999_999})).unwrap(),
+            86_400
+        );
         assert!(ttl_secs(&serde_json::json!({"expires_in": 0})).is_err());
         assert!(ttl_secs(&serde_json::json!({"expires_in": true})).is_err());
     }

@@ -221,4 +221,3 @@ impl TokenStore for NoSharing {
         Ok(())
     }
 }
-
