@@ -93,6 +93,34 @@ where
     }
 }
 
+/// A form-urlencoded text (a query, or a form body) as a map of its fields.
+pub fn form_fields(text: &str) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(text.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `POST /signals/{name}` with the stack's API key and an idempotency key.
+pub async fn post_signal(
+    stack: &Stack,
+    name: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/signals/{name}", stack.gateway_url))
+        .header("x-api-key", &stack.resources.secrets.api_key)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("the gateway answers");
+    (
+        response.status(),
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// Every request the stack's CXone simulator has received, oldest first.
 pub async fn sim_journal(stack: &Stack) -> Vec<serde_json::Value> {
     reqwest::get(format!("{}/_sim/requests", stack.cxone_url))

@@ -854,10 +854,7 @@ async fn a_spawned_script_gets_its_skill_and_pipe_delimited_parameters_in_either
         json!({"scriptId": "4100101", "skillId": "4200202", "parameters": "corr-7|C-1|O 9&1|high"})
     );
     assert_eq!(sent[0]["query"], "");
-    let query: std::collections::HashMap<String, String> =
-        form_urlencoded::parse(sent[1]["query"].as_str().unwrap().as_bytes())
-            .into_owned()
-            .collect();
+    let query = cxbridge_e2e::form_fields(sent[1]["query"].as_str().unwrap());
     assert_eq!(query["skillId"], "4200202");
     assert_eq!(query["parameters"], "corr-7|C-1|O 9&1|high");
     assert_eq!(sent[1]["body"], "");
@@ -903,10 +900,7 @@ async fn the_platform_token_request_authenticates_the_client_by_basic_or_in_the_
             .unwrap();
         let token = s.sent("/auth/token").await;
         assert_eq!(token.len(), 1);
-        let form: std::collections::HashMap<String, String> =
-            form_urlencoded::parse(token[0]["body"].as_str().unwrap().as_bytes())
-                .into_owned()
-                .collect();
+        let form = cxbridge_e2e::form_fields(token[0]["body"].as_str().unwrap());
         assert_eq!(form["grant_type"], "password");
         assert_eq!(form["username"], "AKIDLOCAL");
         assert_eq!(form["password"], "key+with/slashes=and==");

@@ -26,18 +26,7 @@ fn order_update(contact: &str) -> Value {
 }
 
 async fn post(stack: &Stack, signal: &str, key: &str, body: &Value) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/signals/{signal}", stack.gateway_url))
-        .header("x-api-key", &stack.resources.secrets.api_key)
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (
-        response.status(),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    cxbridge_e2e::post_signal(stack, signal, key, body).await
 }
 
 /// The journal's platform calls whose path ends with `suffix`.
@@ -222,10 +211,7 @@ async fn the_token_request_authenticates_the_client_in_the_form_or_by_basic_as_c
         assert!(!tokens.is_empty(), "{auth}");
         let secrets = &stack.resources.secrets.cxone;
         for token in tokens {
-            let form: std::collections::HashMap<String, String> =
-                form_urlencoded::parse(token["body"].as_str().unwrap().as_bytes())
-                    .into_owned()
-                    .collect();
+            let form = cxbridge_e2e::form_fields(token["body"].as_str().unwrap());
             assert_eq!(form["grant_type"], "password", "{auth}");
             let header = token["headers"].get("authorization");
             if auth == "post" {
@@ -424,4 +410,83 @@ async fn bad_spawn_signals_get_a_stable_code_and_nothing_is_sent_or_queued() {
         .collect();
     assert!(platform_calls.is_empty(), "sent: {platform_calls:?}");
     assert_eq!(depth(&stack, "jobs").await, 0, "nothing was queued");
+}
+
+fn fast(mut opts: cxbridge_local::StackOptions) -> cxbridge_local::StackOptions {
+    opts.queue_overrides.visibility_timeout = Some(2);
+    opts
+}
+
+/// The status CXone answered each spawn-script call with, in order.
+async fn spawn_statuses(stack: &Stack) -> Vec<u64> {
+    calls(stack, "/start")
+        .await
+        .iter()
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spawn_that_meets_503s_is_queued_and_the_drainer_starts_the_script_once() {
+    let stack = start(fast(platform_options())).await;
+    sim_control(
+        &stack,
+        "faults",
+        json!({"match": "spawn", "status": 503, "times": 2}),
+    )
+    .await;
+    let key = unique("sq-");
+    let (status, body) = post(&stack, "order-created", &key, &order_created("C-3")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"status": "queued", "correlationId": key}));
+    let record = wait_for_execution(&stack, &key, "completed").await;
+    assert_eq!(record["attempts"], 3);
+    assert_eq!(spawn_statuses(&stack).await, [503, 503, 202]);
+    // Every attempt carried the same script, skill and parameters.
+    for call in calls(&stack, "/start").await {
+        let sent: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+        assert_eq!(sent["skillId"], "4200202");
+        assert_eq!(sent["parameters"], format!("{key}|C-3|O-1001|high"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spawn_whose_attempts_are_spent_is_dead_lettered_with_its_reason() {
+    let stack = start(fast(platform_options())).await;
+    sim_control(
+        &stack,
+        "faults",
+        json!({"match": "spawn", "status": 500, "times": 4}),
+    )
+    .await;
+    let key = unique("sd-");
+    let (status, body) = post(&stack, "order-created", &key, &order_created("C-4")).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("queued"))
+    );
+    let record = cxbridge_e2e::eventually(
+        "the spawn to be dead-lettered",
+        std::time::Duration::from_secs(60),
+        || async {
+            let (_, record) = cxbridge_e2e::get_execution(&stack, &key).await;
+            (record["status"] == "dead_lettered").then_some(record)
+        },
+    )
+    .await;
+    assert_eq!(record["attempts"], 4);
+    assert!(
+        record["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 4 attempts"),
+        "{record}"
+    );
+    assert_eq!(spawn_statuses(&stack).await, [500, 500, 500, 500]);
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let dead = cxbridge_e2e::receive_all(&sqs, &stack.resources.queues["dlq"].url).await;
+    assert_eq!(dead.len(), 1);
+    let job: Value = serde_json::from_str(dead[0].body().unwrap()).unwrap();
+    assert_eq!(job["correlationId"], key.as_str());
+    assert_eq!(job["payload"]["request"]["spawn"]["scriptId"], "4100101");
 }

@@ -16,18 +16,7 @@ fn order(customer: &str) -> Value {
 }
 
 async fn post_signal(stack: &Stack, key: &str, body: &Value) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/signals/order-update", stack.gateway_url))
-        .header("x-api-key", &stack.resources.secrets.api_key)
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (
-        response.status(),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    cxbridge_e2e::post_signal(stack, "order-update", key, body).await
 }
 
 async fn status_of(stack: &Stack, key: &str) -> Value {
