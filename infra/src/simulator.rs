@@ -797,9 +797,13 @@ impl Sim {
                     "the body is not a JSON object",
                 );
             };
-            if map.get("scriptId").is_some_and(|id| {
-                id.as_str().unwrap_or_default() != script && id.to_string() != script
-            }) {
+            // The id may come as a string or a number; either must name the path's script.
+            let named = |id: &Value| match id {
+                Value::String(s) => s.as_str() == script,
+                Value::Number(n) => n.to_string() == script,
+                _ => false,
+            };
+            if map.get("scriptId").is_some_and(|id| !named(id)) {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",

@@ -16,6 +16,9 @@ use crate::cxone::config::{ClientAuth, CxoneConfig, Profile};
 use crate::cxone::error::{CxoneError, Endpoint, from_response, transport};
 use crate::secrets::CxoneCredentials;
 
+/// A token request: its form fields, and the `Authorization` header of Basic client auth.
+type Grant = (Vec<(&'static str, String)>, Option<String>);
+
 /// Fetches tokens from CXone over HTTP, for either profile.
 pub struct TokenFetcher {
     http: reqwest::Client,
@@ -81,7 +84,7 @@ impl TokenFetcher {
     }
 
     /// The grant's form fields and, for Basic client auth, the `Authorization` header.
-    fn grant(&self) -> Result<(Vec<(&'static str, String)>, Option<String>), CxoneError> {
+    fn grant(&self) -> Result<Grant, CxoneError> {
         let mut form = Vec::new();
         match self.config.profile {
             Profile::Documented => {
