@@ -11,4 +11,5 @@ mod retries;
 mod scaling;
 mod signals;
 mod sqs;
+mod studio;
 mod webhooks;
