@@ -127,9 +127,21 @@ fn decode_component(raw: &[u8]) -> Option<String> {
 }
 
 /// Form fields as a flat object of strings; a repeated name keeps its first value.
+///
+/// A body that opens with `{` or `[` is JSON sent under the form type (Studio's default
+/// `Content-Type` when a script sets no headers); a form encoder would have written `%7B`.
+/// It is refused rather than read as one meaningless field name.
 pub fn parse_form(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(ErrorCode::MalformedBody, "the body is empty"));
+    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ApiError::new(ErrorCode::MalformedBody, "the body is empty")),
+        Some(b'{' | b'[') => {
+            return Err(ApiError::new(
+                ErrorCode::MalformedBody,
+                "the body is JSON but Content-Type is application/x-www-form-urlencoded; \
+                 send Content-Type: application/json",
+            ));
+        }
+        Some(_) => {}
     }
     let mut fields = Map::new();
     for (n, pair) in raw.split(|b| *b == b'&').enumerate() {
@@ -284,7 +296,15 @@ mod tests {
 
     #[test]
     fn form_bodies_that_are_not_utf8_or_empty_are_malformed() {
-        for bad in [&b"a=%FF"[..], b"a=\xff", b"%C3=x", b"", b"  \n"] {
+        for bad in [
+            &b"a=%FF"[..],
+            b"a=\xff",
+            b"%C3=x",
+            b"",
+            b"  \n",
+            b" {\"deliveryId\":\"d-1\"}",
+            b"[1]",
+        ] {
             let err = parse(StudioFormat::Form, bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::MalformedBody, "{bad:?}");
         }

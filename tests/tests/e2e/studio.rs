@@ -441,6 +441,14 @@ async fn bad_studio_requests_get_a_stable_code_and_enqueue_nothing() {
             code: "malformed_body",
         },
         Case {
+            name: "JSON under the form content type",
+            request: json(json!({"deliveryId": "d-1", "contactId": "c-1"}))
+                .set("content-type", FORM)
+                .set("x-delivery-id", "d-json-as-form"),
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_body",
+        },
+        Case {
             name: "an empty body",
             request: good().body(""),
             status: StatusCode::BAD_REQUEST,
