@@ -32,6 +32,8 @@ pub struct LocalSecrets {
     pub callback: String,
     pub cognigy: String,
     pub api_key: String,
+    /// The token Studio scripts present to `POST /webhooks/studio`.
+    pub studio: String,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +200,7 @@ pub async fn bootstrap(
         callback: random_hex(32)?,
         cognigy: random_hex(24)?,
         api_key: random_hex(24)?,
+        studio: random_hex(24)?,
     };
     let document = serde_json::json!({
                 "cxone": {
@@ -210,6 +213,7 @@ pub async fn bootstrap(
         "callbackSecrets": [local.callback],
         "cognigyTokens": [local.cognigy],
         "apiKeys": [local.api_key],
+        "studioTokens": [local.studio],
     });
     let secret_id = format!("{prefix}/credentials");
     let created = secrets

@@ -1,5 +1,5 @@
 //! Sample CXone webhooks, as the `cxbridge send` command, the simulator and the tests send
-//! them, and the headers that sign them.
+//! them, and the headers that sign them; and sample requests of Studio's REST API action.
 
 use serde_json::json;
 
@@ -14,6 +14,55 @@ pub struct SampleWebhook {
 }
 
 pub const CHANNELS: [&str; 4] = ["voice", "chat", "sms", "xml"];
+
+/// The channels `cxbridge send webhook` knows: CXone's, and `studio` for
+/// `POST /webhooks/studio`.
+pub const SEND_CHANNELS: [&str; 5] = ["voice", "chat", "sms", "xml", "studio"];
+
+/// One sample request of a Studio script's REST API action.
+#[derive(Debug, Clone)]
+pub struct StudioSample {
+    pub content_type: &'static str,
+    pub contact_id: String,
+    pub body: Vec<u8>,
+}
+
+/// The `n`th Studio sample under `run`: form fields in the spelling of Studio's system
+/// variables (`ContactID`, `ANI`, …; Studio's default body type), or a JSON body with the
+/// camel-case names a script would choose.
+pub fn studio(run: &str, n: usize, json_body: bool) -> StudioSample {
+    let contact_id = format!("studio-{run}-{n}");
+    let timestamp = cxbridge::clock::rfc3339(cxbridge::clock::now_ms());
+    let ani = format!("+1555030{:04}", n % 10_000);
+    let (content_type, body) = if json_body {
+        (
+            "application/json",
+            json!({
+                "contactId": contact_id, "eventType": "contact.routed", "timestamp": timestamp,
+                "ani": ani, "dnis": "8005550199", "skill": "Billing", "agentId": "7001"
+            })
+            .to_string(),
+        )
+    } else {
+        (
+            "application/x-www-form-urlencoded",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("ContactID", &contact_id)
+                .append_pair("eventType", "contact.routed")
+                .append_pair("timestamp", &timestamp)
+                .append_pair("ANI", &ani)
+                .append_pair("DNIS", "8005550199")
+                .append_pair("SkillName", "Billing")
+                .append_pair("AgentID", "7001")
+                .finish(),
+        )
+    };
+    StudioSample {
+        content_type,
+        contact_id,
+        body: body.into_bytes(),
+    }
+}
 
 /// The `n`th sample on `channel` (`voice`, `chat`, `sms` or `xml`), with a unique
 /// interaction id under `run`.

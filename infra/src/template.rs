@@ -418,6 +418,7 @@ mod tests {
             ("POST /cognigy/intents", "intent-router"),
             ("POST /signals/{name}", "signal-dispatcher"),
             ("POST /webhooks/cxone", "webhook-receiver"),
+            ("POST /webhooks/studio", "webhook-receiver"),
         ];
         assert_eq!(
             keys,

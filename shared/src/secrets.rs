@@ -25,6 +25,10 @@ pub struct Secrets {
     pub cognigy_tokens: Vec<SecretString>,
     #[serde(default)]
     pub api_keys: Vec<SecretString>,
+    /// Tokens that Studio scripts send to `POST /webhooks/studio` (`X-API-Key` or
+    /// `Authorization: Bearer`); Studio cannot sign a request.
+    #[serde(default)]
+    pub studio_tokens: Vec<SecretString>,
 }
 
 /// Credentials for both CXone API profiles; a deployment fills in the pair it uses.
@@ -202,10 +206,11 @@ mod tests {
             "s",
             r#"{"cxone":{"clientId":"id","clientSecret":"cs","accessKeyId":"ak","accessKeySecret":"as"},
                 "webhookSecrets":["current","previous"],"callbackSecrets":["cb"],
-                "cognigyTokens":["cg"],"apiKeys":["k"]}"#,
+                "cognigyTokens":["cg"],"apiKeys":["k"],"studioTokens":["st","st-old"]}"#,
         )
         .unwrap();
         assert_eq!(s.webhook_secrets.len(), 2);
+        assert_eq!(s.studio_tokens[1].expose_secret(), "st-old");
         assert_eq!(s.webhook_secrets[1].expose_secret(), "previous");
         assert_eq!(
             s.cxone.access_key_id.as_ref().map(|v| v.expose_secret()),

@@ -9,6 +9,7 @@ use cxbridge::webhook::config::WebhookConfig;
 use cxbridge::webhook::signature::{
     DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
+use cxbridge::webhook::studio::{self, StudioInbound};
 use cxbridge::webhook::{Inbound, Outcome, Receiver};
 use cxbridge::{ApiError, Base, clock};
 use lambda_http::http::StatusCode;
@@ -43,20 +44,15 @@ impl App {
     }
 }
 
+/// `POST /webhooks/studio` is Studio's REST API action; every other route is CXone's
+/// signed webhook (`POST /webhooks/cxone`).
 pub async fn handle(
     app: &'static App,
     req: Request,
-    _meta: RequestMeta,
+    meta: RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let inbound = Inbound {
-        content_type: header("content-type"),
-        signature: header(SIGNATURE_HEADER),
-        timestamp: header(TIMESTAMP_HEADER),
-        event_type: header(EVENT_TYPE_HEADER),
-        delivery_id: header(DELIVERY_ID_HEADER),
-        body: req.body().as_ref(),
-    };
+    let raw = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
     let now_ms = clock::now_ms();
     // The claim lasts as long as this invocation may run, as Powertools does.
     let in_progress_until = req
@@ -64,14 +60,33 @@ pub async fn handle(
         .and_then(|c| i64::try_from(c.deadline).ok())
         .filter(|d| *d > now_ms)
         .unwrap_or(now_ms + DEFAULT_IN_PROGRESS_MS);
-    Ok(
-        match app
-            .receiver
+    let outcome = if meta.route == studio::ROUTE {
+        let inbound = StudioInbound {
+            content_type: header("content-type"),
+            api_key: raw(studio::API_KEY_HEADER),
+            authorization: raw(studio::AUTHORIZATION_HEADER),
+            delivery_id: raw(studio::DELIVERY_ID_HEADER),
+            event_type: raw(studio::EVENT_TYPE_HEADER),
+            body: req.body().as_ref(),
+        };
+        app.receiver
+            .receive_studio(&inbound, now_ms, in_progress_until)
+            .await?
+    } else {
+        let inbound = Inbound {
+            content_type: header("content-type"),
+            signature: header(SIGNATURE_HEADER),
+            timestamp: header(TIMESTAMP_HEADER),
+            event_type: header(EVENT_TYPE_HEADER),
+            delivery_id: header(DELIVERY_ID_HEADER),
+            body: req.body().as_ref(),
+        };
+        app.receiver
             .receive(&inbound, now_ms, in_progress_until)
             .await?
-        {
-            Outcome::Accepted(body) => json(StatusCode::ACCEPTED, &body),
-            Outcome::Duplicate(body) => json(StatusCode::OK, &body),
-        },
-    )
+    };
+    Ok(match outcome {
+        Outcome::Accepted(body) => json(StatusCode::ACCEPTED, &body),
+        Outcome::Duplicate(body) => json(StatusCode::OK, &body),
+    })
 }

@@ -1,4 +1,5 @@
-//! webhook-receiver: verifies, de-duplicates, normalises and routes CXone webhooks.
+//! webhook-receiver: verifies, de-duplicates, normalises and routes CXone webhooks and the
+//! requests of Studio's REST API action.
 
 mod handler;
 

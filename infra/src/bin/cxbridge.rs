@@ -43,7 +43,7 @@ enum Command {
         )]
         state: PathBuf,
     },
-    /// Send signed sample requests.
+    /// Send sample requests: signed CXone webhooks, or Studio REST API requests.
     Send {
         #[command(subcommand)]
         what: Send,
@@ -85,18 +85,26 @@ enum Dlq {
 
 #[derive(Subcommand)]
 enum Send {
-    /// Post signed sample CXone webhooks.
+    /// Post signed sample CXone webhooks, or with `--channel studio` the requests of a
+    /// Studio script's REST API action (with a token and an X-Delivery-Id).
     Webhook {
-        #[arg(long, value_parser = samples::CHANNELS)]
+        #[arg(long, value_parser = samples::SEND_CHANNELS)]
         channel: String,
         #[arg(long, default_value_t = 1)]
         count: usize,
-        /// Receiver URL (default: the local stack's `/webhooks/cxone`).
+        /// Receiver URL (default: the local stack's `/webhooks/cxone`, or `/webhooks/studio`
+        /// for `--channel studio`).
         #[arg(long)]
         to: Option<String>,
         /// Signing secret (default: the local stack's current webhook secret).
         #[arg(long, env = "CXBRIDGE_WEBHOOK_SECRET", hide_env_values = true)]
         secret: Option<String>,
+        /// Studio token, sent as X-API-Key (default: the local stack's).
+        #[arg(long, env = "CXBRIDGE_STUDIO_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Body of `--channel studio` requests: form fields (Studio's default) or JSON.
+        #[arg(long, value_parser = ["form", "json"], default_value = "form")]
+        format: String,
         #[arg(
             long,
             env = "CXBRIDGE_STATE",
@@ -117,12 +125,17 @@ fn state(path: &PathBuf) -> Result<serde_json::Value> {
 }
 
 fn secret_from(secret: Option<String>, state_path: &PathBuf) -> Result<String> {
-    match secret {
+    local_secret(secret, state_path, "webhook")
+}
+
+/// `given`, else the local stack's `secrets.{name}` from the state file.
+fn local_secret(given: Option<String>, state_path: &PathBuf, name: &str) -> Result<String> {
+    match given {
         Some(s) => Ok(s),
-        None => state(state_path)?["secrets"]["webhook"]
+        None => state(state_path)?["secrets"][name]
             .as_str()
             .map(str::to_owned)
-            .context("the state file has no secrets.webhook"),
+            .with_context(|| format!("the state file has no secrets.{name}")),
     }
 }
 
@@ -185,45 +198,66 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     count,
                     to,
                     secret,
+                    token,
+                    format,
                     state: state_path,
                 },
         } => {
-            let secret = secret_from(secret, &state_path)?;
+            let studio = channel == "studio";
+            // Only the credential this channel uses is looked up.
+            let credential = if studio {
+                local_secret(token, &state_path, "studio")?
+            } else {
+                secret_from(secret, &state_path)?
+            };
             let to = match to {
                 Some(t) => t,
                 None => format!(
-                    "{}/webhooks/cxone",
+                    "{}/webhooks/{}",
                     state(&state_path)?["gateway"]
                         .as_str()
-                        .context("the state file has no gateway")?
+                        .context("the state file has no gateway")?,
+                    if studio { "studio" } else { "cxone" }
                 ),
             };
             let client = reqwest::Client::new();
             let run = cxbridge::ids::new_uuid()[..8].to_owned();
             let mut failures = 0;
             for n in 1..=count {
-                let sample = samples::webhook(&channel, &run, n).context("unknown channel")?;
                 let delivery_id = cxbridge::ids::new_uuid();
-                let mut request = client
-                    .post(&to)
-                    .header("content-type", sample.content_type)
-                    .body(sample.body.clone());
-                for (name, value) in samples::signed_headers(
-                    &secret,
-                    cxbridge::clock::now_secs(),
-                    &sample.body,
-                    &delivery_id,
-                    &sample.event_type,
-                ) {
-                    request = request.header(name, value);
-                }
+                let (subject, request) = if studio {
+                    let sample = samples::studio(&run, n, format == "json");
+                    let request = client
+                        .post(&to)
+                        .header("content-type", sample.content_type)
+                        .header("x-api-key", &credential)
+                        .header("x-delivery-id", &delivery_id)
+                        .body(sample.body);
+                    (sample.contact_id, request)
+                } else {
+                    let sample = samples::webhook(&channel, &run, n).context("unknown channel")?;
+                    let mut request = client
+                        .post(&to)
+                        .header("content-type", sample.content_type)
+                        .body(sample.body.clone());
+                    for (name, value) in samples::signed_headers(
+                        &credential,
+                        cxbridge::clock::now_secs(),
+                        &sample.body,
+                        &delivery_id,
+                        &sample.event_type,
+                    ) {
+                        request = request.header(name, value);
+                    }
+                    (sample.interaction_id, request)
+                };
                 let response = request
                     .send()
                     .await
                     .with_context(|| format!("cannot reach {to}"))?;
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();
-                println!("{} {delivery_id} {status} {body}", sample.interaction_id);
+                println!("{subject} {delivery_id} {status} {body}");
                 if !status.is_success() {
                     failures += 1;
                 }

@@ -16,6 +16,8 @@ pub const CONFIG_VAR: &str = "CXBRIDGE_WEBHOOK_CONFIG";
 /// How one channel's fields are found.
 #[derive(Debug, Clone)]
 pub struct ChannelMapping {
+    /// Where the interaction id is; without one, CXone's `data.id`.
+    pub interaction_id: Option<JsonPath>,
     pub event_type: JsonPath,
     pub occurred_at: JsonPath,
     /// Tried in order; the first non-empty string is the customer's identifier.
@@ -54,12 +56,22 @@ pub struct Route {
     pub stop: bool,
 }
 
+/// Which top-level body fields of a Studio request carry what its headers may not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudioFields {
+    /// The delivery id when there is no `X-Delivery-Id` header.
+    pub delivery_id: String,
+    /// The event type when there is no `X-Event-Type` header.
+    pub event_type: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     pub channels: BTreeMap<String, ChannelMapping>,
     /// Sorted by priority, lowest number first.
     pub routes: Vec<Route>,
     pub jobs_queue_url: String,
+    pub studio: StudioFields,
 }
 
 #[derive(Deserialize)]
@@ -68,11 +80,20 @@ struct RawConfig {
     #[serde(default)]
     channels: BTreeMap<String, RawChannel>,
     routes: Option<Vec<RawRoute>>,
+    studio: Option<RawStudio>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawStudio {
+    delivery_id_field: Option<String>,
+    event_type_field: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawChannel {
+    interaction_id: Option<String>,
     event_type: String,
     occurred_at: String,
     #[serde(default)]
@@ -121,8 +142,9 @@ struct RawTarget {
     mapping: BTreeMap<String, String>,
 }
 
-/// The defaults: design §3.1's interaction event on voice, chat and SMS, and one route that
-/// sends every accepted event to the `events` queue.
+/// The defaults: design §3.1's interaction event on voice, chat and SMS, Studio's contact
+/// fields (as a script's REST API action sends them, in any of their usual spellings), and
+/// one route that sends every accepted event to the `events` queue.
 pub const DEFAULT_CONFIG: &str = r#"{
   "channels": {
     "voice": {
@@ -142,9 +164,17 @@ pub const DEFAULT_CONFIG: &str = r#"{
       "customer": [{"path": "$.data.customer.phoneNumber", "type": "phone"}],
       "context": {"direction": "$.data.direction", "queue": "$.data.queue.name", "skill": "$.data.skill.name",
                   "message": "$.data.message.body"}
+    },
+    "studio": {
+      "interactionId": "$['contactId','ContactID','contactID']",
+      "eventType": "$.eventType", "occurredAt": "$['timestamp','Timestamp','occurredAt']",
+      "customer": [{"path": "$['ani','ANI']", "type": "phone"}],
+      "context": {"skill": "$['skill','skillName','SkillName']", "agentId": "$['agentId','AgentID']",
+                  "dnis": "$['dnis','DNIS']"}
     }
   },
-  "routes": [{"name": "all-events", "priority": 1000, "targets": [{"queue": "events"}]}]
+  "routes": [{"name": "all-events", "priority": 1000, "targets": [{"queue": "events"}]}],
+  "studio": {"deliveryIdField": "deliveryId", "eventTypeField": "eventType"}
 }"#;
 
 impl WebhookConfig {
@@ -175,6 +205,10 @@ impl WebhookConfig {
             .map_err(|e| invalid("(defaults)", e.to_string()))?;
         let mut channels = defaults.channels;
         let mut routes = defaults.routes.unwrap_or_default();
+        let mut studio = defaults.studio.unwrap_or(RawStudio {
+            delivery_id_field: None,
+            event_type_field: None,
+        });
         if let Some(text) = custom {
             let raw: RawConfig =
                 serde_json::from_str(text).map_err(|e| invalid(text, e.to_string()))?;
@@ -182,8 +216,25 @@ impl WebhookConfig {
             if let Some(custom_routes) = raw.routes {
                 routes = custom_routes;
             }
+            if let Some(custom_studio) = raw.studio {
+                studio.delivery_id_field =
+                    custom_studio.delivery_id_field.or(studio.delivery_id_field);
+                studio.event_type_field =
+                    custom_studio.event_type_field.or(studio.event_type_field);
+            }
         }
         let text = custom.unwrap_or(DEFAULT_CONFIG);
+        let studio_field = |name: &str, value: Option<String>| match value {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(invalid(
+                text,
+                format!("studio.{name} must name a top-level body field"),
+            )),
+        };
+        let studio = StudioFields {
+            delivery_id: studio_field("deliveryIdField", studio.delivery_id_field)?,
+            event_type: studio_field("eventTypeField", studio.event_type_field)?,
+        };
 
         let mut compiled_channels = BTreeMap::new();
         for (name, raw) in channels {
@@ -205,9 +256,14 @@ impl WebhookConfig {
             for (key, path) in &raw.context {
                 context.insert(key.clone(), at(&format!("context.{key}"), path)?);
             }
+            let interaction_id = match &raw.interaction_id {
+                Some(path) => Some(at("interactionId", path)?),
+                None => None,
+            };
             compiled_channels.insert(
                 name.to_ascii_lowercase(),
                 ChannelMapping {
+                    interaction_id,
                     event_type: at("eventType", &raw.event_type)?,
                     occurred_at: at("occurredAt", &raw.occurred_at)?,
                     customer,
@@ -288,6 +344,7 @@ impl WebhookConfig {
             channels: compiled_channels,
             routes: compiled_routes,
             jobs_queue_url: jobs_queue_url.to_owned(),
+            studio,
         })
     }
 }
@@ -316,14 +373,36 @@ mod tests {
     const JOBS: &str = "http://sqs/jobs";
 
     #[test]
-    fn the_defaults_cover_voice_chat_and_sms_and_route_everything_to_events() {
+    fn the_defaults_cover_voice_chat_sms_and_studio_and_route_everything_to_events() {
         let c = WebhookConfig::parse(None, EVENTS, JOBS).unwrap();
         assert_eq!(
             c.channels.keys().collect::<Vec<_>>(),
-            ["chat", "sms", "voice"]
+            ["chat", "sms", "studio", "voice"]
         );
         assert_eq!(c.routes.len(), 1);
         assert_eq!(c.routes[0].targets, [Target::Queue(EVENTS.into())]);
+        assert_eq!(
+            c.studio,
+            StudioFields {
+                delivery_id: "deliveryId".into(),
+                event_type: "eventType".into()
+            }
+        );
+        assert!(c.channels["studio"].interaction_id.is_some());
+        assert!(c.channels["voice"].interaction_id.is_none());
+    }
+
+    #[test]
+    fn studio_body_fields_can_be_renamed_one_at_a_time() {
+        let c = WebhookConfig::parse(
+            Some(r#"{"studio": {"deliveryIdField": "requestId"}}"#),
+            EVENTS,
+            JOBS,
+        )
+        .unwrap();
+        assert_eq!(c.studio.delivery_id, "requestId");
+        assert_eq!(c.studio.event_type, "eventType");
+        assert_eq!(c.routes.len(), 1, "routes keep their default");
     }
 
     #[test]
@@ -343,7 +422,7 @@ mod tests {
             ["vip", "late"]
         );
         assert!(c.routes[0].stop);
-        assert_eq!(c.channels.len(), 3, "channels keep their defaults");
+        assert_eq!(c.channels.len(), 4, "channels keep their defaults");
     }
 
     #[test]
@@ -374,6 +453,15 @@ mod tests {
                 "phone or email",
             ),
             (r#"{"rutes": []}"#, "unknown field"),
+            (
+                r#"{"studio": {"deliveryIdField": " "}}"#,
+                "studio.deliveryIdField",
+            ),
+            (
+                r#"{"channels": {"fax": {"interactionId": "$.[", "eventType": "$.e", "occurredAt": "$.t"}}}"#,
+                "channels.fax.interactionId",
+            ),
+            (r#"{"studio": {"deliveryId": "x"}}"#, "unknown field"),
         ] {
             let err = WebhookConfig::parse(Some(doc), EVENTS, JOBS)
                 .unwrap_err()

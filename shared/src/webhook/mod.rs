@@ -1,17 +1,21 @@
-//! `POST /webhooks/cxone` (design §3.1): verify, de-duplicate, normalise, route, enqueue.
+//! `POST /webhooks/cxone` (design §3.1): verify, de-duplicate, normalise, route, enqueue;
+//! and `POST /webhooks/studio` ([`studio`]), the same for Studio's REST API action, which
+//! authenticates with a token instead of a signature.
 //!
-//! [`prepare`] is the pure part (no I/O: verify, parse, normalise, route, plan the
-//! messages); [`Receiver::receive`] adds the records and the queues around it.
+//! [`prepare`] and [`studio::prepare`] are the pure parts (no I/O: parse, normalise, route,
+//! plan the messages); [`Receiver::receive`] and [`Receiver::receive_studio`] check the
+//! sender their own way and then share the records and the queues around it.
 
 pub mod body;
 pub mod config;
 pub mod normalise;
 pub mod routing;
 pub mod signature;
+pub mod studio;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -21,7 +25,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::{Claim, IdempotencyStore, ReplayCheck, ReplayGuard};
 use crate::jobs::{Job, JobKind};
 use crate::queue::{MessageQueue, OutboundMessage};
-use crate::secrets::SecretSource;
+use crate::secrets::{RefreshGate, SecretSource, Secrets};
 use config::{Target, WebhookConfig};
 use signature::{SignatureError, Signed, Verified};
 
@@ -39,11 +43,47 @@ pub struct Inbound<'a> {
     pub body: &'a [u8],
 }
 
-/// A verified, parsed and routed webhook, ready to be recorded and enqueued.
+/// Who sent a webhook. Each sender's delivery ids live in a key space of their own, so
+/// that a Studio id can never answer for (or block) a CXone one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    Cxone,
+    Studio,
+}
+
+impl Sender {
+    /// The idempotency record's key. The prefixes differ in their first character, so no
+    /// delivery id of one sender can produce a key of the other.
+    pub fn key(self, delivery_id: &str) -> String {
+        match self {
+            Self::Cxone => format!("delivery#{delivery_id}"),
+            Self::Studio => format!("studio-delivery#{delivery_id}"),
+        }
+    }
+
+    /// The delivery id as the queues and signal jobs know it (FIFO ids, correlation ids).
+    fn scoped(self, delivery_id: &str) -> Cow<'_, str> {
+        match self {
+            Self::Cxone => Cow::Borrowed(delivery_id),
+            Self::Studio => Cow::Owned(format!("studio:{delivery_id}")),
+        }
+    }
+
+    fn system(self) -> &'static str {
+        match self {
+            Self::Cxone => "cxone-webhook",
+            Self::Studio => "cxone-studio",
+        }
+    }
+}
+
+/// A checked, parsed and routed webhook, ready to be recorded and enqueued.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    pub sender: Sender,
     pub delivery_id: String,
-    pub verified: Verified,
+    /// The signature that was verified; `None` for a sender that presents a token.
+    pub verified: Option<Verified>,
     pub payload_hash: String,
     pub event: Value,
     /// Messages by queue URL, in the order the routes named them.
@@ -54,19 +94,35 @@ fn signature_error(err: &SignatureError) -> ApiError {
     ApiError::new(err.code(), err.to_string())
 }
 
-fn delivery_id<'a>(inbound: &Inbound<'a>) -> Result<&'a str, ApiError> {
-    let id = inbound.delivery_id.map(str::trim).unwrap_or_default();
+/// A usable delivery id: `given` trimmed, 1 to 256 printable ASCII characters. `source`
+/// names where it came from, for the message.
+fn valid_delivery_id<'a>(given: Option<&'a str>, source: &str) -> Result<&'a str, ApiError> {
+    let id = given.map(str::trim).unwrap_or_default();
     let plain = id.bytes().all(|b| b.is_ascii_graphic());
     if id.is_empty() || id.len() > MAX_DELIVERY_ID_LEN || !plain {
         return Err(ApiError::new(
             ErrorCode::MissingDeliveryId,
-            format!(
-                "{} must be a printable id of 1 to {MAX_DELIVERY_ID_LEN} characters",
-                signature::DELIVERY_ID_HEADER
-            ),
+            format!("{source} must be a printable id of 1 to {MAX_DELIVERY_ID_LEN} characters"),
         ));
     }
     Ok(id)
+}
+
+fn delivery_id<'a>(inbound: &Inbound<'a>) -> Result<&'a str, ApiError> {
+    valid_delivery_id(inbound.delivery_id, signature::DELIVERY_ID_HEADER)
+}
+
+/// 503: a dependency failed; the sender's retry may succeed.
+fn unavailable(what: &str, cause: Box<dyn std::error::Error + Send + Sync>) -> ApiError {
+    ApiError::new(
+        ErrorCode::DependencyUnavailable,
+        format!("{what} is unavailable; retry later"),
+    )
+    .with_cause(cause)
+}
+
+fn payload_hash(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
 }
 
 /// Verifies the signature over the raw bytes with every active secret.
@@ -95,11 +151,12 @@ pub fn prepare(
     let delivery_id = delivery_id(inbound)?;
     let parsed = body::parse(format, inbound.body)?;
     let event = normalise::normalise(config, format, &parsed, delivery_id, inbound.event_type);
-    let messages = plan(config, &event, delivery_id, now_ms);
+    let messages = plan(config, Sender::Cxone, &event, delivery_id, now_ms);
     Ok(Prepared {
+        sender: Sender::Cxone,
         delivery_id: delivery_id.to_owned(),
-        verified,
-        payload_hash: hex::encode(Sha256::digest(inbound.body)),
+        verified: Some(verified),
+        payload_hash: payload_hash(inbound.body),
         event,
         messages,
     })
@@ -135,15 +192,17 @@ fn attribute_value(value: &str) -> String {
 
 fn plan(
     config: &WebhookConfig,
+    sender: Sender,
     event: &Value,
     delivery_id: &str,
     now_ms: i64,
 ) -> Vec<(String, Vec<OutboundMessage>)> {
     let mut by_queue: Vec<(String, Vec<OutboundMessage>)> = Vec::new();
+    let scoped = sender.scoped(delivery_id);
     let group = event
         .get("interactionId")
         .and_then(Value::as_str)
-        .unwrap_or(delivery_id)
+        .unwrap_or(&scoped)
         .to_owned();
     let event_type = event
         .get("eventType")
@@ -168,7 +227,7 @@ fn plan(
                         )
                     })
                     .collect();
-                let correlation_id = format!("{delivery_id}:{name}");
+                let correlation_id = format!("{scoped}:{name}");
                 let job = Job {
                     version: crate::jobs::JOB_VERSION,
                     last_attempt_at: None,
@@ -183,7 +242,7 @@ fn plan(
                         "data": data,
                         "metadata": {
                             "correlationId": correlation_id,
-                            "sourceSystem": "cxone-webhook",
+                            "sourceSystem": sender.system(),
                             "deliveryId": delivery_id,
                             "contactId": event.get("interactionId"),
                         },
@@ -206,7 +265,7 @@ fn plan(
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
             .collect(),
-            dedup_id: short_id(&format!("{delivery_id}:{index}")),
+            dedup_id: short_id(&format!("{scoped}:{index}")),
             group_id: short_id(&group),
             delay_seconds: None,
         };
@@ -226,7 +285,9 @@ pub struct Receiver<S, I, Q> {
     pub queue: Q,
     pub tolerance: Duration,
     pub refresh_min_interval: Duration,
-    last_forced_refresh: Mutex<Option<Instant>>,
+    /// Rate-limits the forced secret reads after a failed check, whichever route failed:
+    /// one read refreshes every credential.
+    refresh: RefreshGate,
 }
 
 /// A webhook's answer.
@@ -259,21 +320,39 @@ where
             queue,
             tolerance,
             refresh_min_interval,
-            last_forced_refresh: Mutex::new(None),
+            refresh: RefreshGate::new(refresh_min_interval),
         }
     }
 
-    /// Whether a failed verification may re-read the secret now (at most once per
-    /// `refresh_min_interval`, so a flood of bad signatures cannot hammer Secrets Manager).
-    fn may_force_refresh(&self) -> bool {
-        let Ok(mut last) = self.last_forced_refresh.lock() else {
-            return false;
+    /// Runs `check` against the cached secret. If it refuses the credential, the secret may
+    /// have been rotated since it was cached: it is re-read and checked once more, at most
+    /// once per `refresh_min_interval` (so a flood of bad credentials cannot hammer Secrets
+    /// Manager).
+    async fn check_with_rotation<T>(
+        &self,
+        what: &str,
+        check: impl Fn(&Secrets) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let unavailable = |e: crate::secrets::SecretError| {
+            ApiError::new(
+                ErrorCode::DependencyUnavailable,
+                format!("{what} cannot be read; retry later"),
+            )
+            .with_cause(e)
         };
-        if last.is_some_and(|at| at.elapsed() < self.refresh_min_interval) {
-            return false;
+        let secrets = self.secrets.current().await.map_err(unavailable)?;
+        match check(&secrets) {
+            Err(err)
+                if matches!(
+                    err.code,
+                    ErrorCode::SignatureMismatch | ErrorCode::Unauthorized
+                ) && self.refresh.allow() =>
+            {
+                let fresh = self.secrets.refresh().await.map_err(unavailable)?;
+                check(&fresh)
+            }
+            other => other,
         }
-        *last = Some(Instant::now());
-        true
     }
 
     async fn verify(&self, inbound: &Inbound<'_>, now_s: i64) -> Result<Verified, ApiError> {
@@ -285,25 +364,30 @@ where
         };
         signature::precheck(&signed, now_s, self.tolerance.as_secs())
             .map_err(|e| signature_error(&e))?;
-        let unavailable = |e: crate::secrets::SecretError| {
-            ApiError::new(
-                ErrorCode::DependencyUnavailable,
-                "the webhook secrets cannot be read; retry later",
-            )
-            .with_cause(e)
-        };
-        let secrets = self.secrets.current().await.map_err(unavailable)?;
-        match verify(inbound, &secrets.webhook_secrets, now_s, self.tolerance) {
-            Err(err) if err.code == ErrorCode::SignatureMismatch && self.may_force_refresh() => {
-                // The secret may have been rotated since it was cached.
-                let fresh = self.secrets.refresh().await.map_err(unavailable)?;
-                verify(inbound, &fresh.webhook_secrets, now_s, self.tolerance)
-            }
-            other => other,
-        }
+        self.check_with_rotation("the webhook secrets", |secrets| {
+            verify(inbound, &secrets.webhook_secrets, now_s, self.tolerance)
+        })
+        .await
     }
 
-    /// Runs one webhook through verification, the replay guard, idempotency and the queues.
+    /// Checks a Studio request's token in constant time against `studioTokens`. Without a
+    /// token nothing is read.
+    async fn authenticate_studio(
+        &self,
+        inbound: &studio::StudioInbound<'_>,
+    ) -> Result<(), ApiError> {
+        let token = studio::credential(inbound).ok_or_else(studio::unauthorized)?;
+        self.check_with_rotation("the Studio tokens", |secrets| {
+            if crate::auth::matches_any(token, &secrets.studio_tokens) {
+                Ok(())
+            } else {
+                Err(studio::unauthorized())
+            }
+        })
+        .await
+    }
+
+    /// `POST /webhooks/cxone`: verification, the replay guard, then [`Self::deliver`].
     pub async fn receive(
         &self,
         inbound: &Inbound<'_>,
@@ -313,25 +397,16 @@ where
         body::format_of(inbound.content_type)?;
         let now_s = now_ms / 1000;
         let verified = self.verify(inbound, now_s).await?;
-        let prepared = prepare(&self.config, inbound, verified, now_ms)?;
-        let id = &prepared.delivery_id;
-        let unavailable = |what: &str, cause: Box<dyn std::error::Error + Send + Sync>| {
-            ApiError::new(
-                ErrorCode::DependencyUnavailable,
-                format!("{what} is unavailable; retry later"),
-            )
-            .with_cause(cause)
-        };
+        let prepared = prepare(&self.config, inbound, verified.clone(), now_ms)?;
 
-        let expires = prepared
-            .verified
+        let expires = verified
             .timestamp
             .saturating_add(i64::try_from(self.tolerance.as_secs()).unwrap_or(0));
         let replay = self
             .store
             .remember(
-                &hex::encode(prepared.verified.signature),
-                id,
+                &hex::encode(verified.signature),
+                &prepared.delivery_id,
                 now_s,
                 expires,
             )
@@ -343,8 +418,33 @@ where
                 "this signed request was already delivered under another delivery id",
             ));
         }
+        self.deliver(&prepared, now_ms, in_progress_until_ms).await
+    }
 
-        let key = format!("delivery#{id}");
+    /// `POST /webhooks/studio`: the token, then [`Self::deliver`]. There is no signature, so
+    /// no replay guard: the delivery id's idempotency record is the protection.
+    pub async fn receive_studio(
+        &self,
+        inbound: &studio::StudioInbound<'_>,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+    ) -> Result<Outcome, ApiError> {
+        studio::format_of(inbound.content_type)?;
+        self.authenticate_studio(inbound).await?;
+        let prepared = studio::prepare(&self.config, inbound, now_ms)?;
+        self.deliver(&prepared, now_ms, in_progress_until_ms).await
+    }
+
+    /// Claims the delivery id, enqueues every message, and records the answer; what every
+    /// sender shares once its request is checked and prepared.
+    async fn deliver(
+        &self,
+        prepared: &Prepared,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+    ) -> Result<Outcome, ApiError> {
+        let id = &prepared.delivery_id;
+        let key = prepared.sender.key(id);
         let claim = self
             .store
             .claim(&key, &prepared.payload_hash, now_ms, in_progress_until_ms)
@@ -409,8 +509,9 @@ mod tests {
     use crate::queue::QueueError;
     use crate::secrets::{SecretError, Secrets, parse_secrets};
     use std::collections::HashMap;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use studio::StudioInbound;
 
     /// Secrets whose stored value can change, counting forced reads.
     struct FakeSecrets {
@@ -431,7 +532,15 @@ mod tests {
     }
 
     fn doc(webhook: &[&str]) -> Secrets {
-        parse_secrets("t", &json!({"webhookSecrets": webhook}).to_string()).unwrap()
+        studio_doc(webhook, &["st-current"])
+    }
+
+    fn studio_doc(webhook: &[&str], studio: &[&str]) -> Secrets {
+        parse_secrets(
+            "t",
+            &json!({"webhookSecrets": webhook, "studioTokens": studio}).to_string(),
+        )
+        .unwrap()
     }
 
     impl SecretSource for FakeSecrets {
@@ -711,5 +820,133 @@ mod tests {
         .unwrap();
         assert_eq!(prepared.event["customer"]["identifier"], "a@example.com");
         assert_eq!(prepared.messages.len(), 1);
+    }
+
+    const STUDIO_FORM: &[u8] =
+        b"ContactID=5012&ANI=%2B15550100&SkillName=Billing&eventType=contact.routed";
+
+    fn studio_request<'a>(token: &'a str, delivery: &'a str) -> StudioInbound<'a> {
+        StudioInbound {
+            content_type: Some("application/x-www-form-urlencoded"),
+            api_key: Some(token.as_bytes()),
+            delivery_id: Some(delivery.as_bytes()),
+            body: STUDIO_FORM,
+            ..StudioInbound::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_studio_request_is_enqueued_once_under_a_key_of_its_own() {
+        let r = receiver(None);
+        let req = studio_request("st-current", "d-1");
+        let first = r.receive_studio(&req, NOW_MS, NOW_MS + 5000).await.unwrap();
+        assert_eq!(
+            first,
+            Outcome::Accepted(json!({"status": "accepted", "deliveryId": "d-1"}))
+        );
+        assert_eq!(
+            r.receive_studio(&req, NOW_MS, NOW_MS + 5000).await.unwrap(),
+            Outcome::Duplicate(json!({"status": "duplicate", "deliveryId": "d-1"}))
+        );
+        // A CXone delivery with the same id is another delivery.
+        let cxone = Request::new("current", CHAT, "d-1");
+        assert!(matches!(
+            r.receive(&cxone.inbound(), NOW_MS, NOW_MS + 5000)
+                .await
+                .unwrap(),
+            Outcome::Accepted(_)
+        ));
+        let keys: Vec<String> = {
+            let mut k: Vec<String> = r.store.items.lock().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys, ["delivery#d-1", "studio-delivery#d-1"]);
+        let sent = r.queue.sent.lock().unwrap();
+        assert_eq!(sent.len(), 2);
+        let event: Value = serde_json::from_str(&sent[0].1.body).unwrap();
+        assert_eq!(event["channel"], "studio");
+        assert_eq!(event["interactionId"], "5012");
+        assert!(
+            r.store.replays.lock().unwrap().len() == 1,
+            "only the signed request went through the replay guard"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_studio_delivery_id_with_another_body_is_a_conflict_and_a_queue_failure_a_503()
+    {
+        let r = receiver(None);
+        r.queue.down.store(true, Ordering::SeqCst);
+        let req = studio_request("st-current", "d-2");
+        let err = r
+            .receive_studio(&req, NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::DependencyUnavailable);
+        assert!(r.store.items.lock().unwrap().is_empty(), "claim released");
+        r.queue.down.store(false, Ordering::SeqCst);
+        assert!(matches!(
+            r.receive_studio(&req, NOW_MS, NOW_MS + 5000).await.unwrap(),
+            Outcome::Accepted(_)
+        ));
+        let other = StudioInbound {
+            body: b"ContactID=5013",
+            ..req
+        };
+        let err = r
+            .receive_studio(&other, NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::IdempotencyKeyReused);
+    }
+
+    #[tokio::test]
+    async fn a_studio_request_without_a_token_is_refused_without_reading_the_secret() {
+        let r = receiver(None);
+        let req = StudioInbound {
+            api_key: None,
+            ..studio_request("", "d-3")
+        };
+        let err = r
+            .receive_studio(&req, NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Unauthorized);
+        assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 0);
+        assert!(r.store.items.lock().unwrap().is_empty());
+        assert!(r.queue.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rotated_studio_token_is_picked_up_with_one_rate_limited_read() {
+        let r = receiver(None);
+        *r.secrets.stored.lock().unwrap() =
+            Arc::new(studio_doc(&["current"], &["st-next", "st-current"]));
+        let bearer = StudioInbound {
+            api_key: None,
+            authorization: Some(b"Bearer st-next"),
+            ..studio_request("", "d-4")
+        };
+        assert!(
+            r.receive_studio(&bearer, NOW_MS, NOW_MS + 5000)
+                .await
+                .is_ok()
+        );
+        assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 1);
+        for _ in 0..3 {
+            let err = r
+                .receive_studio(&studio_request("wrong", "d-5"), NOW_MS, NOW_MS + 5000)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::Unauthorized);
+            assert!(!err.message.contains("wrong"));
+        }
+        assert_eq!(
+            r.secrets.refreshes.load(Ordering::SeqCst),
+            1,
+            "rate-limited"
+        );
+        assert!(r.store.items.lock().unwrap().len() == 1);
     }
 }

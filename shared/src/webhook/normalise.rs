@@ -6,7 +6,10 @@ use serde_json::{Map, Value, json};
 use serde_json_path::JsonPath;
 
 use super::body::BodyFormat;
-use super::config::WebhookConfig;
+use super::config::{ChannelMapping, WebhookConfig};
+
+/// The channel of every event from `POST /webhooks/studio`, and the mapping it is read by.
+pub const STUDIO_CHANNEL: &str = "studio";
 
 fn first<'a>(path: &JsonPath, body: &'a Value) -> Option<&'a Value> {
     path.query(body).first().filter(|v| !v.is_null())
@@ -51,8 +54,10 @@ pub fn normalise(
     let channel = field(body, "data.channelType")
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase);
-    let mapping = channel.as_deref().and_then(|c| config.channels.get(c));
-    let Some(mapping) = mapping else {
+    let mapping = channel
+        .as_deref()
+        .and_then(|c| config.channels.get(c).map(|m| (c, m)));
+    let Some((channel, mapping)) = mapping else {
         return json!({
             "deliveryId": delivery_id,
             "eventType": header_event_type.unwrap_or_else(|| scalar_string(field(body, "eventType"))),
@@ -63,6 +68,67 @@ pub fn normalise(
             "context": {"data": field(body, "data").cloned().unwrap_or(Value::Null)},
         });
     };
+    let interaction_id = match &mapping.interaction_id {
+        Some(path) => scalar_string(first(path, body)),
+        None => interaction_id,
+    };
+    mapped(
+        mapping,
+        body,
+        delivery_id,
+        channel,
+        interaction_id,
+        header_event_type,
+    )
+}
+
+/// A Studio request's event: channel `studio`, read by the `studio` mapping. `event_type`
+/// (from the `X-Event-Type` header or the configured body field) wins over the mapping's.
+pub fn normalise_studio(
+    config: &WebhookConfig,
+    body: &Value,
+    delivery_id: &str,
+    event_type: Option<&str>,
+) -> Value {
+    let given = event_type.map(|s| Value::String(s.to_owned()));
+    let Some(mapping) = config.channels.get(STUDIO_CHANNEL) else {
+        return json!({
+            "deliveryId": delivery_id,
+            "eventType": given.unwrap_or(Value::Null),
+            "interactionId": null,
+            "channel": STUDIO_CHANNEL,
+            "occurredAt": null,
+            "customer": null,
+            "context": {"body": body},
+        });
+    };
+    let interaction_id = mapping
+        .interaction_id
+        .as_ref()
+        .map_or(Value::Null, |path| scalar_string(first(path, body)));
+    let mut event = mapped(
+        mapping,
+        body,
+        delivery_id,
+        STUDIO_CHANNEL,
+        interaction_id,
+        None,
+    );
+    if let Some(given) = given {
+        event["eventType"] = given;
+    }
+    event
+}
+
+/// The normalised event of a body that `mapping` reads.
+fn mapped(
+    mapping: &ChannelMapping,
+    body: &Value,
+    delivery_id: &str,
+    channel: &str,
+    interaction_id: Value,
+    header_event_type: Option<Value>,
+) -> Value {
     let customer = mapping.customer.iter().find_map(|(path, kind)| {
         first(path, body)
             .and_then(Value::as_str)
@@ -172,5 +238,60 @@ mod tests {
         );
         assert_eq!(event["eventType"], "contact.ended");
         assert_eq!(event["context"]["xml"]["Event"]["ContactId"], "9");
+    }
+
+    #[test]
+    fn studio_fields_are_read_in_each_of_their_spellings() {
+        let spellings = [
+            json!({"contactId": "1", "ani": "+1", "dnis": "8", "skill": "S", "agentId": "A",
+                   "timestamp": "2026-11-22T09:00:00Z"}),
+            json!({"ContactID": "1", "ANI": "+1", "DNIS": "8", "SkillName": "S", "AgentID": "A",
+                   "Timestamp": "2026-11-22T09:00:00Z"}),
+            json!({"contactID": 1, "ANI": "+1", "DNIS": "8", "skillName": "S", "AgentID": "A",
+                   "occurredAt": "2026-11-22T09:00:00Z"}),
+        ];
+        for body in spellings {
+            let event = normalise_studio(&config(), &body, "d", Some("contact.routed"));
+            assert_eq!(
+                event,
+                json!({
+                    "deliveryId": "d", "eventType": "contact.routed", "interactionId": "1",
+                    "channel": "studio", "occurredAt": "2026-11-22T09:00:00Z",
+                    "customer": {"identifier": "+1", "type": "phone"},
+                    "context": {"skill": "S", "agentId": "A", "dnis": "8"}
+                }),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_studio_body_without_contact_fields_keeps_nulls_and_the_body_event_type() {
+        let event = normalise_studio(&config(), &json!({"eventType": "custom"}), "d", None);
+        assert_eq!(event["channel"], "studio");
+        assert_eq!(event["eventType"], "custom");
+        assert_eq!(event["interactionId"], Value::Null);
+        assert_eq!(event["customer"], Value::Null);
+        assert_eq!(
+            event["context"],
+            json!({"skill": null, "agentId": null, "dnis": null})
+        );
+    }
+
+    #[test]
+    fn a_cxone_channel_may_name_where_its_interaction_id_is() {
+        let config = WebhookConfig::parse(
+            Some(
+                r#"{"channels": {"email": {"interactionId": "$.data.contact.id",
+                     "eventType": "$.eventType", "occurredAt": "$.timestamp"}}}"#,
+            ),
+            "http://q/events",
+            "http://q/jobs",
+        )
+        .unwrap();
+        let body =
+            json!({"data": {"id": "outer", "channelType": "email", "contact": {"id": "inner"}}});
+        let event = normalise(&config, BodyFormat::Json, &body, "d", None);
+        assert_eq!(event["interactionId"], "inner");
     }
 }

@@ -97,7 +97,7 @@ async fn every_route_refuses_an_unauthenticated_request_with_the_stable_error_bo
         )
     })
     .collect();
-    assert_eq!(routes.len(), 5);
+    assert_eq!(routes.len(), 6);
     for (method, path, code) in routes {
         let response = client
             .request(

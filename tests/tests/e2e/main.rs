@@ -12,4 +12,5 @@ mod retries;
 mod scaling;
 mod signals;
 mod sqs;
+mod studio;
 mod webhooks;
