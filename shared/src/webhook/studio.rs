@@ -85,9 +85,15 @@ pub fn credential<'a>(inbound: &StudioInbound<'a>) -> Option<&'a str> {
 }
 
 /// Parses the body into a JSON object: JSON as it is, form fields as strings.
+///
+/// A form-typed body that opens with `{` is a JSON object sent under Studio's default
+/// `Content-Type` (a script that sets no headers declares a form), and is read as JSON: a
+/// form encoder would have written `%7B`, so no real form body is taken for one.
 pub fn parse(format: StudioFormat, raw: &[u8]) -> Result<Value, ApiError> {
+    let opens_object = raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     match format {
         StudioFormat::Json => body::parse(BodyFormat::Json, raw),
+        StudioFormat::Form if opens_object => body::parse(BodyFormat::Json, raw),
         StudioFormat::Form => parse_form(raw).map(Value::Object),
     }
 }
@@ -128,17 +134,15 @@ fn decode_component(raw: &[u8]) -> Option<String> {
 
 /// Form fields as a flat object of strings; a repeated name keeps its first value.
 ///
-/// A body that opens with `{` or `[` is JSON sent under the form type (Studio's default
-/// `Content-Type` when a script sets no headers); a form encoder would have written `%7B`.
-/// It is refused rather than read as one meaningless field name.
+/// A body that opens with `{` or `[` is JSON, not form fields (a form encoder would have
+/// written `%7B`): it is refused rather than read as one meaningless field name.
 pub fn parse_form(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match raw.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Err(ApiError::new(ErrorCode::MalformedBody, "the body is empty")),
         Some(b'{' | b'[') => {
             return Err(ApiError::new(
                 ErrorCode::MalformedBody,
-                "the body is JSON but Content-Type is application/x-www-form-urlencoded; \
-                 send Content-Type: application/json",
+                "the body is JSON, not form fields; a JSON body must be an object",
             ));
         }
         Some(_) => {}
@@ -302,12 +306,20 @@ mod tests {
             b"%C3=x",
             b"",
             b"  \n",
-            b" {\"deliveryId\":\"d-1\"}",
+            b" {\"deliveryId\":",
             b"[1]",
         ] {
             let err = parse(StudioFormat::Form, bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::MalformedBody, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_json_object_under_the_form_type_is_read_as_json() {
+        assert_eq!(
+            parse(StudioFormat::Form, b" {\"deliveryId\":\"d-1\",\"n\":2}").unwrap(),
+            json!({"deliveryId": "d-1", "n": 2})
+        );
     }
 
     #[test]

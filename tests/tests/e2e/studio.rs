@@ -218,6 +218,23 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
     );
     assert_eq!(event["context"]["skill"], "Sales");
 
+    // A JSON object under Studio's default form content type is read as JSON.
+    let labelled_form = unique("d-");
+    let mut as_form = body.clone();
+    as_form["deliveryId"] = json!(labelled_form);
+    let (status, reply) = StudioRequest::json(&token, &as_form)
+        .set("content-type", FORM)
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    assert_eq!(reply["deliveryId"], labelled_form.as_str());
+    // (The first event is still hidden by the receive above: only this one is new.)
+    let landed = receive_all(&sqs, events).await;
+    assert_eq!(landed.len(), 1);
+    let event: Value = serde_json::from_str(landed[0].body().unwrap()).unwrap();
+    assert_eq!(event["deliveryId"], labelled_form.as_str());
+    assert_eq!(event["interactionId"], contact_id.as_str());
+
     // The retry with X-API-Key instead is the same delivery.
     let (status, reply) = StudioRequest::json(&token, &body)
         .send(&client, &stack.gateway_url)
@@ -441,8 +458,8 @@ async fn bad_studio_requests_get_a_stable_code_and_enqueue_nothing() {
             code: "malformed_body",
         },
         Case {
-            name: "JSON under the form content type",
-            request: json(json!({"deliveryId": "d-1", "contactId": "c-1"}))
+            name: "a JSON array under the form content type",
+            request: json(json!([{"deliveryId": "d-1", "contactId": "c-1"}]))
                 .set("content-type", FORM)
                 .set("x-delivery-id", "d-json-as-form"),
             status: StatusCode::BAD_REQUEST,
