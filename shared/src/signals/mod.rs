@@ -157,7 +157,14 @@ where
             }
         };
         if def.kind == SignalKind::Spawn {
-            // A spawned script's parameters travel as one |-delimited string.
+            // A spawned script's parameters travel as one |-delimited string, the
+            // correlation id first.
+            if key.contains(PARAMETER_SEPARATOR) {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "the idempotency key of a spawn signal must not contain |, which separates a spawned script's parameters",
+                ));
+            }
             let split: Vec<Value> = variables
                 .iter()
                 .filter(|(_, v)| v.as_str().is_some_and(|s| s.contains(PARAMETER_SEPARATOR)))

@@ -361,6 +361,15 @@ async fn bad_spawn_signals_get_a_stable_code_and_nothing_is_sent_or_queued() {
             )
         },
         BadSpawn {
+            idempotency_key: Some("erp|1001".into()),
+            ..bad(
+                "an idempotency key holding the parameter separator",
+                order_created("C-1"),
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            )
+        },
+        BadSpawn {
             idempotency_key: Some("key with spaces".into()),
             ..bad(
                 "an idempotency key with spaces",
