@@ -112,6 +112,9 @@ struct SimConfig {
     signal_status: u16,
     /// The same for an accepted spawn-script call.
     spawn_status: u16,
+    /// The longest URL the API takes before answering 414: the platform's limit is not
+    /// documented, so a test may set one (none by default).
+    max_url_length: Option<usize>,
 }
 
 impl Default for SimConfig {
@@ -122,6 +125,7 @@ impl Default for SimConfig {
             callback_status: "completed".to_owned(),
             signal_status: 202,
             spawn_status: 202,
+            max_url_length: None,
         }
     }
 }
@@ -134,6 +138,7 @@ impl SimConfig {
             "callbackStatus": self.callback_status,
             "signalStatus": self.signal_status,
             "spawnStatus": self.spawn_status,
+            "maxUrlLength": self.max_url_length,
         })
     }
 }
@@ -468,6 +473,16 @@ impl Sim {
                 });
                 return (status, h, out.into_bytes());
             }
+        }
+        let limit = self.config.lock().ok().and_then(|c| c.max_url_length);
+        let length =
+            self.base.len() + path.len() + if query.is_empty() { 0 } else { 1 + query.len() };
+        if limit.is_some_and(|max| length > max) {
+            return error(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request URL is too long",
+            );
         }
         let documented = self.options.profile == "documented";
         match (method.as_str(), path) {
@@ -962,6 +977,28 @@ impl Sim {
                     if let Some(v) = parsed.get("callbackStatus").and_then(Value::as_str) {
                         c.callback_status = v.to_owned();
                     }
+                }
+                match parsed.get("maxUrlLength") {
+                    None => {}
+                    Some(Value::Null) => {
+                        if let Ok(mut c) = self.config.lock() {
+                            c.max_url_length = None;
+                        }
+                    }
+                    Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                        Some(n) => {
+                            if let Ok(mut c) = self.config.lock() {
+                                c.max_url_length = Some(n);
+                            }
+                        }
+                        None => {
+                            return error(
+                                StatusCode::BAD_REQUEST,
+                                "bad_config",
+                                "maxUrlLength must be a whole number of characters, or null",
+                            );
+                        }
+                    },
                 }
                 for (key, slot) in [("signalStatus", 0), ("spawnStatus", 1)] {
                     let Some(v) = parsed.get(key) else { continue };

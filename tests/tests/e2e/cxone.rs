@@ -679,7 +679,7 @@ async fn the_simulator_journal_faults_config_and_reset_work_as_documented() {
     assert_eq!(
         config,
         json!({"tokenTtl": 42, "callbackDelayMs": 10, "callbackStatus": "failed",
-               "signalStatus": 202, "spawnStatus": 202})
+               "signalStatus": 202, "spawnStatus": 202, "maxUrlLength": null})
     );
     let bad = http
         .post(format!("{}/_sim/config", s.sim.url))
@@ -811,6 +811,43 @@ async fn a_platform_signal_too_long_for_a_url_goes_as_a_json_body_and_is_never_r
         sent[1]["path"],
         "/inContactAPI/services/v30.0/interactions/contact-2/signal"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_414_to_the_query_form_is_sent_again_as_the_body() {
+    // The platform's URL limit is not documented: here it is far below 2,048 characters.
+    let s = simulator("incontact").await;
+    s.config(json!({"maxUrlLength": 120})).await;
+    let query_client = s.client(Unlimited);
+    query_client
+        .signal(&order_update("contact-1"))
+        .await
+        .unwrap();
+    let spawn_client = s.client_with(|c| c.spawn_params = SpawnParams::Query);
+    spawn_client.signal(&order_created()).await.unwrap();
+
+    let answered: Vec<(u64, bool)> = s
+        .journal()
+        .await
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().starts_with("/inContactAPI/"))
+        .map(|e| (e["status"].as_u64().unwrap(), e["query"] == ""))
+        .collect();
+    assert_eq!(
+        answered,
+        [(414, false), (202, true), (414, false), (202, true)],
+        "each call: refused with its query, then accepted with the body"
+    );
+    let signal = s.sent("/signal").await;
+    assert_eq!(signal_p(&signal[1], "p6"), "Leeds & York");
+}
+
+fn signal_p(entry: &Value, name: &str) -> String {
+    cxbridge_e2e::signal_parameters(entry)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
 }
 
 fn order_created() -> SignalRequest {
