@@ -84,9 +84,43 @@ fn simulated_definitions(
         .collect())
 }
 
+/// The local stack's spawn definition, beside the built-in `order-update`: it starts the
+/// simulator's script `4100101` on skill `4200202`. Never a deployed default, since a
+/// script and a skill are the tenant's own.
+pub const LOCAL_SPAWN_SIGNAL: &str = r#"{
+  "kind": "spawn",
+  "definitionId": "order-created",
+  "scriptId": "4100101",
+  "skillId": "4200202",
+  "nested": "reject",
+  "variables": [
+    {"name": "customerId", "type": "string"},
+    {"name": "orderId", "type": "string"},
+    {"name": "priority", "type": "string"}
+  ]
+}"#;
+
+/// The local signal definitions: the built-in `order-update` (a contact signal) and
+/// `order-created` (a spawn).
+pub fn local_signals() -> String {
+    let mut all: serde_json::Map<String, Value> =
+        serde_json::from_str(cxbridge::signals::definitions::DEFAULT_SIGNALS).unwrap_or_default();
+    all.insert(
+        "order-created".to_owned(),
+        serde_json::from_str(LOCAL_SPAWN_SIGNAL).unwrap_or_default(),
+    );
+    Value::Object(all).to_string()
+}
+
 /// Local settings that differ from the deployed ones (design §8): jobs give up after four
-/// attempts, backing off from 1 s to at most 5 s, so failures reach the DLQ in seconds.
+/// attempts, backing off from 1 s to at most 5 s, so failures reach the DLQ in seconds; and
+/// the signal definitions include a spawn.
 pub fn local_defaults() -> Vec<EnvOverride> {
+    let signals = EnvOverride {
+        function: "*".into(),
+        key: cxbridge::signals::definitions::SIGNALS_VAR.into(),
+        value: local_signals(),
+    };
     [
         ("CXBRIDGE_JOB_MAX_ATTEMPTS", "4"),
         ("CXBRIDGE_JOB_BACKOFF_BASE_MS", "1000"),
@@ -101,6 +135,7 @@ pub fn local_defaults() -> Vec<EnvOverride> {
         key: key.into(),
         value: value.into(),
     })
+    .chain(std::iter::once(signals))
     .collect()
 }
 
@@ -459,5 +494,33 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxbridge::cxone::Profile;
+    use cxbridge::signals::definitions::{SignalKind, parse};
+
+    #[test]
+    fn the_local_signals_are_one_contact_and_one_spawn_definition_in_both_profiles() {
+        for profile in [Profile::Documented, Profile::InContact] {
+            let defs = parse(&local_signals(), profile).unwrap();
+            assert_eq!(defs.len(), 2);
+            assert_eq!(defs["order-update"].kind, SignalKind::Contact);
+            let spawn = &defs["order-created"];
+            assert_eq!(spawn.kind, SignalKind::Spawn);
+            assert_eq!(spawn.script_id.as_deref(), Some("4100101"));
+            assert_eq!(spawn.skill_id.as_deref(), Some("4200202"));
+            let names: Vec<&str> = spawn.variables.iter().map(|v| v.name.as_str()).collect();
+            assert_eq!(names, ["customerId", "orderId", "priority"]);
+        }
+        let set = local_defaults();
+        assert!(
+            set.iter()
+                .any(|o| o.key == "CXBRIDGE_SIGNALS" && o.value == local_signals()),
+            "the local stack's functions get them"
+        );
     }
 }

@@ -233,6 +233,23 @@ pub async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sq
     }
 }
 
+/// Receives every message on a queue and deletes each, so that a later read sees only
+/// what arrived since, however long the test runs.
+pub async fn take_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let messages = receive_all(sqs, url).await;
+    for m in &messages {
+        if let Some(handle) = m.receipt_handle() {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    messages
+}
+
 /// A request to the webhook route, signed as CXone signs it.
 pub struct WebhookRequest {
     pub content_type: String,

@@ -15,6 +15,8 @@ use cxbridge::{ApiError, Base, clock};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
+const CXONE_ROUTE: &str = "POST /webhooks/cxone";
+
 /// How long a claimed delivery stays in progress when the invocation has no deadline.
 const DEFAULT_IN_PROGRESS_MS: i64 = 10_000;
 
@@ -44,8 +46,8 @@ impl App {
     }
 }
 
-/// `POST /webhooks/studio` is Studio's REST API action; every other route is CXone's
-/// signed webhook (`POST /webhooks/cxone`).
+/// `POST /webhooks/studio` is Studio's REST API action, `POST /webhooks/cxone` a signed
+/// webhook; no other route reaches this function.
 pub async fn handle(
     app: &'static App,
     req: Request,
@@ -60,6 +62,9 @@ pub async fn handle(
         .and_then(|c| i64::try_from(c.deadline).ok())
         .filter(|d| *d > now_ms)
         .unwrap_or(now_ms + DEFAULT_IN_PROGRESS_MS);
+    if meta.route != studio::ROUTE && meta.route != CXONE_ROUTE {
+        return Err(ApiError::not_implemented(meta.route));
+    }
     let outcome = if meta.route == studio::ROUTE {
         let inbound = StudioInbound {
             content_type: header("content-type"),

@@ -100,21 +100,10 @@ pub struct SignalDefinition {
     pub variables: Vec<Variable>,
 }
 
-/// The local default: `order-update` signals a running contact, `order-created` starts a
-/// script for an order that has no contact yet.
+/// The default when `CXBRIDGE_SIGNALS` is empty: `order-update`, which signals the running
+/// contact a caller names. No spawn definition is built in, since one names a script and a
+/// skill of the tenant; the local stack adds `order-created` for its simulator.
 pub const DEFAULT_SIGNALS: &str = r#"{
-  "order-created": {
-    "kind": "spawn",
-    "definitionId": "order-created",
-    "scriptId": "4100101",
-    "skillId": "4200202",
-    "nested": "reject",
-    "variables": [
-      {"name": "customerId", "type": "string"},
-      {"name": "orderId", "type": "string"},
-      {"name": "priority", "type": "string"}
-    ]
-  },
   "order-update": {
     "kind": "contact",
     "definitionId": "order-update",
@@ -262,21 +251,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_defaults_are_one_contact_and_one_spawn_signal_in_both_profiles() {
+    fn the_built_in_default_is_order_update_and_starts_no_script() {
         for profile in [Profile::Documented, Profile::InContact] {
             let defs = parse(DEFAULT_SIGNALS, profile).unwrap();
+            assert_eq!(defs.len(), 1);
             let d = &defs["order-update"];
             assert_eq!(d.kind, SignalKind::Contact);
             assert_eq!(d.nested, NestedPolicy::Flatten);
             assert_eq!(d.variables.len(), 7);
             assert_eq!(d.contact_id_path.as_deref(), Some("metadata.contactId"));
-            let s = &defs["order-created"];
-            assert_eq!(s.kind, SignalKind::Spawn);
-            assert_eq!(s.script_id.as_deref(), Some("4100101"));
-            assert_eq!(s.skill_id.as_deref(), Some("4200202"));
-            let names: Vec<&str> = s.variables.iter().map(|v| v.name.as_str()).collect();
-            assert_eq!(names, ["customerId", "orderId", "priority"]);
-            assert!(s.variables.iter().all(|v| v.kind == VarType::String));
         }
     }
 

@@ -121,6 +121,12 @@ fn permanent(err: &CxoneError, request: &SignalRequest) -> ApiError {
     ApiError::new(code, format!("{what}: {err}"))
 }
 
+/// How a permanent failure reads in the execution record and the DLQ: its stable code
+/// first, then what CXone said.
+fn failure(api: &ApiError) -> String {
+    format!("{}: {}", api.code, api.message)
+}
+
 /// A validated signal, ready for CXone.
 struct Ready {
     request: SignalRequest,
@@ -156,7 +162,7 @@ where
                 .with_detail("fields", json!(fields)));
             }
         };
-        if def.kind == SignalKind::Spawn {
+        if def.kind == SignalKind::Spawn && self.profile == Profile::InContact {
             // A spawned script's parameters travel as one |-delimited string, the
             // correlation id first.
             if key.contains(PARAMETER_SEPARATOR) {
@@ -370,7 +376,7 @@ where
                 let api = permanent(&err, &request);
                 if let Err(e) = self
                     .store
-                    .failed(key, "failed", &err.to_string(), Some(&api.body()), now_ms)
+                    .failed(key, "failed", &failure(&api), Some(&api.body()), now_ms)
                     .await
                 {
                     tracing::warn!(correlation_id = %key, error = %e, "could not record the failure");
@@ -518,14 +524,16 @@ where
                 Err(JobFailure::retry(err.to_string(), err.retry_after()))
             }
             Err(err) => {
+                // The same code and message a request would have got.
+                let reason = failure(&permanent(&err, &request));
                 if let Err(e) = self
                     .store
-                    .failed(key, "failed", &err.to_string(), None, now_ms)
+                    .failed(key, "failed", &reason, None, now_ms)
                     .await
                 {
                     tracing::warn!(correlation_id = %key, error = %e, "could not record the failure");
                 }
-                Err(JobFailure::permanent(err.to_string()))
+                Err(JobFailure::permanent(reason))
             }
         }
     }

@@ -62,10 +62,23 @@ impl Sender {
     }
 
     /// The delivery id as the queues and signal jobs know it (FIFO ids, correlation ids).
-    fn scoped(self, delivery_id: &str) -> Cow<'_, str> {
+    ///
+    /// One-to-one across both senders: Studio ids get `studio:`, and a CXone id that itself
+    /// starts with `studio:` or `cxone:` gets `cxone:`, so CXone's `studio:x` never meets
+    /// Studio's `x`. `%` and `|` are percent-encoded, as a routed spawn signal carries its
+    /// correlation id in a `|`-delimited list.
+    pub(crate) fn scoped(self, delivery_id: &str) -> Cow<'_, str> {
+        let id: Cow<'_, str> = if delivery_id.contains(['%', '|']) {
+            Cow::Owned(delivery_id.replace('%', "%25").replace('|', "%7C"))
+        } else {
+            Cow::Borrowed(delivery_id)
+        };
         match self {
-            Self::Cxone => Cow::Borrowed(delivery_id),
-            Self::Studio => Cow::Owned(format!("studio:{delivery_id}")),
+            Self::Cxone if id.starts_with("studio:") || id.starts_with("cxone:") => {
+                Cow::Owned(format!("cxone:{id}"))
+            }
+            Self::Cxone => id,
+            Self::Studio => Cow::Owned(format!("studio:{id}")),
         }
     }
 

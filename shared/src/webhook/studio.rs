@@ -192,13 +192,28 @@ fn text_field(body: &Value, field: &str) -> Option<Result<String, ()>> {
     }
 }
 
-/// The delivery id: the `X-Delivery-Id` header when present, else the body field `field`.
-/// Without a usable one the request is refused; none is ever generated.
+/// A header's text, unless it is a Studio variable sent as written (`{name}`): whether
+/// Studio replaces variables in header values is not confirmed, so such a header counts as
+/// absent and the body field serves instead.
+fn replaced_header(raw: &[u8]) -> Result<Option<&str>, &str> {
+    match std::str::from_utf8(raw).map(str::trim) {
+        Ok(text) if is_unsubstituted(text) => Err(text),
+        Ok(text) => Ok(Some(text)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The delivery id: the `X-Delivery-Id` header when present (and not an unreplaced Studio
+/// variable), else the body field `field`. Without a usable one the request is refused;
+/// none is ever generated.
 pub fn delivery_id(header: Option<&[u8]>, body: &Value, field: &str) -> Result<String, ApiError> {
-    let (given, source) = match header {
-        Some(raw) => (
-            std::str::from_utf8(raw).ok().map(str::to_owned),
-            "X-Delivery-Id".to_owned(),
+    let (given, source) = match header.map(replaced_header) {
+        Some(Ok(text)) => (text.map(str::to_owned), "X-Delivery-Id".to_owned()),
+        Some(Err(variable)) => (
+            text_field(body, field).and_then(Result::ok),
+            format!(
+                "X-Delivery-Id is {variable}, a Studio variable that was not replaced by its value, so the body field {field}"
+            ),
         ),
         None => (
             text_field(body, field).and_then(Result::ok),
@@ -209,20 +224,17 @@ pub fn delivery_id(header: Option<&[u8]>, body: &Value, field: &str) -> Result<S
     if is_unsubstituted(id) {
         return Err(ApiError::new(
             ErrorCode::MissingDeliveryId,
-            format!(
-                "{source} is {id}, a Studio variable that was not replaced by its value; \
-                 send the id in the body field {field} instead"
-            ),
+            format!("{source} is {id}, a Studio variable that was not replaced by its value"),
         ));
     }
     Ok(id.to_owned())
 }
 
-/// The event type: the `X-Event-Type` header when it has text, else the body field `field`.
+/// The event type: the `X-Event-Type` header when it has text (and is not an unreplaced
+/// Studio variable), else the body field `field`.
 pub fn event_type(header: Option<&[u8]>, body: &Value, field: &str) -> Option<String> {
     header
-        .and_then(|raw| std::str::from_utf8(raw).ok())
-        .map(str::trim)
+        .and_then(|raw| replaced_header(raw).ok().flatten())
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .or_else(|| {
@@ -382,14 +394,12 @@ mod tests {
     fn a_missing_or_unusable_delivery_id_is_refused_and_never_made_up() {
         let body = json!({"deliveryId": "from-body", "blank": "  ", "object": {"a": 1},
                           "accented": "dé", "long": "d".repeat(257), "null": null});
-        let header_cases: [&[u8]; 6] = [
-            b"",
-            b"   ",
-            b"d\xc3\xa9",
-            b"a b",
-            b"{deliveryId}",
-            b"{contact.id}",
-        ];
+        for unreplaced in [&b"{deliveryId}"[..], b"{contact.id}"] {
+            let err = delivery_id(Some(unreplaced), &body, "absent").unwrap_err();
+            assert_eq!(err.code, ErrorCode::MissingDeliveryId, "{unreplaced:?}");
+        }
+        // (The body's own deliveryId is not read while the header is a real value.)
+        let header_cases: [&[u8]; 4] = [b"", b"   ", b"d\xc3\xa9", b"a b"];
         for header in header_cases {
             let err = delivery_id(Some(header), &body, "deliveryId").unwrap_err();
             assert_eq!(err.code, ErrorCode::MissingDeliveryId, "{header:?}");
@@ -402,6 +412,23 @@ mod tests {
         assert!(
             delivery_id(Some(&[b'd'; 256]), &body, "x").is_ok(),
             "256 characters is the limit"
+        );
+        assert!(delivery_id(None, &json!({"id": "{deliveryId}"}), "id").is_err());
+    }
+
+    #[test]
+    fn an_unreplaced_header_variable_gives_way_to_the_body_field() {
+        let body = json!({"deliveryId": "from-body", "eventType": "contact.routed"});
+        assert_eq!(
+            delivery_id(Some(b"{deliveryId}"), &body, "deliveryId").unwrap(),
+            "from-body"
+        );
+        let err = delivery_id(Some(b"{deliveryId}"), &json!({}), "deliveryId").unwrap_err();
+        assert_eq!(err.code, ErrorCode::MissingDeliveryId);
+        assert!(err.message.contains("not replaced"), "{}", err.message);
+        assert_eq!(
+            event_type(Some(b"{eventType}"), &body, "eventType").as_deref(),
+            Some("contact.routed")
         );
     }
 
@@ -480,6 +507,29 @@ mod tests {
         assert_ne!(
             Sender::Studio.key("studio:x"),
             Sender::Cxone.key("studio:x")
+        );
+        // The ids the queues and signal jobs see are one-to-one across both senders.
+        let ids = [
+            "x",
+            "studio:x",
+            "cxone:x",
+            "cxone:studio:x",
+            "a|b",
+            "a%7Cb",
+            "%",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            for sender in [Sender::Cxone, Sender::Studio] {
+                let scoped = sender.scoped(id).into_owned();
+                assert!(!scoped.contains('|'), "{scoped}");
+                assert!(seen.insert(scoped.clone()), "{id} collides as {scoped}");
+            }
+        }
+        assert_eq!(
+            Sender::Cxone.scoped("d-1"),
+            "d-1",
+            "plain CXone ids are unchanged"
         );
         assert!(Sender::Cxone.key("x").starts_with("delivery#"));
         assert!(Sender::Studio.key("x").starts_with("studio-delivery#"));

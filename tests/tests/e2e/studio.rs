@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use cxbridge_e2e::{eventually, options, queue_depth, receive_all, sdk, start, unique};
+use cxbridge_e2e::{
+    eventually, platform_options, queue_depth, receive_all, sdk, start, take_all, unique,
+};
 use cxbridge_local::Stack;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -111,7 +113,7 @@ async fn depth(stack: &Stack, sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_studio_form_request_lands_once_normalised_and_its_retry_is_a_duplicate() {
-    let stack = start(options()).await;
+    let stack = start(platform_options()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let client = reqwest::Client::new();
     let events = &stack.resources.queues["events"].url;
@@ -163,7 +165,7 @@ async fn a_studio_form_request_lands_once_normalised_and_its_retry_is_a_duplicat
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_key_or_a_missing_delivery_id_is_refused_and_enqueues_nothing() {
-    let stack = start(options()).await;
+    let stack = start(platform_options()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let client = reqwest::Client::new();
     let token = &stack.resources.secrets.studio;
@@ -186,7 +188,7 @@ async fn a_wrong_key_or_a_missing_delivery_id_is_refused_and_enqueues_nothing() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() {
-    let stack = start(options()).await;
+    let stack = start(platform_options()).await;
     let sdk = sdk().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let client = reqwest::Client::new();
@@ -205,7 +207,7 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
     let (status, reply) = bearer.send(&client, &stack.gateway_url).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
     assert_eq!(reply, json!({"status": "accepted", "deliveryId": delivery}));
-    let landed = receive_all(&sqs, events).await;
+    let landed = take_all(&sqs, events).await;
     assert_eq!(landed.len(), 1);
     let event: Value = serde_json::from_str(landed[0].body().unwrap()).unwrap();
     assert_eq!(event["deliveryId"], delivery.as_str());
@@ -228,12 +230,23 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
     assert_eq!(reply["deliveryId"], labelled_form.as_str());
-    // (The first event is still hidden by the receive above: only this one is new.)
-    let landed = receive_all(&sqs, events).await;
+    let landed = take_all(&sqs, events).await;
     assert_eq!(landed.len(), 1);
     let event: Value = serde_json::from_str(landed[0].body().unwrap()).unwrap();
     assert_eq!(event["deliveryId"], labelled_form.as_str());
     assert_eq!(event["interactionId"], contact_id.as_str());
+
+    // A header Studio left as written (`{deliveryId}`) gives way to the body field.
+    let from_body = unique("d-");
+    let mut unreplaced = body.clone();
+    unreplaced["deliveryId"] = json!(from_body);
+    let (status, reply) = StudioRequest::json(&token, &unreplaced)
+        .set("x-delivery-id", "{deliveryId}")
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    assert_eq!(reply["deliveryId"], from_body.as_str());
+    assert_eq!(take_all(&sqs, events).await.len(), 1);
 
     // The retry with X-API-Key instead is the same delivery.
     let (status, reply) = StudioRequest::json(&token, &body)
@@ -291,10 +304,21 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    let last: Vec<Value> = take_all(&sqs, events)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    let mut ids: Vec<&str> = last
+        .iter()
+        .map(|e| e["deliveryId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = vec![delivery.as_str(), fresh["deliveryId"].as_str().unwrap()];
+    expected.sort_unstable();
     assert_eq!(
-        receive_all(&sqs, events).await.len(),
-        2,
-        "Studio twice, CXone once"
+        ids, expected,
+        "since the last read: the CXone webhook and the rotated-token Studio request"
     );
 }
 
@@ -308,7 +332,7 @@ struct Case {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_studio_requests_get_a_stable_code_and_enqueue_nothing() {
-    let stack = start(options()).await;
+    let stack = start(platform_options()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let client = reqwest::Client::new();
     let token = stack.resources.secrets.studio.clone();
@@ -490,7 +514,7 @@ async fn bad_studio_requests_get_a_stable_code_and_enqueue_nothing() {
             code: "payload_too_large",
         },
     ];
-    assert!(cases.len() >= 10);
+    assert!(cases.len() >= 15);
 
     for case in cases {
         let (status, body) = case.request.send(&client, &stack.gateway_url).await;
@@ -524,7 +548,7 @@ async fn bad_studio_requests_get_a_stable_code_and_enqueue_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_sends_studio_requests_that_are_accepted() {
-    let stack = start(options()).await;
+    let stack = start(platform_options()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let cli = |args: &[&str], token: &str| {
         let mut command = tokio::process::Command::new(cxbridge_e2e::bin_dir().join("cxbridge"));
