@@ -54,19 +54,20 @@ pub fn normalise(
     let channel = field(body, "data.channelType")
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase);
-    let mapping = channel
-        .as_deref()
-        .and_then(|c| config.channels.get(c).map(|m| (c, m)));
-    let Some((channel, mapping)) = mapping else {
-        return json!({
-            "deliveryId": delivery_id,
-            "eventType": header_event_type.unwrap_or_else(|| scalar_string(field(body, "eventType"))),
-            "interactionId": interaction_id,
-            "channel": channel,
-            "occurredAt": scalar_string(field(body, "timestamp")),
-            "customer": null,
-            "context": {"data": field(body, "data").cloned().unwrap_or(Value::Null)},
-        });
+    let mapping = channel.as_deref().and_then(|c| config.channels.get(c));
+    let (mapping, channel) = match (mapping, channel) {
+        (Some(mapping), Some(channel)) => (mapping, channel),
+        (_, channel) => {
+            return json!({
+                "deliveryId": delivery_id,
+                "eventType": header_event_type.unwrap_or_else(|| scalar_string(field(body, "eventType"))),
+                "interactionId": interaction_id,
+                "channel": channel,
+                "occurredAt": scalar_string(field(body, "timestamp")),
+                "customer": null,
+                "context": {"data": field(body, "data").cloned().unwrap_or(Value::Null)},
+            });
+        }
     };
     let interaction_id = match &mapping.interaction_id {
         Some(path) => scalar_string(first(path, body)),
@@ -110,7 +111,7 @@ pub fn normalise_studio(
         mapping,
         body,
         delivery_id,
-        STUDIO_CHANNEL,
+        STUDIO_CHANNEL.to_owned(),
         interaction_id,
         None,
     );
@@ -125,7 +126,7 @@ fn mapped(
     mapping: &ChannelMapping,
     body: &Value,
     delivery_id: &str,
-    channel: &str,
+    channel: String,
     interaction_id: Value,
     header_event_type: Option<Value>,
 ) -> Value {
