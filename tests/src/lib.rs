@@ -121,6 +121,36 @@ pub async fn post_signal(
     )
 }
 
+/// The stack's secret document, as its `AWSCURRENT` version holds it.
+pub async fn read_secret(stack: &Stack) -> serde_json::Value {
+    let client = aws_sdk_secretsmanager::Client::new(&sdk().await);
+    let out = client
+        .get_secret_value()
+        .secret_id(&stack.resources.secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .expect("the secret is read");
+    serde_json::from_str(out.secret_string().expect("a string secret")).expect("JSON")
+}
+
+/// Writes a new current version of the stack's secret (a rotation).
+pub async fn write_secret(stack: &Stack, document: &serde_json::Value) {
+    aws_sdk_secretsmanager::Client::new(&sdk().await)
+        .put_secret_value()
+        .secret_id(&stack.resources.secret_id)
+        .secret_string(document.to_string())
+        .send()
+        .await
+        .expect("the secret is written");
+}
+
+/// Options whose queues hand a failed job back after 2 s, so retries run in seconds.
+pub fn quick_redelivery(mut options: StackOptions) -> StackOptions {
+    options.queue_overrides.visibility_timeout = Some(2);
+    options
+}
+
 /// Every request the stack's CXone simulator has received, oldest first.
 pub async fn sim_journal(stack: &Stack) -> Vec<serde_json::Value> {
     reqwest::get(format!("{}/_sim/requests", stack.cxone_url))

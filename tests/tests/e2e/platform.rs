@@ -193,7 +193,7 @@ async fn a_signal_to_an_ended_contact_fails_for_good_and_is_never_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_contact_that_ends_before_the_retry_fails_the_job_for_good_with_its_code() {
-    let stack = start(fast(platform_options())).await;
+    let stack = start(cxbridge_e2e::quick_redelivery(platform_options())).await;
     // The first attempt meets a 503 (a fault comes before the contact is looked up); by
     // the retry the contact has ended.
     sim_control(
@@ -476,11 +476,6 @@ async fn bad_spawn_signals_get_a_stable_code_and_nothing_is_sent_or_queued() {
     assert_eq!(depth(&stack, "jobs").await, 0, "nothing was queued");
 }
 
-fn fast(mut opts: cxbridge_local::StackOptions) -> cxbridge_local::StackOptions {
-    opts.queue_overrides.visibility_timeout = Some(2);
-    opts
-}
-
 /// The status CXone answered each spawn-script call with, in order.
 async fn spawn_statuses(stack: &Stack) -> Vec<u64> {
     calls(stack, "/start")
@@ -492,7 +487,7 @@ async fn spawn_statuses(stack: &Stack) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spawn_that_meets_503s_is_queued_and_the_drainer_starts_the_script_once() {
-    let stack = start(fast(platform_options())).await;
+    let stack = start(cxbridge_e2e::quick_redelivery(platform_options())).await;
     sim_control(
         &stack,
         "faults",
@@ -516,7 +511,7 @@ async fn a_spawn_that_meets_503s_is_queued_and_the_drainer_starts_the_script_onc
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spawn_whose_attempts_are_spent_is_dead_lettered_with_its_reason() {
-    let stack = start(fast(platform_options())).await;
+    let stack = start(cxbridge_e2e::quick_redelivery(platform_options())).await;
     sim_control(
         &stack,
         "faults",

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cxbridge_e2e::{bin_dir, eventually, options, queue_depth, receive_all, sdk, start, unique};
-use cxbridge_local::{Stack, StackOptions};
+use cxbridge_local::Stack;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -80,14 +80,9 @@ async fn signals(stack: &Stack) -> Vec<(String, u64, i64)> {
         .collect()
 }
 
-fn fast(mut opts: StackOptions) -> StackOptions {
-    opts.queue_overrides.visibility_timeout = Some(2);
-    opts
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_503s_then_success_is_delivered_on_the_third_attempt() {
-    let stack = start(fast(options())).await;
+    let stack = start(cxbridge_e2e::quick_redelivery(options())).await;
     sim(
         &stack,
         "faults",
@@ -108,7 +103,7 @@ async fn two_503s_then_success_is_delivered_on_the_third_attempt() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_with_retry_after_is_waited_out() {
-    let stack = start(fast(options())).await;
+    let stack = start(cxbridge_e2e::quick_redelivery(options())).await;
     sim(
         &stack,
         "faults",
@@ -135,7 +130,7 @@ async fn a_400_fails_the_job_after_one_attempt_and_it_is_not_retried() {
     let routes = json!({"routes": [{"name": "to-studio", "targets": [{"signal": "order-update", "mapping": {
         "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
         "priority": "context.queue", "timestamp": "occurredAt", "address.city": "context.skill", "address.zip": "channel"}}]}]});
-    let mut opts = fast(options());
+    let mut opts = cxbridge_e2e::quick_redelivery(options());
     opts.env_overrides.push(cxbridge_local::EnvOverride {
         function: "webhook-receiver".into(),
         key: "CXBRIDGE_WEBHOOK_CONFIG".into(),
@@ -193,7 +188,7 @@ async fn a_400_fails_the_job_after_one_attempt_and_it_is_not_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_persistent_500_dead_letters_after_four_attempts_and_redrive_delivers_it() {
-    let stack = start(fast(options())).await;
+    let stack = start(cxbridge_e2e::quick_redelivery(options())).await;
     sim(
         &stack,
         "faults",
@@ -283,7 +278,7 @@ fn drainer_pids(jobs_url: &str) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_drainer_mid_batch_loses_nothing_and_delivers_nothing_twice() {
-    let mut opts = fast(options());
+    let mut opts = cxbridge_e2e::quick_redelivery(options());
     opts.env_overrides
         .push("retry-drainer:CXBRIDGE_JOB_LEASE_SECS=3".parse().unwrap());
     // Reconcile jobs come due quickly, so that the queues can be seen to drain.
@@ -376,7 +371,7 @@ async fn killing_the_drainer_mid_batch_loses_nothing_and_delivers_nothing_twice(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_jobs_under_random_503s_are_each_delivered_exactly_once() {
-    let mut opts = fast(options());
+    let mut opts = cxbridge_e2e::quick_redelivery(options());
     opts.env_overrides
         .push("*:CXBRIDGE_JOB_MAX_ATTEMPTS=12".parse().unwrap());
     opts.env_overrides

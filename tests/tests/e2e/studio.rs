@@ -269,28 +269,10 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
 
     // A rotated Studio token works at once, without a restart.
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let mut document: Value = serde_json::from_str(
-        secrets
-            .get_secret_value()
-            .secret_id(&stack.resources.secret_id)
-            .version_stage("AWSCURRENT")
-            .send()
-            .await
-            .unwrap()
-            .secret_string()
-            .unwrap(),
-    )
-    .unwrap();
+    let mut document = cxbridge_e2e::read_secret(&stack).await;
     let rotated = unique("studio-rotated-");
     document["studioTokens"] = json!([rotated, token]);
-    secrets
-        .put_secret_value()
-        .secret_id(&stack.resources.secret_id)
-        .secret_string(document.to_string())
-        .send()
-        .await
-        .unwrap();
+    cxbridge_e2e::write_secret(&stack, &document).await;
     let fresh = json!({"deliveryId": unique("d-"), "contactId": unique("c-")});
     let (status, reply) = eventually(
         "the rotated token to be accepted",

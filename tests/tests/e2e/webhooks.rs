@@ -408,7 +408,6 @@ async fn twenty_concurrent_identical_deliveries_enqueue_exactly_one_event() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_secret_is_picked_up_without_a_restart_and_the_retired_one_is_refused() {
     let stack = start(options()).await;
-    let sdk = sdk().await;
     let client = reqwest::Client::new();
     let current = stack.resources.secrets.webhook.clone();
     let previous = stack.resources.secrets.webhook_previous.clone();
@@ -423,29 +422,11 @@ async fn a_rotated_secret_is_picked_up_without_a_restart_and_the_retired_one_is_
         "the previous secret is still active"
     );
 
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let document: Value = serde_json::from_str(
-        secrets
-            .get_secret_value()
-            .secret_id(&stack.resources.secret_id)
-            .version_stage("AWSCURRENT")
-            .send()
-            .await
-            .unwrap()
-            .secret_string()
-            .unwrap(),
-    )
-    .unwrap();
+    let document = cxbridge_e2e::read_secret(&stack).await;
     let rotated = unique("rotated-");
     let mut next = document.clone();
     next["webhookSecrets"] = json!([rotated, current]);
-    secrets
-        .put_secret_value()
-        .secret_id(&stack.resources.secret_id)
-        .secret_string(next.to_string())
-        .send()
-        .await
-        .unwrap();
+    cxbridge_e2e::write_secret(&stack, &next).await;
 
     let (status, body) = signed(&rotated, &sample("chat"), &unique("d-"))
         .send(&client, &stack.gateway_url)
