@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::config::{CxoneConfig, MAX_URL_LEN, Profile, SignalBody, SpawnParams};
-use super::error::{CxoneError, Endpoint, excerpt, from_response, transport};
+use super::error::{CxoneError, Endpoint, excerpt, read_answer, transport};
 use super::rate::RateBudget;
 use super::token::{AccessToken, TokenSource};
 use crate::clock::now_ms;
@@ -201,21 +201,12 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
                 .send()
                 .await
                 .map_err(|e| transport(&e, self.config.timeout))?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| transport(&e, self.config.timeout))?;
-            if status == 401 && attempt == 0 {
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
                 // The token may have been revoked or expired early: drop it, try once more.
                 self.tokens.invalidate(&token).await;
                 continue;
             }
-            return match from_response(Endpoint::Api, status, &headers, &body, now_ms()) {
-                None => Ok(body.to_vec()),
-                Some(err) => Err(err),
-            };
+            return read_answer(response, Endpoint::Api, self.config.timeout, now_ms()).await;
         }
         Err(CxoneError::Unauthorized(
             "the new token was refused too".into(),

@@ -76,13 +76,11 @@ pub enum Endpoint {
 
 /// The one mapping from a CXone answer to an error: `None` for any 2xx (the platform's
 /// success status is unconfirmed, so every 2xx counts), else the error its status means.
-/// `now_ms` dates a `Retry-After` given as an HTTP date.
 pub fn from_response(
     endpoint: Endpoint,
     status: u16,
-    headers: &http::HeaderMap,
+    retry_after: Option<Duration>,
     body: &[u8],
-    now_ms: i64,
 ) -> Option<CxoneError> {
     let detail = || excerpt(body);
     Some(match status {
@@ -94,7 +92,7 @@ pub fn from_response(
         }
         404 => CxoneError::NotFound(detail()),
         429 => CxoneError::RateLimited {
-            retry_after: retry_after(headers, now_ms),
+            retry_after,
             local: false,
         },
         500..=599 => CxoneError::Unavailable(format!("status {status}: {}", detail())),
@@ -103,6 +101,23 @@ pub fn from_response(
             detail: detail(),
         },
     })
+}
+
+/// Reads a CXone answer to its end: the body of a 2xx, else the error [`from_response`]
+/// gives, with a `Retry-After` dated against `now_ms`.
+pub async fn read_answer(
+    response: reqwest::Response,
+    endpoint: Endpoint,
+    timeout: Duration,
+    now_ms: i64,
+) -> Result<Vec<u8>, CxoneError> {
+    let status = response.status().as_u16();
+    let after = retry_after(response.headers(), now_ms);
+    let body = response.bytes().await.map_err(|e| transport(&e, timeout))?;
+    match from_response(endpoint, status, after, &body) {
+        None => Ok(body.to_vec()),
+        Some(err) => Err(err),
+    }
 }
 
 /// The longest wait a `Retry-After` is taken at: SQS cannot delay a message longer.
@@ -206,11 +221,10 @@ mod tests {
 
     #[test]
     fn every_2xx_is_success_and_each_status_maps_to_its_error() {
-        let none = http::HeaderMap::new();
         for status in [200, 202, 204] {
-            assert_eq!(from_response(Endpoint::Api, status, &none, b"", 0), None);
+            assert_eq!(from_response(Endpoint::Api, status, None, b""), None);
         }
-        let map = |endpoint, status| from_response(endpoint, status, &none, b"x", 0).unwrap();
+        let map = |endpoint, status| from_response(endpoint, status, None, b"x").unwrap();
         assert!(matches!(map(Endpoint::Api, 404), CxoneError::NotFound(_)));
         assert!(matches!(
             map(Endpoint::Auth, 404),
@@ -256,7 +270,7 @@ mod tests {
             Some(Duration::from_secs(900))
         );
         assert_eq!(retry_after(&headers("soon"), now), None);
-        let err = from_response(Endpoint::Api, 429, &headers("3"), b"", now).unwrap();
+        let err = from_response(Endpoint::Api, 429, retry_after(&headers("3"), now), b"").unwrap();
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
         assert!(err.is_retryable());
     }

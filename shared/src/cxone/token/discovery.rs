@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::clock::now_ms;
 use crate::cxone::config::{CxoneConfig, Profile};
-use crate::cxone::error::{CxoneError, Endpoint, from_response, transport};
+use crate::cxone::error::{CxoneError, Endpoint, read_answer, transport};
 
 /// The `tenantId` claim of a JWT (its signature is not needed to read it). The `tenant`
 /// claim is the tenant's name, not its id, and is never taken for one.
@@ -59,12 +59,7 @@ impl Discovery {
             .send()
             .await
             .map_err(|e| transport(&e, timeout))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| transport(&e, timeout))?;
-        if let Some(err) = from_response(Endpoint::Auth, status, &headers, &body, now_ms()) {
-            return Err(err);
-        }
+        let body = read_answer(response, Endpoint::Auth, timeout, now_ms()).await?;
         serde_json::from_slice(&body)
             .map_err(|e| CxoneError::BadResponse(format!("{url} did not return JSON: {e}")))
     }

@@ -13,7 +13,7 @@ use super::discovery::{Discovery, tenant_id};
 use super::{AccessToken, jitter, refresh_delay_ms};
 use crate::clock::now_ms;
 use crate::cxone::config::{ClientAuth, CxoneConfig, Profile};
-use crate::cxone::error::{CxoneError, Endpoint, from_response, transport};
+use crate::cxone::error::{CxoneError, Endpoint, read_answer, transport};
 use crate::secrets::CxoneCredentials;
 
 /// A token request: its form fields, and the `Authorization` header of Basic client auth.
@@ -138,12 +138,7 @@ impl TokenFetcher {
             request = request.header("authorization", value);
         }
         let response = request.send().await.map_err(|e| transport(&e, timeout))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| transport(&e, timeout))?;
-        if let Some(err) = from_response(Endpoint::Auth, status, &headers, &body, now_ms()) {
-            return Err(err);
-        }
+        let body = read_answer(response, Endpoint::Auth, timeout, now_ms()).await?;
         let doc: Value = serde_json::from_slice(&body)
             .map_err(|e| CxoneError::BadResponse(format!("the token response is not JSON: {e}")))?;
         let value = doc
