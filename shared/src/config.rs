@@ -255,6 +255,24 @@ impl Env<'_> {
     }
 }
 
+/// A JSON document given in the variable `var`: the text itself, or `@path` for a file to
+/// read. `None` when the variable is unset or blank.
+pub fn json_document(var: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                var,
+                value: value.clone(),
+                reason: format!("cannot read {path}: {e}"),
+            }),
+        None => Ok(Some(value)),
+    }
+}
+
 /// `1`, `true`, `on` or `yes` (any case) is true; `0`, `false`, `off` or `no` is false.
 pub fn parse_flag(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {

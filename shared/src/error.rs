@@ -135,6 +135,10 @@ pub struct ApiError {
     pub message: String,
     /// Extra members of the error object, such as `fields` for `invalid_payload`.
     pub details: Option<(&'static str, serde_json::Value)>,
+    /// Seconds for a `Retry-After` header: the caller should send the request again then.
+    pub retry_after: Option<u64>,
+    /// A status other than the code's own, for a caller that only retries some statuses.
+    status: Option<StatusCode>,
     cause: Option<Cause>,
 }
 
@@ -144,8 +148,20 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
+            status: None,
             cause: None,
         }
+    }
+
+    /// Another request is doing this work now: 503 with `Retry-After`, an answer every
+    /// HTTP client retries, so that a retry is never the reason work is lost. The retry
+    /// gets the first request's answer once it is done.
+    pub fn in_progress(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut err = Self::new(ErrorCode::InProgress, message);
+        err.status = Some(StatusCode::SERVICE_UNAVAILABLE);
+        err.retry_after = Some(retry_after_secs);
+        err
     }
 
     /// Adds a member to the error object (`{"error": {"code", "message", name: value}}`).
@@ -172,7 +188,7 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        self.code.status()
+        self.status.unwrap_or_else(|| self.code.status())
     }
 
     /// The full cause chain, for the log line.

@@ -117,7 +117,13 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 
 /// The stable error body for `err`.
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    json(err.status(), &err.body())
+    let mut response = json(err.status(), &err.body());
+    if let Some(secs) = err.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 #[cfg(test)]

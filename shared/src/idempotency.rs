@@ -100,27 +100,27 @@ impl DynamoDbIdempotencyStore {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> Option<&'a str> {
     item.get(key)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
 }
 
-fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
+pub(crate) fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
     item.get(key)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
 }
 
-fn unavailable<E>(err: SdkError<E>) -> StoreError
+pub(crate) fn unavailable<E>(err: SdkError<E>) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
 {

@@ -21,6 +21,8 @@ pub mod runtime;
 pub mod secrets;
 pub mod signals;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod webhook;
 
 pub use app::Base;

@@ -108,6 +108,39 @@ impl RefreshGate {
     }
 }
 
+/// Runs `check` against the cached secret. If it refuses the credential, the secret may
+/// have been rotated since it was cached: it is re-read and checked once more, at most once
+/// per the gate's interval (so a flood of bad credentials cannot hammer Secrets Manager).
+/// `what` names the credentials for the 503 when the secret cannot be read.
+pub async fn check_with_rotation<S: SecretSource, T>(
+    source: &S,
+    gate: &RefreshGate,
+    what: &str,
+    check: impl Fn(&Secrets) -> Result<T, crate::error::ApiError>,
+) -> Result<T, crate::error::ApiError> {
+    use crate::error::{ApiError, ErrorCode};
+    let unavailable = |e: SecretError| {
+        ApiError::new(
+            ErrorCode::DependencyUnavailable,
+            format!("{what} cannot be read; retry later"),
+        )
+        .with_cause(e)
+    };
+    let secrets = source.current().await.map_err(unavailable)?;
+    match check(&secrets) {
+        Err(err)
+            if matches!(
+                err.code,
+                ErrorCode::SignatureMismatch | ErrorCode::Unauthorized
+            ) && gate.allow() =>
+        {
+            let fresh = source.refresh().await.map_err(unavailable)?;
+            check(&fresh)
+        }
+        other => other,
+    }
+}
+
 /// Parses the secret document without letting a parser message quote secret values.
 pub fn parse_secrets(id: &str, text: &str) -> Result<Secrets, SecretError> {
     serde_json::from_str(text).map_err(|e| SecretError::Malformed {

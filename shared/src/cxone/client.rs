@@ -76,6 +76,16 @@ pub trait ContextSink: Send + Sync {
         interaction_id: &str,
         attributes: &Map<String, Value>,
     ) -> impl Future<Output = Result<(), CxoneError>> + Send;
+
+    /// Signals a running contact the way NICE's Cognigy extension does: `p1` = the
+    /// action (`Escalate`, `End`, or a name the script knows), `p2` = the attributes as
+    /// JSON. The platform's convention; the documented API has no such call.
+    fn send_action(
+        &self,
+        contact_id: &str,
+        action: &str,
+        attributes: &Map<String, Value>,
+    ) -> impl Future<Output = Result<(), CxoneError>> + Send;
 }
 
 /// The action name sent as `p1` when a context update travels as a platform signal.
@@ -478,6 +488,28 @@ impl<T: TokenSource, R: RateBudget> ContextSink for HttpCxoneClient<T, R> {
                 ];
                 self.platform_signal(interaction_id, &parameters, None)
                     .await
+            }
+        }
+    }
+
+    async fn send_action(
+        &self,
+        contact_id: &str,
+        action: &str,
+        attributes: &Map<String, Value>,
+    ) -> Result<(), CxoneError> {
+        match self.config.profile {
+            Profile::Documented => Err(CxoneError::Invalid {
+                status: None,
+                detail: "the documented API has no action signal; its context takes the attributes"
+                    .into(),
+            }),
+            Profile::InContact => {
+                let parameters = [
+                    action.to_owned(),
+                    Value::Object(attributes.clone()).to_string(),
+                ];
+                self.platform_signal(contact_id, &parameters, None).await
             }
         }
     }

@@ -143,17 +143,8 @@ fn invalid(reason: String) -> ConfigError {
 
 /// Reads the definitions from `CXBRIDGE_SIGNALS`, or the defaults.
 pub fn from_env(profile: Profile) -> Result<BTreeMap<String, SignalDefinition>, ConfigError> {
-    let text = match std::env::var(SIGNALS_VAR)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        None => DEFAULT_SIGNALS.to_owned(),
-        Some(v) => match v.trim().strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|e| invalid(format!("cannot read {path}: {e}")))?,
-            None => v,
-        },
-    };
+    let text =
+        crate::config::json_document(SIGNALS_VAR)?.unwrap_or_else(|| DEFAULT_SIGNALS.to_owned());
     parse(&text, profile)
 }
 

@@ -551,7 +551,16 @@ where
         let Some(attributes) = job.payload.get("attributes").and_then(Value::as_object) else {
             return Err(JobFailure::permanent("the context job has no attributes"));
         };
-        match self.cxone.update_context(interaction, attributes).await {
+        // A platform action (NICE's Cognigy convention) or a context update.
+        let sent = match job.payload.get("action").and_then(Value::as_str) {
+            Some(action) => {
+                self.cxone
+                    .send_action(interaction, action, attributes)
+                    .await
+            }
+            None => self.cxone.update_context(interaction, attributes).await,
+        };
+        match sent {
             Ok(()) => Ok(()),
             Err(e) if e.is_retryable() => Err(JobFailure::retry(e.to_string(), e.retry_after())),
             Err(e) => Err(JobFailure::permanent(e.to_string())),

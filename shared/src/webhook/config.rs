@@ -181,17 +181,7 @@ impl WebhookConfig {
     /// Reads `CXBRIDGE_WEBHOOK_CONFIG` over the defaults. Queue names `events` and `jobs`
     /// stand for the configured queues; any other queue must be an http(s) URL.
     pub fn from_env(events_queue_url: &str, jobs_queue_url: &str) -> Result<Self, ConfigError> {
-        let custom = match std::env::var(CONFIG_VAR)
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-        {
-            None => None,
-            Some(v) => Some(match v.trim().strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|e| invalid(&v, format!("cannot read {path}: {e}")))?,
-                None => v,
-            }),
-        };
+        let custom = crate::config::json_document(CONFIG_VAR)?;
         Self::parse(custom.as_deref(), events_queue_url, jobs_queue_url)
     }
 

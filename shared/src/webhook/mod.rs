@@ -337,35 +337,12 @@ where
         }
     }
 
-    /// Runs `check` against the cached secret. If it refuses the credential, the secret may
-    /// have been rotated since it was cached: it is re-read and checked once more, at most
-    /// once per `refresh_min_interval` (so a flood of bad credentials cannot hammer Secrets
-    /// Manager).
     async fn check_with_rotation<T>(
         &self,
         what: &str,
         check: impl Fn(&Secrets) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let unavailable = |e: crate::secrets::SecretError| {
-            ApiError::new(
-                ErrorCode::DependencyUnavailable,
-                format!("{what} cannot be read; retry later"),
-            )
-            .with_cause(e)
-        };
-        let secrets = self.secrets.current().await.map_err(unavailable)?;
-        match check(&secrets) {
-            Err(err)
-                if matches!(
-                    err.code,
-                    ErrorCode::SignatureMismatch | ErrorCode::Unauthorized
-                ) && self.refresh.allow() =>
-            {
-                let fresh = self.secrets.refresh().await.map_err(unavailable)?;
-                check(&fresh)
-            }
-            other => other,
-        }
+        crate::secrets::check_with_rotation(&self.secrets, &self.refresh, what, check).await
     }
 
     async fn verify(&self, inbound: &Inbound<'_>, now_s: i64) -> Result<Verified, ApiError> {
@@ -518,29 +495,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::idempotency::StoreError;
-    use crate::queue::QueueError;
-    use crate::secrets::{SecretError, Secrets, parse_secrets};
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use crate::secrets::{Secrets, parse_secrets};
+    use crate::testing::{FakeQueue, FakeSecrets, FakeStore};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     use studio::StudioInbound;
-
-    /// Secrets whose stored value can change, counting forced reads.
-    struct FakeSecrets {
-        stored: Mutex<Arc<Secrets>>,
-        cached: Mutex<Arc<Secrets>>,
-        refreshes: AtomicUsize,
-    }
 
     impl FakeSecrets {
         fn new(webhook: &[&str]) -> Self {
-            let s = Arc::new(doc(webhook));
-            Self {
-                stored: Mutex::new(s.clone()),
-                cached: Mutex::new(s),
-                refreshes: AtomicUsize::new(0),
-            }
+            Self::with(doc(webhook))
         }
     }
 
@@ -554,100 +517,6 @@ mod tests {
             &json!({"webhookSecrets": webhook, "studioTokens": studio}).to_string(),
         )
         .unwrap()
-    }
-
-    impl SecretSource for FakeSecrets {
-        async fn current(&self) -> Result<Arc<Secrets>, SecretError> {
-            Ok(self.cached.lock().unwrap().clone())
-        }
-        async fn refresh(&self) -> Result<Arc<Secrets>, SecretError> {
-            self.refreshes.fetch_add(1, Ordering::SeqCst);
-            let fresh = self.stored.lock().unwrap().clone();
-            *self.cached.lock().unwrap() = fresh.clone();
-            Ok(fresh)
-        }
-    }
-
-    #[derive(Default)]
-    struct FakeStore {
-        items: Mutex<HashMap<String, (String, Option<Value>)>>,
-        replays: Mutex<HashMap<String, String>>,
-    }
-
-    impl IdempotencyStore for FakeStore {
-        async fn claim(&self, key: &str, hash: &str, _: i64, _: i64) -> Result<Claim, StoreError> {
-            let mut items = self.items.lock().unwrap();
-            Ok(match items.get(key) {
-                None => {
-                    items.insert(key.into(), (hash.into(), None));
-                    Claim::Acquired
-                }
-                Some((h, _)) if h != hash => Claim::Conflict,
-                Some((_, Some(r))) => Claim::Completed(r.clone()),
-                Some((_, None)) => Claim::InProgress,
-            })
-        }
-        async fn complete(
-            &self,
-            key: &str,
-            hash: &str,
-            response: &Value,
-            _: i64,
-        ) -> Result<(), StoreError> {
-            self.items
-                .lock()
-                .unwrap()
-                .insert(key.into(), (hash.into(), Some(response.clone())));
-            Ok(())
-        }
-        async fn release(&self, key: &str, _: i64) -> Result<(), StoreError> {
-            self.items.lock().unwrap().remove(key);
-            Ok(())
-        }
-    }
-
-    impl ReplayGuard for FakeStore {
-        async fn remember(
-            &self,
-            sig: &str,
-            delivery: &str,
-            _: i64,
-            _: i64,
-        ) -> Result<ReplayCheck, StoreError> {
-            let mut replays = self.replays.lock().unwrap();
-            Ok(match replays.get(sig) {
-                None => {
-                    replays.insert(sig.into(), delivery.into());
-                    ReplayCheck::Fresh
-                }
-                Some(d) if d == delivery => ReplayCheck::SameDelivery,
-                Some(_) => ReplayCheck::Replayed,
-            })
-        }
-    }
-
-    #[derive(Default)]
-    struct FakeQueue {
-        sent: Mutex<Vec<(String, OutboundMessage)>>,
-        down: std::sync::atomic::AtomicBool,
-    }
-
-    impl MessageQueue for FakeQueue {
-        async fn send_all(
-            &self,
-            queue: &str,
-            messages: &[OutboundMessage],
-        ) -> Result<(), QueueError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(QueueError {
-                    queue: queue.into(),
-                    detail: "down".into(),
-                });
-            }
-            let mut sent = self.sent.lock().unwrap();
-            sent.extend(messages.iter().map(|m| (queue.to_owned(), m.clone())));
-            Ok(())
-        }
     }
 
     const NOW_MS: i64 = 1_800_000_000_000;
