@@ -769,12 +769,21 @@ impl Sim {
                 &format!("{bad} is not one of p1-p9"),
             );
         }
-        let first = params
-            .iter()
-            .find(|(k, _)| k == "p1")
-            .map(|(_, v)| v.clone());
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        // NICE's Cognigy convention (`p1` = an action such as Escalate, `p2` = the
+        // attributes as JSON) tells the script what to do; it reports nothing back.
+        let action = param("p2")
+            .and_then(|p2| serde_json::from_str::<Value>(&p2).ok())
+            .is_some_and(|p2| p2.get("cognigyDetectedIntent").is_some());
         let status = self.config.lock().map(|c| c.signal_status).unwrap_or(202);
-        self.completes(first);
+        if !action {
+            self.completes(param("p1"));
+        }
         match status {
             200 => reply(StatusCode::OK, json!({})),
             other => empty(StatusCode::from_u16(other).unwrap_or(StatusCode::ACCEPTED)),

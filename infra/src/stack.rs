@@ -114,7 +114,8 @@ pub fn local_signals() -> String {
 
 /// Local settings that differ from the deployed ones (design §8): jobs give up after four
 /// attempts, backing off from 1 s to at most 5 s, so failures reach the DLQ in seconds; and
-/// the signal definitions include a spawn.
+/// the signal definitions include a spawn, and intent-router has the intent map the README
+/// shows.
 pub fn local_defaults() -> Vec<EnvOverride> {
     let signals = EnvOverride {
         function: "*".into(),
@@ -136,6 +137,11 @@ pub fn local_defaults() -> Vec<EnvOverride> {
         value: value.into(),
     })
     .chain(std::iter::once(signals))
+    .chain(std::iter::once(EnvOverride {
+        function: "intent-router".into(),
+        key: cxbridge::intents::INTENTS_VAR.into(),
+        value: cxbridge::intents::config::LOCAL_INTENTS.into(),
+    }))
     .collect()
 }
 

@@ -527,6 +527,11 @@ where
                     .await
                     .map_err(|q| unavailable("CXone and the job queue", q))?;
                 answer["status"] = json!("queued");
+                answer["reason"] = json!(match &e {
+                    CxoneError::Timeout(_) => e.to_string(),
+                    CxoneError::RateLimited { .. } => "CXone's rate limit was reached".to_owned(),
+                    _ => "CXone is unavailable".to_owned(),
+                });
                 status = StatusCode::ACCEPTED;
             }
             Err(e) => {

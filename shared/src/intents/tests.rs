@@ -401,6 +401,7 @@ async fn a_cxone_outage_queues_the_action_and_a_gone_contact_is_refused() {
         (a.status, a.body["status"].as_str()),
         (StatusCode::ACCEPTED, Some("queued"))
     );
+    assert_eq!(a.body["reason"], "CXone is unavailable");
     let queued = r.sink.queued.lock().unwrap().clone();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].payload["action"], "Escalate");
@@ -432,6 +433,7 @@ async fn what_cannot_finish_inside_the_limit_is_queued() {
         (a.status, a.body["status"].as_str()),
         (StatusCode::ACCEPTED, Some("queued"))
     );
+    assert_eq!(a.body["reason"], "CXone did not answer within 500 ms");
     assert_eq!(r.sink.queued.lock().unwrap().len(), 1);
 }
 
