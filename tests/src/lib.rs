@@ -161,6 +161,15 @@ pub async fn sim_journal(stack: &Stack) -> Vec<serde_json::Value> {
         .expect("the journal is JSON")
 }
 
+/// The journal's requests whose path starts with `prefix`.
+pub async fn sim_requests_under(stack: &Stack, prefix: &str) -> Vec<serde_json::Value> {
+    sim_journal(stack)
+        .await
+        .into_iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with(prefix)))
+        .collect()
+}
+
 /// Posts to one of the simulator's control endpoints (`config`, `faults`, …).
 pub async fn sim_control(stack: &Stack, what: &str, body: serde_json::Value) {
     let r = reqwest::Client::new()

@@ -46,20 +46,10 @@ pub struct IntentRequest<'a> {
 
 /// Port: what a routed turn does beyond this function.
 pub trait IntentSink: Send + Sync {
-    /// Sets attributes on the interaction's context (documented profile).
-    fn update_context(
-        &self,
-        contact_id: &str,
-        attributes: &Map<String, Value>,
-    ) -> impl Future<Output = Result<(), CxoneError>> + Send;
+    /// The CXone client: context updates (documented) and action signals (platform).
+    type Cxone: ContextSink;
 
-    /// Signals the contact: `p1` = the action, `p2` = the attributes as JSON (platform).
-    fn send_action(
-        &self,
-        contact_id: &str,
-        action: &str,
-        attributes: &Map<String, Value>,
-    ) -> impl Future<Output = Result<(), CxoneError>> + Send;
+    fn cxone(&self) -> &Self::Cxone;
 
     /// Triggers a configured signal definition; its answer (or its error) for the reply.
     fn trigger(
@@ -84,21 +74,10 @@ where
     E: crate::signals::store::ExecutionStore,
     Q: crate::queue::MessageQueue,
 {
-    async fn update_context(
-        &self,
-        contact_id: &str,
-        attributes: &Map<String, Value>,
-    ) -> Result<(), CxoneError> {
-        self.cxone.update_context(contact_id, attributes).await
-    }
+    type Cxone = C;
 
-    async fn send_action(
-        &self,
-        contact_id: &str,
-        action: &str,
-        attributes: &Map<String, Value>,
-    ) -> Result<(), CxoneError> {
-        self.cxone.send_action(contact_id, action, attributes).await
+    fn cxone(&self) -> &C {
+        &self.cxone
     }
 
     async fn trigger(
@@ -469,9 +448,15 @@ where
         let remaining = limit.saturating_sub(started.elapsed());
         let call = async {
             match (effect, action) {
-                (Effect::Context, _) => self.sink.update_context(&contact.id, &attributes).await,
+                (Effect::Context, _) => {
+                    self.sink
+                        .cxone()
+                        .update_context(&contact.id, &attributes)
+                        .await
+                }
                 (Effect::Action, Some(action)) => {
                     self.sink
+                        .cxone()
                         .send_action(&contact.id, action, &attributes)
                         .await
                 }

@@ -65,7 +65,7 @@ impl FakeSink {
     }
 }
 
-impl IntentSink for FakeSink {
+impl ContextSink for FakeSink {
     async fn update_context(&self, id: &str, a: &Map<String, Value>) -> Result<(), CxoneError> {
         self.call(json!({"context": id, "attributes": a})).await
     }
@@ -77,6 +77,13 @@ impl IntentSink for FakeSink {
     ) -> Result<(), CxoneError> {
         self.call(json!({"action": action, "contact": id, "attributes": a}))
             .await
+    }
+}
+
+impl IntentSink for FakeSink {
+    type Cxone = Self;
+    fn cxone(&self) -> &Self {
+        self
     }
     async fn trigger(&self, s: &str, _: &str, body: &Value, _: i64) -> Result<Value, ApiError> {
         self.call(json!({"signal": s, "body": body}))

@@ -527,16 +527,8 @@ async fn the_documented_profile_updates_the_context_once_per_turn_and_triggers_m
     assert!(seen[0].1["routedAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(seen[1].0, "700123");
     assert_eq!(seen[1].1["queue"], "Retention");
-    let signals: Vec<Value> = sim_journal(&stack)
-        .await
-        .into_iter()
-        .filter(|e| {
-            e["path"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("/api/v2/signals/escalate")
-        })
-        .collect();
+    let signals: Vec<Value> =
+        cxbridge_e2e::sim_requests_under(&stack, "/api/v2/signals/escalate").await;
     assert_eq!(signals.len(), 1);
     let payload: Value = serde_json::from_str(signals[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(

@@ -462,16 +462,8 @@ async fn bad_spawn_signals_get_a_stable_code_and_nothing_is_sent_or_queued() {
             case.name
         );
     }
-    let platform_calls: Vec<Value> = sim_journal(&stack)
-        .await
-        .into_iter()
-        .filter(|e| {
-            e["path"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("/inContactAPI/")
-        })
-        .collect();
+    let platform_calls: Vec<Value> =
+        cxbridge_e2e::sim_requests_under(&stack, "/inContactAPI/").await;
     assert!(platform_calls.is_empty(), "sent: {platform_calls:?}");
     assert_eq!(depth(&stack, "jobs").await, 0, "nothing was queued");
 }
