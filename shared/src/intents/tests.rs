@@ -341,6 +341,23 @@ async fn name_and_score_come_as_a_pair_and_a_rule_scores_one() {
 }
 
 #[tokio::test]
+async fn an_explicit_intent_beside_an_embedded_input_wins_as_a_pair() {
+    let r = platform();
+    let a = send_json(
+        &r,
+        json!({"conversationId": "c-1", "intent": "billing", "confidence": "0.9",
+            "input": {"intent": "cancel", "intentScore": 0.99, "sessionId": "s-x"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (a.body["intent"].as_str(), a.body["confidence"].as_f64()),
+        (Some("billing"), Some(0.9))
+    );
+    assert_eq!(r.sessions.pairs.lock().unwrap()["s-x"].id, "c-1");
+}
+
+#[tokio::test]
 async fn a_negated_intent_is_not_routed() {
     let r = platform();
     let a = send_json(

@@ -31,8 +31,6 @@ pub struct ContactId {
 /// What one turn says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
-    /// `flat`, `input` or `envelope`.
-    pub shape: &'static str,
     /// The contact the turn itself names, per the preference; `None` when it names none.
     pub contact: Option<ContactId>,
     pub session_id: Option<String>,
@@ -275,12 +273,10 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
         ));
     };
     let mut errors = Vec::new();
-    let mut shape = "flat";
     let mut explicit = body;
     let mut envelope_session = None;
     let mut envelope_trace = None;
     if let Some(output) = root.get("AIOutput") {
-        shape = "envelope";
         envelope_session = match root.get("sessionId").and_then(text_of) {
             Some(s) if !s.is_empty() => Some(s),
             _ => {
@@ -297,7 +293,6 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
             }
             _ => {
                 return Ok(Turn {
-                    shape,
                     contact: None,
                     session_id: envelope_session,
                     turn_id: envelope_trace,
@@ -320,11 +315,11 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
         None => None,
     };
 
-    let (intent, confidence, negated, time) = match input {
+    // An explicit `intent` beside an embedded input wins, as an explicit contact id does.
+    let explicit_intent = !std::ptr::eq(explicit, input.unwrap_or(explicit))
+        && present(explicit.get("intent")).is_some();
+    let (intent, confidence, negated, time) = match input.filter(|_| !explicit_intent) {
         Some(input) => {
-            if shape == "flat" {
-                shape = "input";
-            }
             let mapper = at(input, &["nlu", "intentMapperResults"]);
             let mapped_negated = truthy(mapper.and_then(|m| m.get("finalIntentNegated")));
             // Name and score come as a pair: both from the input, or both from the mapper.
@@ -410,7 +405,6 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
         return Err(invalid(errors));
     }
     Ok(Turn {
-        shape,
         contact,
         session_id,
         turn_id,
@@ -434,4 +428,93 @@ pub fn no_contact(session_id: Option<&str>) -> ApiError {
     invalid(vec![
         serde_json::json!({"field": "contactId", "problem": why, "lookedIn": CONTACT_PLACES}),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn turn(body: Value) -> Turn {
+        read(&body, PreferContact::Spawned).unwrap()
+    }
+
+    #[test]
+    fn cognigy_time_objects_and_rendered_ones_give_the_iso_date_or_nothing() {
+        let iso = "2026-12-01T10:00:00.000Z";
+        for (value, expected) in [
+            (json!({"ISODate": iso, "year": 2026}), Some(iso)),
+            (json!(format!("{{\"ISODate\":\"{iso}\"}}")), Some(iso)),
+            (json!("[object Object]"), None),
+            (json!(""), None),
+            (json!(iso), Some(iso)),
+        ] {
+            let t = turn(json!({"input": {"currentTime": value.clone()}}));
+            assert_eq!(t.timestamp.as_deref(), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn sip_headers_match_in_any_case_and_a_repeated_one_gives_its_first_value() {
+        let t = turn(json!({"input": {"data": {"payload": {"sip": {"headers": {
+            "x-incontact-masterid": "2", "X-INCONTACT-CONTACTID": ["1", "9"]}}}}}}));
+        assert_eq!(t.contact.unwrap().id, "1");
+        let t = read(
+            &json!({"input": {"data": {"sip": {"headers": {"X-InContact-MasterId": 2, "X-InContact-ContactId": 1}}}}}),
+            PreferContact::Main,
+        )
+        .unwrap();
+        let c = t.contact.unwrap();
+        assert_eq!(
+            (c.id.as_str(), c.source.as_str()),
+            ("2", "sip:X-InContact-MasterId")
+        );
+    }
+
+    #[test]
+    fn ids_scores_and_flags_rendered_as_strings_are_read_for_what_they_mean() {
+        let t = turn(json!({"input": {"intent": " cancel ", "intentScore": "0.5",
+            "inputId": 42, "sessionId": "undefined",
+            "nlu": {"intentMapperResults": {"finalIntentName": "cancel", "finalIntentNegated": "true"}}}}));
+        assert_eq!(t.intent.as_deref(), Some("cancel"));
+        assert_eq!(t.confidence, Some(0.5));
+        assert_eq!(t.turn_id.as_deref(), Some("42"));
+        assert_eq!(t.session_id, None);
+        assert!(t.negated);
+        // The mapper's negation belongs to its own intent, not to another.
+        let t = turn(json!({"input": {"intent": "billing",
+            "nlu": {"intentMapperResults": {"finalIntentName": "cancel", "finalIntentNegated": true}}}}));
+        assert!(!t.negated);
+    }
+
+    #[test]
+    fn a_contact_id_must_be_a_plain_id() {
+        for bad in [
+            json!("."),
+            json!(".."),
+            json!("a/b"),
+            json!("a b"),
+            json!(1.5),
+            json!(true),
+            json!("x".repeat(129)),
+        ] {
+            let err = read(&json!({"contactId": bad.clone()}), PreferContact::Spawned).unwrap_err();
+            assert_eq!(
+                err.body()["error"]["fields"][0]["field"],
+                "contactId",
+                "{bad}"
+            );
+        }
+        for good in [
+            json!("700123"),
+            json!(700123),
+            json!("a.b:c_d-1"),
+            json!("x".repeat(128)),
+        ] {
+            assert!(
+                turn(json!({"contactId": good.clone()})).contact.is_some(),
+                "{good}"
+            );
+        }
+    }
 }
