@@ -158,15 +158,20 @@ impl ApiError {
     /// HTTP client retries, so that a retry is never the reason work is lost. The retry
     /// gets the first request's answer once it is done.
     pub fn in_progress(message: impl Into<String>, retry_after_secs: u64) -> Self {
-        let mut err = Self::new(ErrorCode::InProgress, message);
+        let mut err = Self::new(ErrorCode::InProgress, message).with_retry_after(retry_after_secs);
         err.status = Some(StatusCode::SERVICE_UNAVAILABLE);
-        err.retry_after = Some(retry_after_secs);
         err
     }
 
     /// Adds a member to the error object (`{"error": {"code", "message", name: value}}`).
     pub fn with_detail(mut self, name: &'static str, value: serde_json::Value) -> Self {
         self.details = Some((name, value));
+        self
+    }
+
+    /// Asks the caller to retry after `secs` seconds (`Retry-After`).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
         self
     }
 

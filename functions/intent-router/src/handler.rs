@@ -4,7 +4,8 @@ use cxbridge::app::{InitError, LiveDispatcher};
 use cxbridge::http::{RequestMeta, json};
 use cxbridge::idempotency::DynamoDbIdempotencyStore;
 use cxbridge::intents::{
-    DEDUP_TTL, DynamoDbSessionMemory, IntentConfig, IntentRequest, IntentRouter,
+    ANONYMOUS_DEDUP_TTL, DEDUP_TTL, DynamoDbSessionMemory, IntentConfig, IntentRequest,
+    IntentRouter,
 };
 use cxbridge::secrets::SecretsManagerSource;
 use cxbridge::{ApiError, Base, clock};
@@ -29,12 +30,11 @@ impl App {
     pub async fn init() -> Result<Self, InitError> {
         let (base, dispatcher) = Base::init_with_dispatcher().await?;
         let intents = IntentConfig::from_env()?;
+        intents.check_profile(dispatcher.profile)?;
         let config = &base.config;
-        let dedup = DynamoDbIdempotencyStore::new(
-            base.aws.dynamodb.clone(),
-            config.table.clone(),
-            DEDUP_TTL,
-        );
+        let store = |ttl| {
+            DynamoDbIdempotencyStore::new(base.aws.dynamodb.clone(), config.table.clone(), ttl)
+        };
         let sessions = DynamoDbSessionMemory::new(
             base.aws.dynamodb.clone(),
             config.table.clone(),
@@ -44,7 +44,8 @@ impl App {
             intents,
             dispatcher.profile,
             base.secrets.clone(),
-            dedup,
+            store(DEDUP_TTL),
+            store(ANONYMOUS_DEDUP_TTL),
             sessions,
             dispatcher,
             config.secret_refresh_min_interval,

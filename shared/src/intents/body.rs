@@ -86,29 +86,44 @@ fn line_break(text: &str) -> Option<&str> {
 }
 
 /// `multipart/form-data` (RFC 7578): each part's `name` and its text. The first part of a
-/// name wins, as in a form.
+/// name wins, as in a form. A delimiter counts only at the start of a line (RFC 2046), so
+/// a value may hold the boundary text elsewhere.
 fn multipart(content_type: &str, raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let boundary = parameter(content_type, "boundary")
         .filter(|b| !b.is_empty() && b.len() <= 70)
         .ok_or_else(|| malformed("multipart/form-data needs a boundary of 1 to 70 characters"))?;
     let text = std::str::from_utf8(raw).map_err(|_| malformed("the form data is not UTF-8"))?;
     let delimiter = format!("--{boundary}");
-    let mut rest = text
-        .find(&delimiter)
-        .map(|at| &text[at + delimiter.len()..])
-        .ok_or_else(|| malformed("the form data has no part"))?;
+    let mut starts = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find(&delimiter) {
+        let at = from + found;
+        if at == 0 || text[..at].ends_with('\n') {
+            starts.push(at);
+        }
+        from = at + delimiter.len();
+    }
+    let closed = starts
+        .last()
+        .is_some_and(|last| text[last + delimiter.len()..].starts_with("--"));
+    if !closed {
+        return Err(malformed(
+            "the form data does not end with its closing boundary",
+        ));
+    }
     let mut fields = Map::new();
-    while !rest.starts_with("--") {
-        let part_and_rest = line_break(rest)
+    for pair in starts.windows(2) {
+        let (at, next) = (pair[0], pair[1]);
+        let rest = &text[at + delimiter.len()..next];
+        if rest.starts_with("--") {
+            break;
+        }
+        // Transport padding, then the line break that ends the delimiter line.
+        let part = line_break(rest.trim_start_matches([' ', '\t']))
             .ok_or_else(|| malformed("a form-data boundary is not followed by a line break"))?;
-        let end = part_and_rest
-            .find(&delimiter)
-            .ok_or_else(|| malformed("the form data does not end with its closing boundary"))?;
-        let part = &part_and_rest[..end];
-        let part = part
-            .strip_suffix("\r\n")
-            .or_else(|| part.strip_suffix('\n'))
-            .unwrap_or(part);
+        // The line break before the next delimiter belongs to it.
+        let part = part.strip_suffix('\n').unwrap_or(part);
+        let part = part.strip_suffix('\r').unwrap_or(part);
         let (head, value) = part
             .split_once("\r\n\r\n")
             .or_else(|| part.split_once("\n\n"))
@@ -125,7 +140,6 @@ fn multipart(content_type: &str, raw: &[u8]) -> Result<Map<String, Value>, ApiEr
         if !name.is_empty() && !fields.contains_key(name) {
             fields.insert(name.to_owned(), Value::String(value.to_owned()));
         }
-        rest = &part_and_rest[end + delimiter.len()..];
     }
     Ok(fields)
 }
@@ -143,6 +157,14 @@ mod tests {
         assert_eq!(v["intent"], "cancel");
         assert_eq!(v["confidence"], "0.9");
         assert_eq!(v["context"]["data"]["contactId"], "7");
+    }
+
+    #[test]
+    fn the_boundary_inside_a_value_and_padding_after_a_boundary_are_allowed() {
+        let raw = "--b  \r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nsee --b here\nand --b\r\n--b\r\nContent-Disposition: form-data; name=\"x\"\n\n1\n--b--";
+        let v = read(Some("multipart/form-data; boundary=b"), raw.as_bytes()).unwrap();
+        assert_eq!(v["text"], "see --b here\nand --b");
+        assert_eq!(v["x"], "1");
     }
 
     #[test]

@@ -163,6 +163,24 @@ impl IntentConfig {
         Ok(config)
     }
 
+    /// What the profile cannot do: on the platform, an intent's one signal is its
+    /// `action`; a signal definition would be a second one.
+    pub fn check_profile(&self, profile: crate::cxone::Profile) -> Result<(), ConfigError> {
+        if profile != crate::cxone::Profile::InContact {
+            return Ok(());
+        }
+        match self.intents.iter().find(|(_, r)| r.signal.is_some()) {
+            None => Ok(()),
+            Some((intent, _)) => Err(ConfigError::Invalid {
+                var: INTENTS_VAR,
+                value: intent.clone(),
+                reason: format!(
+                    "intent {intent:?} names a signal; on the platform profile an intent sends at most one signal, its \"action\" (p1 = the action, p2 = the attributes)"
+                ),
+            }),
+        }
+    }
+
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
     }
@@ -187,6 +205,19 @@ mod tests {
         assert_eq!(c.session_ttl(), Duration::from_secs(4 * 3600));
         let main = IntentConfig::parse(r#"{"preferContact": "main"}"#).unwrap();
         assert_eq!(main.prefer_contact, PreferContact::Main);
+        assert!(c.check_profile(crate::cxone::Profile::InContact).is_ok());
+    }
+
+    #[test]
+    fn a_signal_definition_is_for_the_documented_profile_only() {
+        let c = IntentConfig::parse(r#"{"intents": {"cancel": {"signal": {"name": "escalate"}}}}"#)
+            .unwrap();
+        assert!(c.check_profile(crate::cxone::Profile::Documented).is_ok());
+        let err = c
+            .check_profile(crate::cxone::Profile::InContact)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"action\""), "{err}");
     }
 
     #[test]

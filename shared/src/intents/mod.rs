@@ -35,6 +35,22 @@ pub use turn::{ContactId, Turn};
 /// How long a routed turn's answer is kept for its retries.
 pub const DEDUP_TTL: Duration = Duration::from_secs(600);
 
+/// The same, for a turn with no `inputId`, `traceId` or timestamp: nothing tells two
+/// genuine turns with the same intent and score apart, so only a retry that comes soon is
+/// taken for one (Cognigy's node retries within seconds).
+pub const ANONYMOUS_DEDUP_TTL: Duration = Duration::from_secs(60);
+
+/// A turn's idempotency key and the hash it is made of: Cognigy's input id when the turn
+/// has one, so that two genuine turns with the same intent are both routed.
+pub fn turn_key(turn: &Turn, contact: &str, intent: &str, confidence: f64) -> (String, String) {
+    let identity = match &turn.turn_id {
+        Some(id) => json!(["turn", id, contact, intent, confidence]),
+        None => json!([contact, intent, confidence, turn.timestamp]),
+    };
+    let hash = hex::encode(Sha256::digest(identity.to_string()));
+    (format!("intent#{hash}"), hash)
+}
+
 /// What the function saw of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct IntentRequest<'a> {
@@ -131,9 +147,11 @@ fn unavailable(what: &str, cause: impl Into<Box<dyn std::error::Error + Send + S
     .with_cause(cause)
 }
 
-/// The token of any of Cognigy's auth options: `Authorization: Bearer …`,
-/// `Authorization: ApiKey …`, Basic with the token as the password, or `X-API-Key`.
-pub fn credential(request: &IntentRequest<'_>) -> Option<String> {
+/// The tokens a request presents, by any of Cognigy's auth options: `Authorization:
+/// Bearer …`, `Authorization: ApiKey …`, Basic with the token as the password, and
+/// `X-API-Key`. Each is checked, so an unrelated `Authorization` header does not hide a
+/// good `X-API-Key`.
+pub fn credentials(request: &IntentRequest<'_>) -> Vec<String> {
     fn text(v: &[u8]) -> Option<&str> {
         std::str::from_utf8(v).ok().map(str::trim)
     }
@@ -154,9 +172,12 @@ pub fn credential(request: &IntentRequest<'_>) -> Option<String> {
             None
         }
     });
-    from_authorization
-        .or_else(|| request.api_key.and_then(text).map(str::to_owned))
+    let api_key = request.api_key.and_then(text).map(str::to_owned);
+    [from_authorization, api_key]
+        .into_iter()
+        .flatten()
         .filter(|t| !t.is_empty())
+        .collect()
 }
 
 fn unauthorized() -> ApiError {
@@ -226,7 +247,10 @@ pub struct IntentRouter<S, I, M, K> {
     pub config: IntentConfig,
     pub profile: Profile,
     pub secrets: S,
+    /// Routed turns' answers, for [`DEDUP_TTL`].
     pub dedup: I,
+    /// The same for turns nothing identifies, for [`ANONYMOUS_DEDUP_TTL`].
+    pub anonymous: I,
     pub sessions: M,
     pub sink: K,
     refresh: RefreshGate,
@@ -239,11 +263,13 @@ where
     M: SessionMemory,
     K: IntentSink,
 {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: IntentConfig,
         profile: Profile,
         secrets: S,
         dedup: I,
+        anonymous: I,
         sessions: M,
         sink: K,
         refresh_min_interval: Duration,
@@ -253,6 +279,7 @@ where
             profile,
             secrets,
             dedup,
+            anonymous,
             sessions,
             sink,
             refresh: RefreshGate::new(refresh_min_interval),
@@ -262,13 +289,18 @@ where
     /// Checks the token in constant time against `cognigyTokens`. Without a token nothing
     /// is read.
     async fn authenticate(&self, request: &IntentRequest<'_>) -> Result<(), ApiError> {
-        let token = credential(request).ok_or_else(unauthorized)?;
+        let tokens = credentials(request);
+        if tokens.is_empty() {
+            return Err(unauthorized());
+        }
         crate::secrets::check_with_rotation(
             &self.secrets,
             &self.refresh,
             "the Cognigy tokens",
             |secrets| {
-                if crate::auth::matches_any(&token, &secrets.cognigy_tokens) {
+                let known = |t: &String| crate::auth::matches_any(t, &secrets.cognigy_tokens);
+                // Every candidate is compared, whichever matches.
+                if tokens.iter().map(known).fold(false, |any, m| any | m) {
                     Ok(())
                 } else {
                     Err(unauthorized())
@@ -334,23 +366,29 @@ where
     }
 
     /// The turn's contact: the one it names (recorded for its session), or the one its
-    /// session recorded, looked up only when the turn is to be routed.
+    /// session recorded, looked up only when the turn is to be routed (`routable`).
+    ///
+    /// If the pair cannot be recorded, a turn that is only there to record it (a voice
+    /// call's first turn) gets 503, so that Cognigy's retry records it; a routable turn
+    /// that names its own contact is routed all the same.
     async fn contact(
         &self,
         turn: &Turn,
-        needed: bool,
+        routable: bool,
         now_ms: i64,
     ) -> Result<Option<ContactId>, ApiError> {
         match (&turn.contact, &turn.session_id) {
             (Some(contact), Some(session)) => {
-                self.sessions
-                    .remember(session, contact, now_ms)
-                    .await
-                    .map_err(|e| unavailable("the session memory", e))?;
+                if let Err(e) = self.sessions.remember(session, contact, now_ms).await {
+                    if !routable {
+                        return Err(unavailable("the session memory", e));
+                    }
+                    tracing::warn!(error = %e, "could not record the session's contact");
+                }
                 Ok(Some(contact.clone()))
             }
             (Some(contact), None) => Ok(Some(contact.clone())),
-            (None, Some(session)) if needed => self
+            (None, Some(session)) if routable => self
                 .sessions
                 .recall(session, now_ms)
                 .await
@@ -372,16 +410,13 @@ where
         in_progress_until_ms: i64,
         started: Instant,
     ) -> Result<Answer, ApiError> {
-        // One key per turn: Cognigy's input id when it sends one, so that two genuine
-        // turns with the same intent are both routed.
-        let identity = match &turn.turn_id {
-            Some(id) => json!(["turn", id, contact.id, intent, confidence]),
-            None => json!([contact.id, intent, confidence, turn.timestamp]),
+        let (key, hash) = turn_key(turn, &contact.id, intent, confidence);
+        let store = if turn.turn_id.is_some() || turn.timestamp.is_some() {
+            &self.dedup
+        } else {
+            &self.anonymous
         };
-        let hash = hex::encode(Sha256::digest(identity.to_string()));
-        let key = format!("intent#{hash}");
-        let claim = self
-            .dedup
+        let claim = store
             .claim(&key, &hash, now_ms, in_progress_until_ms)
             .await
             .map_err(|e| unavailable("the de-duplication store", e))?;
@@ -411,13 +446,13 @@ where
         match &outcome {
             Ok(answer) => {
                 let saved = json!({"status": answer.status.as_u16(), "body": answer.body});
-                if let Err(e) = self.dedup.complete(&key, &hash, &saved, now_ms).await {
+                if let Err(e) = store.complete(&key, &hash, &saved, now_ms).await {
                     tracing::warn!(error = %e, "could not record the routed turn");
                 }
             }
             // A refused turn may succeed later (the contact may appear): let a resend retry.
             Err(_) => {
-                if let Err(e) = self.dedup.release(&key, in_progress_until_ms).await {
+                if let Err(e) = store.release(&key, in_progress_until_ms).await {
                     tracing::warn!(error = %e, "could not release the turn");
                 }
             }
@@ -528,7 +563,13 @@ where
                 return Err(ApiError::new(code, format!("CXone refused the turn: {e}")));
             }
         }
-        if let Some(signal) = route.and_then(|r| r.signal.as_ref()) {
+        // A configured signal definition: the documented profile's way to start a script.
+        // On the platform the action is the one signal (the configuration is refused at
+        // cold start).
+        let signal = route
+            .and_then(|r| r.signal.as_ref())
+            .filter(|_| self.profile == Profile::Documented);
+        if let Some(signal) = signal {
             let field = |name: &str| match name {
                 "interactionId" => json!(contact.id),
                 "intent" => json!(intent),
@@ -543,7 +584,27 @@ where
                 .collect();
             let body = json!({"data": data, "metadata": {"contactId": contact.id, "sourceSystem": "cognigy"}});
             let key = format!("intent-{}-{}", &hash[..32], signal.name);
-            answer["signal"] = match self.sink.trigger(&signal.name, &key, &body, now_ms).await {
+            // Inside the same limit. Cut off, the turn is answered 503: its retry updates the
+            // context again (the same attributes) and resends the signal under the same
+            // idempotency key, which the dispatcher answers once.
+            let remaining = limit.saturating_sub(started.elapsed());
+            let triggered = tokio::time::timeout(
+                remaining,
+                self.sink.trigger(&signal.name, &key, &body, now_ms),
+            )
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::DependencyUnavailable,
+                    format!(
+                        "signal {} did not finish within {} ms; send the turn again",
+                        signal.name,
+                        limit.as_millis()
+                    ),
+                )
+                .with_retry_after(1)
+            })?;
+            answer["signal"] = match triggered {
                 Ok(reply) => reply,
                 Err(err) => json!({"status": "failed", "error": err.body()["error"]}),
             };

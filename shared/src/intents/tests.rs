@@ -107,6 +107,7 @@ fn router_with(profile: Profile, config: &str) -> Router {
         profile,
         FakeSecrets::with(secrets),
         FakeStore::default(),
+        FakeStore::default(),
         FakeSessions::default(),
         FakeSink::default(),
         Duration::from_secs(30),
@@ -252,7 +253,6 @@ async fn every_cognigy_auth_option_is_accepted_and_a_wrong_token_is_not() {
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         )
     };
-    let body = json!({"conversationId": "c-1", "intent": "", "confidence": ""}).to_string();
     let cases: Vec<(Option<String>, Option<&str>, bool)> = vec![
         (None, Some(TOKEN), true),
         (Some(format!("ApiKey {TOKEN}")), None, true),
@@ -260,30 +260,45 @@ async fn every_cognigy_auth_option_is_accepted_and_a_wrong_token_is_not() {
         (Some(format!("Bearer {TOKEN}")), None, true),
         (Some(basic("cognigy", TOKEN)), None, true),
         (Some(basic("", TOKEN)), None, true),
+        // An Authorization header for something else does not hide a good key.
+        (Some("Bearer unrelated".into()), Some(TOKEN), true),
+        (Some(basic("cognigy", "")), Some(TOKEN), true),
         (Some(basic(TOKEN, "wrong")), None, false),
+        (Some(basic("cognigy", "")), None, false),
         (Some("ApiKey wrong".into()), None, false),
         (Some(format!("Token {TOKEN}")), None, false),
         (Some("Basic !!!".into()), None, false),
         (None, Some("wrong"), false),
         (None, None, false),
     ];
-    for (authorization, key, accepted) in cases {
+    let mut accepted_so_far = 0;
+    for (n, (authorization, key, accepted)) in cases.into_iter().enumerate() {
+        // A decisive turn: an accepted one sends one action.
+        let body =
+            json!({"conversationId": "c-1", "intent": "cancel", "confidence": 0.9, "inputId": n})
+                .to_string();
         let req = IntentRequest {
             content_type: Some("application/json"),
             authorization: authorization.as_deref().map(str::as_bytes),
             api_key: key.map(str::as_bytes),
             body: body.as_bytes(),
         };
-        let got = r.route(&req, NOW, NOW + 1).await;
-        match got {
-            Ok(a) => assert!(accepted, "{authorization:?} {key:?}: {}", a.body),
+        match r.route(&req, NOW, NOW + 1).await {
+            Ok(a) => {
+                assert!(accepted, "{authorization:?} {key:?}: {}", a.body);
+                accepted_so_far += 1;
+            }
             Err(e) => {
                 assert!(!accepted, "{authorization:?} {key:?}: {}", e.message);
                 assert_eq!(e.code, ErrorCode::Unauthorized);
             }
         }
+        assert_eq!(
+            r.sink.calls().len(),
+            accepted_so_far,
+            "{authorization:?} {key:?}"
+        );
     }
-    assert!(r.sink.calls().is_empty());
 }
 
 #[tokio::test]
@@ -358,6 +373,40 @@ async fn an_explicit_intent_beside_an_embedded_input_wins_as_a_pair() {
 }
 
 #[tokio::test]
+async fn a_flat_intent_with_an_empty_score_is_below_threshold() {
+    let r = platform();
+    let a = send_json(
+        &r,
+        json!({"conversationId": "c-1", "intent": "cancel", "confidence": ""}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.body["status"], "below_threshold");
+    let a = send_json(
+        &r,
+        json!({"conversationId": "c-1", "intent": "cancel", "confidence": "0.9", "negated": "true"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.body["status"], "negated");
+    assert!(r.sink.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_routable_turn_is_routed_even_if_its_session_cannot_be_recorded() {
+    let r = platform();
+    r.sessions.down.store(true, Ordering::SeqCst);
+    let a = send_json(
+        &r,
+        json!({"input": {"intent": "cancel", "intentScore": 0.9, "sessionId": "s", "data": {"contactId": "c-1"}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.body["status"], "routed");
+    assert_eq!(r.sink.calls().len(), 1);
+}
+
+#[tokio::test]
 async fn a_negated_intent_is_not_routed() {
     let r = platform();
     let a = send_json(
@@ -384,18 +433,14 @@ async fn a_turn_is_routed_once_and_each_genuine_turn_is_routed() {
 }
 
 #[tokio::test]
-async fn a_retry_while_the_turn_runs_gets_503_and_later_the_first_answer() {
+async fn a_retry_while_the_turn_runs_gets_503_and_then_the_first_answer() {
     let r = platform();
     let body =
         json!({"conversationId": "c-1", "intent": "cancel", "confidence": 0.9, "inputId": "x"});
-    // Another instance holds the turn.
-    let hash = hex::encode(Sha256::digest(
-        json!(["turn", "x", "c-1", "cancel", 0.9]).to_string(),
-    ));
-    r.dedup
-        .claim(&format!("intent#{hash}"), &hash, NOW, NOW + 1)
-        .await
-        .unwrap();
+    let turn = turn::read(&body, PreferContact::Spawned).unwrap();
+    let (key, hash) = turn_key(&turn, "c-1", "cancel", 0.9);
+    // The first call holds the turn.
+    r.dedup.claim(&key, &hash, NOW, NOW + 1).await.unwrap();
     let err = send_json(&r, body.clone()).await.unwrap_err();
     assert_eq!(
         (err.code, err.status(), err.retry_after),
@@ -405,14 +450,39 @@ async fn a_retry_while_the_turn_runs_gets_503_and_later_the_first_answer() {
             Some(1)
         )
     );
-    assert!(r.sink.calls().is_empty());
-    // It finishes, or gives up: the retry then succeeds.
+    // It finishes: the retry gets its answer, and nothing more is sent.
+    let first = json!({"status": "routed", "interactionId": "c-1"});
     r.dedup
-        .release(&format!("intent#{hash}"), NOW + 1)
+        .complete(&key, &hash, &json!({"status": 200, "body": first}), NOW)
         .await
         .unwrap();
+    let a = send_json(&r, body.clone()).await.unwrap();
+    assert_eq!((a.status, a.body), (StatusCode::OK, first));
+    assert!(r.sink.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_retry_after_the_first_call_gave_up_is_routed() {
+    let r = platform();
+    let body =
+        json!({"conversationId": "c-1", "intent": "cancel", "confidence": 0.9, "inputId": "x"});
+    let turn = turn::read(&body, PreferContact::Spawned).unwrap();
+    let (key, hash) = turn_key(&turn, "c-1", "cancel", 0.9);
+    r.dedup.claim(&key, &hash, NOW, NOW + 1).await.unwrap();
+    r.dedup.release(&key, NOW + 1).await.unwrap();
     assert_eq!(send_json(&r, body).await.unwrap().body["status"], "routed");
     assert_eq!(r.sink.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_turn_nothing_identifies_is_remembered_only_briefly() {
+    let r = platform();
+    let body = json!({"conversationId": "c-1", "intent": "cancel", "confidence": 0.9});
+    send_json(&r, body.clone()).await.unwrap();
+    send_json(&r, body).await.unwrap();
+    assert_eq!(r.sink.calls().len(), 1, "a quick retry is still one turn");
+    assert_eq!(r.anonymous.items.lock().unwrap().len(), 1);
+    assert!(r.dedup.items.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

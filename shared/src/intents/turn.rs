@@ -200,10 +200,13 @@ fn contact_places<'a>(
 }
 
 /// Reads an optional intent name and score, recording what is wrong with them.
+/// `rule_scores_one`: a missing score is a pattern rule's, which scores 1 (Cognigy's own
+/// input object); otherwise it is a rendering that failed, and there is no score.
 fn intent_and_score(
     intent: Option<&Value>,
     score: Option<&Value>,
     names: (&str, &str),
+    rule_scores_one: bool,
     errors: &mut Vec<Value>,
 ) -> (Option<String>, Option<f64>) {
     let intent = match present(intent) {
@@ -236,7 +239,8 @@ fn intent_and_score(
             None
         }
         // Cognigy's pattern rules set an intent without a score: they always score 1.
-        None => intent.as_ref().map(|_| 1.0),
+        None if rule_scores_one => intent.as_ref().map(|_| 1.0),
+        None => None,
     };
     (intent, score)
 }
@@ -286,7 +290,7 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
                 )]));
             }
         };
-        envelope_trace = output.get("traceId").and_then(text_of);
+        envelope_trace = string_field(output.get("traceId"));
         match output.get("data").filter(|d| d.is_object()) {
             Some(data) if data.get("input").is_some() || data.get("intent").is_some() => {
                 explicit = data;
@@ -328,6 +332,7 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
                     input.get("intent"),
                     input.get("intentScore"),
                     ("input.intent", "input.intentScore"),
+                    true,
                     &mut errors,
                 );
                 (i, s, false)
@@ -339,6 +344,7 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
                         "input.nlu.intentMapperResults.finalIntentName",
                         "input.nlu.intentMapperResults.finalIntentScore",
                     ),
+                    true,
                     &mut errors,
                 );
                 (i, s, true)
@@ -365,11 +371,13 @@ pub fn read(body: &Value, prefer: PreferContact) -> Result<Turn, ApiError> {
                 explicit.get("intent"),
                 explicit.get(score_field),
                 ("intent", score_field),
+                false,
                 &mut errors,
             );
             let time = timestamp(explicit.get("timestamp"), "timestamp", &mut errors)
                 .or_else(|| timestamp(explicit.get("currentTime"), "currentTime", &mut errors));
-            (intent, score, false, time)
+            // `{{input.nlu.intentMapperResults.finalIntentNegated}}`, rendered.
+            (intent, score, truthy(explicit.get("negated")), time)
         }
     };
 

@@ -60,20 +60,36 @@ async fn send_json(stack: &Stack, body: &Value) -> (StatusCode, Value) {
     post(stack, &api_key(stack), "application/json", body.to_string()).await
 }
 
-/// What CXone accepted from the stack: signals, context updates and spawns with a 2xx.
-async fn accepted_writes(stack: &Stack) -> Vec<Value> {
+/// Every write the stack attempted on CXone (signals, context updates, spawns), whatever
+/// CXone answered; token and discovery calls are not writes.
+async fn writes(stack: &Stack) -> Vec<Value> {
     sim_journal(stack)
         .await
         .into_iter()
         .filter(|e| {
             let path = e["path"].as_str().unwrap_or_default();
-            let write = path.ends_with("/signal")
+            path.ends_with("/signal")
                 || path.ends_with("/context")
                 || path.ends_with("/start")
-                || path.starts_with("/api/v2/signals/");
-            write && e["status"].as_u64().is_some_and(|s| s / 100 == 2)
+                || path.starts_with("/api/v2/signals/")
         })
         .collect()
+}
+
+/// The writes CXone accepted (2xx).
+async fn accepted_writes(stack: &Stack) -> Vec<Value> {
+    writes(stack)
+        .await
+        .into_iter()
+        .filter(|e| e["status"].as_u64().is_some_and(|s| s / 100 == 2))
+        .collect()
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 const BOUNDARY: &str = "cxbridge-test-boundary";
@@ -132,18 +148,43 @@ async fn a_voice_call_forwarding_every_input_escalates_the_spawned_contact_with_
     assert_eq!(p2["cognigyDetectedIntent"], "cancel");
     assert_eq!(p2["cognigyIntentConfidence"], 0.91);
     assert_eq!(p2["queue"], "Retention");
+}
 
-    // Cognigy's Webhook endpoint: a text output is ignored; an output carrying an intent
-    // finds the call through the session.
-    let (status, text) = send_json(&stack, &fixture("webhook-output-text")).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_endpoint_outputs_with_basic_auth_route_an_intent_and_ignore_plain_text() {
+    let stack = start(platform_options()).await;
+    let auth = vec![(
+        "authorization",
+        basic("cognigy", &stack.resources.secrets.cognigy),
+    )];
+    let post_fixture = |name: &'static str| {
+        let auth = auth.clone();
+        let stack = &stack;
+        async move { post(stack, &auth, "application/json", fixture(name).to_string()).await }
+    };
+    let (status, text) = post_fixture("webhook-output-text").await;
     assert_eq!(
         (status, text["status"].as_str()),
-        (StatusCode::OK, Some("ignored"))
+        (StatusCode::OK, Some("ignored")),
+        "{text}"
     );
-    let (status, output) = send_json(&stack, &fixture("webhook-output-intent")).await;
+    let (status, output) = post_fixture("webhook-output-intent").await;
     assert_eq!(status, StatusCode::OK, "{output}");
-    assert_eq!(output["interactionId"], "700123");
-    assert_eq!(accepted_writes(&stack).await.len(), 2);
+    assert_eq!(output["status"], "routed");
+    assert_eq!(output["interactionId"], "800555");
+    // Cognigy posts an output again if its call failed: one signal all the same.
+    assert_eq!(
+        post_fixture("webhook-output-intent").await,
+        (status, output)
+    );
+    let writes = writes(&stack).await;
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(
+        writes[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/interactions/800555/signal")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -203,12 +244,6 @@ async fn the_main_contact_is_used_when_the_configuration_prefers_it() {
 async fn each_cognigy_auth_option_works_and_a_wrong_token_in_any_gives_401_with_nothing_sent() {
     let stack = start(platform_options()).await;
     let token = stack.resources.secrets.cognigy.clone();
-    let basic = |user: &str, password: &str| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        )
-    };
     let cases: Vec<(&str, Vec<Auth>, bool)> = vec![
         ("X-API-Key", vec![("x-api-key", token.clone())], true),
         (
@@ -265,7 +300,7 @@ async fn each_cognigy_auth_option_works_and_a_wrong_token_in_any_gives_401_with_
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {reply}");
             assert_eq!(reply["error"]["code"], "unauthorized", "{name}");
         }
-        assert_eq!(accepted_writes(&stack).await.len(), sent, "{name}");
+        assert_eq!(writes(&stack).await.len(), sent, "{name}");
     }
 }
 
@@ -294,7 +329,7 @@ async fn a_no_intent_turn_rendered_as_empty_strings_is_below_threshold_as_json_f
         assert_eq!(status, StatusCode::OK, "{name}: {reply}");
         assert_eq!(reply["status"], "below_threshold", "{name}: {reply}");
     }
-    assert!(accepted_writes(&stack).await.is_empty());
+    assert!(writes(&stack).await.is_empty());
 
     // The same form types carry a decisive turn too.
     let (multipart_type, multipart_body) = multipart(&[
@@ -329,7 +364,7 @@ async fn genuine_turns_are_each_routed_and_a_resent_turn_once() {
 }
 
 /// name, content type, body, status, code (error code or answer status), field named,
-/// writes CXone accepts.
+/// writes that reach CXone.
 type Case = (
     &'static str,
     &'static str,
@@ -380,11 +415,13 @@ async fn bad_and_odd_inputs_get_their_status_and_code_and_send_nothing_they_shou
         ("a form carrying the first voice turn", "application/x-www-form-urlencoded", form(&[("input", &fixture("voice-first-turn")["input"].to_string())]), StatusCode::OK, "below_threshold", None, 0),
         ("a webhook text output", "application/json", fixture("webhook-output-text").to_string(), StatusCode::OK, "ignored", None, 0),
         ("a pattern rule's intent without a score", "application/json", json!({"input": {"intent": "cancel", "intentScore": null, "inputId": "rule-1", "data": {"contactId": "900001"}}}).to_string(), StatusCode::OK, "routed", None, 1),
-        ("an ended contact", "application/json", json!({"conversationId": "unknown-9", "intent": "cancel", "confidence": 0.9}).to_string(), StatusCode::NOT_FOUND, "contact_not_active", None, 0),
+        ("an ended contact", "application/json", json!({"conversationId": "unknown-9", "intent": "cancel", "confidence": 0.9}).to_string(), StatusCode::NOT_FOUND, "contact_not_active", None, 1),
+        ("a flat intent whose score rendered empty", "application/json", json!({"conversationId": "1", "intent": "cancel", "confidence": ""}).to_string(), StatusCode::OK, "below_threshold", None, 0),
+        ("a flat intent rendered negated", "application/x-www-form-urlencoded", "conversationId=1&intent=cancel&confidence=0.9&negated=true".into(), StatusCode::OK, "negated", None, 0),
     ];
     assert!(cases.len() >= 25, "{}", cases.len());
     let mut expected = 0;
-    for (name, content_type, body, status, code, field, writes) in cases {
+    for (name, content_type, body, status, code, field, sent) in cases {
         let (got, reply) = post(&stack, &api_key(&stack), content_type, body).await;
         assert_eq!(got, status, "{name}: {reply}");
         if status.is_success() {
@@ -401,13 +438,13 @@ async fn bad_and_odd_inputs_get_their_status_and_code_and_send_nothing_they_shou
                 .collect();
             assert!(fields.contains(&field), "{name}: {fields:?}");
         }
-        expected += writes;
-        assert_eq!(accepted_writes(&stack).await.len(), expected, "{name}");
+        expected += sent;
+        assert_eq!(writes(&stack).await.len(), expected, "{name}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_cxone_outage_or_a_slow_cxone_queues_the_action_and_it_arrives_once() {
+async fn a_cxone_outage_or_a_slow_cxone_queues_the_action_and_a_retry_delivers_it() {
     let stack = start(with_env(
         platform_options(),
         "intent-router",
