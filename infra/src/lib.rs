@@ -14,3 +14,5 @@ pub mod stack;
 pub mod template;
 
 pub use stack::{EnvOverride, Stack, StackOptions};
+pub mod setup;
+pub mod sim_setup;

@@ -163,6 +163,8 @@ struct Sim {
     ended: Mutex<std::collections::HashSet<String>>,
     /// Numbers the contacts that spawned scripts start.
     spawned: std::sync::atomic::AtomicU64,
+    /// Webhook subscriptions, routing rules and integration targets (documented API).
+    setup: Mutex<crate::sim_setup::SetupStore>,
     http: reqwest::Client,
 }
 
@@ -193,6 +195,7 @@ impl Simulator {
             executions: Arc::default(),
             ended: Mutex::default(),
             spawned: std::sync::atomic::AtomicU64::new(700_000_000),
+            setup: Mutex::default(),
             http: reqwest::Client::new(),
         });
         let app = axum::Router::new()
@@ -231,6 +234,8 @@ fn empty(status: StatusCode) -> (StatusCode, HeaderMap, Vec<u8>) {
 fn kind(method: &Method, path: &str) -> &'static str {
     if path == "/api/v2/oauth/token" || path == "/auth/token" {
         "token"
+    } else if crate::setup::Kind::of_path(path).is_some() {
+        "setup"
     } else if path.ends_with("/context") {
         "context"
     } else if path.starts_with("/inContactAPI/") && path.ends_with("/start") {
@@ -370,6 +375,7 @@ impl Sim {
         if self.options.profile == "documented" {
             path.starts_with("/api/v2/signals/")
                 || path.starts_with("/api/v2/interactions/interactions/")
+                || crate::setup::Kind::of_path(path).is_some()
         } else {
             path.starts_with("/inContactAPI/services/v")
         }
@@ -530,6 +536,9 @@ impl Sim {
                 "invalid_token",
                 "the token is missing, unknown or expired",
             ),
+            (m, p) if documented && crate::setup::Kind::of_path(p).is_some() => {
+                self.setup_call(m, p, body).await
+            }
             ("POST", p) if documented && p.starts_with("/api/v2/signals/") => {
                 self.documented_signal(&p["/api/v2/signals/".len()..], body)
             }
@@ -872,6 +881,76 @@ impl Sim {
         }
     }
 
+    /// A webhook, routing rule or integration target call; a target's test calls the
+    /// target with a signed `integration.test` event, as CXone would.
+    async fn setup_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        use crate::sim_setup::SetupAnswer;
+        let now = cxbridge::clock::rfc3339(now_ms());
+        let answer = match self.setup.lock() {
+            Ok(mut store) => store.handle(method, path, body, &now),
+            Err(_) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the setup store is unavailable",
+                );
+            }
+        };
+        let (id, name, endpoint, timeout_ms) = match answer {
+            SetupAnswer::Reply(status, value) => return reply(status, value),
+            SetupAnswer::NoContent => return empty(StatusCode::NO_CONTENT),
+            SetupAnswer::Test {
+                id,
+                name,
+                endpoint,
+                timeout_ms,
+            } => (id, name, endpoint, timeout_ms),
+        };
+        let delivery = format!("test-{}", cxbridge::ids::new_uuid());
+        let event = json!({"eventType": "integration.test", "data": {"id": delivery, "targetId": id, "targetName": name}}).to_string();
+        let mut request = self
+            .http
+            .post(&endpoint)
+            .timeout(Duration::from_millis(timeout_ms))
+            .header("content-type", "application/json")
+            .body(event.clone());
+        if let Some(secret) = &self.options.webhook_secret {
+            for (header, value) in crate::samples::signed_headers(
+                secret,
+                cxbridge::clock::now_secs(),
+                event.as_bytes(),
+                &delivery,
+                "integration.test",
+            ) {
+                request = request.header(header, value);
+            }
+        }
+        let started = std::time::Instant::now();
+        let report = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let text = response.text().await.unwrap_or_default();
+                json!({
+                    "success": (200..300).contains(&status),
+                    "statusCode": status,
+                    "latencyMs": started.elapsed().as_millis() as u64,
+                    "responseBody": text.chars().take(1000).collect::<String>(),
+                })
+            }
+            Err(e) => json!({
+                "success": false,
+                "latencyMs": started.elapsed().as_millis() as u64,
+                "error": format!("cannot reach {endpoint}: {e}"),
+            }),
+        };
+        reply(StatusCode::OK, report)
+    }
+
     /// After an accepted platform signal or spawn whose first parameter is a correlation
     /// id, the script reports back as a Studio REST action would: a token-mode callback.
     fn completes(&self, correlation_id: Option<String>) {
@@ -960,7 +1039,7 @@ impl Sim {
             }
             ("POST", "/_sim/faults") => match serde_json::from_value::<Fault>(parsed) {
                 Ok(fault)
-                    if ["token", "signal", "spawn", "context", "any"]
+                    if ["token", "signal", "spawn", "context", "setup", "any"]
                         .contains(&fault.matches.as_str()) =>
                 {
                     if let Ok(mut f) = self.faults.lock() {
@@ -971,7 +1050,7 @@ impl Sim {
                 Ok(_) => error(
                     StatusCode::BAD_REQUEST,
                     "bad_fault",
-                    "match must be token, signal, spawn, context or any",
+                    "match must be token, signal, spawn, context, setup or any",
                 ),
                 Err(e) => error(StatusCode::BAD_REQUEST, "bad_fault", &e.to_string()),
             },
@@ -1033,6 +1112,25 @@ impl Sim {
                 let c = self.config.lock().map(|c| c.clone()).unwrap_or_default();
                 reply(StatusCode::OK, c.as_json())
             }
+            ("PATCH", p) if p.starts_with("/_sim/setup/") => {
+                let Some((kind, name)) = p["/_sim/setup/".len()..].split_once('/') else {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "use /_sim/setup/{kind}/{name}",
+                    );
+                };
+                let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+                let changed = self
+                    .setup
+                    .lock()
+                    .map_err(|_| "the setup store is unavailable".to_owned())
+                    .and_then(|mut s| s.tamper(kind, &name, &parsed));
+                match changed {
+                    Ok(object) => reply(StatusCode::OK, object),
+                    Err(e) => error(StatusCode::NOT_FOUND, "not_found", &e),
+                }
+            }
             ("POST", p) if p.starts_with("/_sim/contacts/") && p.ends_with("/end") => {
                 let id = p
                     .strip_prefix("/_sim/contacts/")
@@ -1049,6 +1147,9 @@ impl Sim {
             ("POST", "/_sim/reset") => {
                 if let Ok(mut j) = self.journal.lock() {
                     j.clear();
+                }
+                if let Ok(mut s) = self.setup.lock() {
+                    s.clear();
                 }
                 if let Ok(mut f) = self.faults.lock() {
                     f.clear();

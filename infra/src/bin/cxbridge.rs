@@ -48,11 +48,72 @@ enum Command {
         #[command(subcommand)]
         what: Send,
     },
+    /// Declarative CXone-side setup (documented API): webhook subscriptions, routing rules
+    /// and integration targets from one file.
+    Cxone {
+        #[command(subcommand)]
+        what: Cxone,
+    },
     /// Inspect and redrive a dead-letter queue (any account; the local one through
     /// AWS_ENDPOINT_URL).
     Dlq {
         #[command(subcommand)]
         what: Dlq,
+    },
+}
+
+#[derive(Subcommand)]
+enum Cxone {
+    /// Show what `apply` would create, update or delete. Exits 0 when CXone matches the
+    /// file and 2 when it does not.
+    Plan {
+        /// The setup file (JSON, or YAML for .yaml/.yml).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Count objects that are not in the file as drift (`apply --prune` deletes them).
+        #[arg(long)]
+        prune: bool,
+        #[arg(
+            long,
+            env = "CXBRIDGE_STATE",
+            default_value = "target/cxbridge-local.json"
+        )]
+        state: PathBuf,
+    },
+    /// Make CXone match the file: create, update, and with --prune delete; then
+    /// health-test each integration target created or changed.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Apply without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Delete the objects that are not in the file.
+        #[arg(long)]
+        prune: bool,
+        #[arg(
+            long,
+            env = "CXBRIDGE_STATE",
+            default_value = "target/cxbridge-local.json"
+        )]
+        state: PathBuf,
+    },
+    /// Write the objects as infrastructure-as-code.
+    Export {
+        #[arg(long, value_parser = ["terraform-json"], default_value = "terraform-json")]
+        format: String,
+        /// Only the objects this setup file names (default: every object in CXone).
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Where to write it (default: standard output).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        #[arg(
+            long,
+            env = "CXBRIDGE_STATE",
+            default_value = "target/cxbridge-local.json"
+        )]
+        state: PathBuf,
     },
 }
 
@@ -191,6 +252,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { what } => dlq(what).await,
+        Command::Cxone { what } => {
+            use cxbridge_local::setup::run;
+            let code = match what {
+                Cxone::Plan { file, prune, state } => {
+                    run::plan_command(&file, &state, prune).await?
+                }
+                Cxone::Apply {
+                    file,
+                    auto_approve,
+                    prune,
+                    state,
+                } => run::apply_command(&file, &state, auto_approve, prune).await?,
+                Cxone::Export {
+                    format: _,
+                    file,
+                    out,
+                    state,
+                } => run::export_command(file.as_deref(), &state, out.as_ref()).await?,
+            };
+            Ok(ExitCode::from(code))
+        }
         Command::Send {
             what:
                 Send::Webhook {
