@@ -124,10 +124,8 @@ impl Target {
         let secret_id = env("CXBRIDGE_SECRET_ID")
             .or_else(|| self.from_state("secretId"))
             .context("set CXBRIDGE_SECRET_ID to the secret holding cxone.clientId and cxone.clientSecret")?;
-        let sdk = match self
-            .from_state("aws")
-            .filter(|_| env("AWS_ENDPOINT_URL").is_none())
-        {
+        // The local stack's emulator holds the local stack's secret.
+        let sdk = match self.from_state("aws") {
             Some(endpoint) => crate::stack::emulator_config(&endpoint).await,
             None => cxbridge::aws::load_sdk_config().await,
         };
@@ -281,11 +279,11 @@ pub async fn apply_command(
             println!("tested integration target {name:?}: FAILED: {answer}");
         }
     }
-    println!(
-        "Apply complete: {created} created, {updated} updated, {deleted} deleted; {} of {} target tests passed.",
-        to_test.len() - failed,
-        to_test.len()
-    );
+    let tests = match to_test.len() {
+        0 => "no integration target to test".to_owned(),
+        n => format!("{} of {n} target tests passed", n - failed),
+    };
+    println!("Apply complete: {created} created, {updated} updated, {deleted} deleted; {tests}.");
     Ok(if failed == 0 { 0 } else { 1 })
 }
 

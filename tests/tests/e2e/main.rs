@@ -10,6 +10,7 @@ mod lifecycle;
 mod platform;
 mod retries;
 mod scaling;
+mod setup;
 mod signals;
 mod sqs;
 mod studio;
