@@ -72,7 +72,7 @@ impl Target {
         }
     }
 
-    fn from_state(&self, key: &str) -> Option<String> {
+    fn local_value(&self, key: &str) -> Option<String> {
         self.state
             .as_ref()
             .filter(|_| self.local)
@@ -83,7 +83,7 @@ impl Target {
     /// gateway when the environment has none.
     pub fn variable(&self, name: &str) -> Option<String> {
         env(name).or_else(|| match name {
-            "CXBRIDGE_URL" => self.from_state("gateway"),
+            "CXBRIDGE_URL" => self.local_value("gateway"),
             _ => None,
         })
     }
@@ -100,7 +100,7 @@ impl Target {
     /// The CXone configuration, with the local stack's values where the environment has
     /// none.
     fn config(&self) -> Result<CxoneConfig> {
-        let base = self.from_state("cxone");
+        let base = self.local_value("cxone");
         let lookup = |name: &str| {
             env(name).or_else(|| match name {
                 "CXBRIDGE_CXONE_PROFILE" => Some("documented".into()),
@@ -122,10 +122,10 @@ impl Target {
             .clone()
             .context("set CXBRIDGE_CXONE_API_BASE (or run the local stack)")?;
         let secret_id = env("CXBRIDGE_SECRET_ID")
-            .or_else(|| self.from_state("secretId"))
+            .or_else(|| self.local_value("secretId"))
             .context("set CXBRIDGE_SECRET_ID to the secret holding cxone.clientId and cxone.clientSecret")?;
         // The local stack's emulator holds the local stack's secret.
-        let sdk = match self.from_state("aws") {
+        let sdk = match self.local_value("aws") {
             Some(endpoint) => crate::stack::emulator_config(&endpoint).await,
             None => cxbridge::aws::load_sdk_config().await,
         };
