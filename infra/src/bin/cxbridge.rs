@@ -201,7 +201,18 @@ fn local_secret(given: Option<String>, state_path: &PathBuf, name: &str) -> Resu
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, never 2: `cxbridge cxone plan` keeps 2 for drift.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

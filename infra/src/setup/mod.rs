@@ -91,13 +91,7 @@ pub fn parse(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let setup: Setup = serde_json::from_value(value).map_err(|e| whole(e.to_string()))?;
-    let problems = setup.check();
-    if problems.is_empty() {
-        Ok(setup)
-    } else {
-        Err(problems)
-    }
+    Setup::from_value(&value)
 }
 
 /// Reads and checks a setup file; `.yaml` and `.yml` files are YAML, others JSON.
@@ -135,6 +129,26 @@ mod tests {
         let err = parse(text, false, &vars).unwrap_err();
         assert_eq!(err[0].field, "webhooks[0].url");
         assert!(err[0].problem.contains("${NOPE}"));
+    }
+
+    #[test]
+    fn shape_errors_are_named_at_their_place_beside_rule_errors() {
+        let text = r#"{"webhooks": [{"name": "w", "url": "https://a.example.com", "events": ["e"], "colour": "red"}],
+            "routingRules": [{"name": "", "conditions": [{"attribute": "a", "operator": "exists"}], "targets": [{"queue": "Q", "weight": 100}]}],
+            "integrationTargets": [{"name": "t", "endpoint": "https://a.example.com", "retryPolicy": {"maxRetries": -1, "timeoutMs": 1000}}],
+            "extra": 1}"#;
+        let err = parse(text, false, &|_| None).unwrap_err();
+        let fields: Vec<&str> = err.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "extra",
+                "webhooks[0]",
+                "routingRules[0].name",
+                "integrationTargets[0]"
+            ]
+        );
+        assert!(err[1].problem.contains("colour"), "{}", err[1].problem);
     }
 
     #[test]

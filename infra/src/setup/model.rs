@@ -371,7 +371,92 @@ impl IntegrationTarget {
     }
 }
 
+/// Reads one kind's list from a file's JSON: the objects that parse, and a problem at its
+/// place for each one that does not; semantic problems of the parsed ones too.
+fn read_list<T: serde::de::DeserializeOwned>(
+    root: &serde_json::Map<String, Value>,
+    kind: Kind,
+    check: impl Fn(&T, &str, &mut Vec<Problem>),
+    problems: &mut Vec<Problem>,
+) -> Vec<T> {
+    let key = kind.key();
+    let items = match root.get(key) {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            problems.push(Problem {
+                field: key.into(),
+                problem: "must be a list".into(),
+            });
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let place = format!("{key}[{i}]");
+        match serde_json::from_value::<T>(item.clone()) {
+            Ok(object) => {
+                check(&object, &place, problems);
+                out.push(object);
+            }
+            Err(e) => problems.push(Problem {
+                field: place,
+                problem: e.to_string(),
+            }),
+        }
+    }
+    out
+}
+
 impl Setup {
+    /// Reads a file's JSON: the setup, or every problem in it, each at its place
+    /// (`routingRules[2].conditions[0].operator`), shape and rules alike.
+    pub fn from_value(value: &Value) -> Result<Self, Vec<Problem>> {
+        let Some(root) = value.as_object() else {
+            return Err(vec![Problem {
+                field: "(file)".into(),
+                problem: "must be an object with webhooks, routingRules and integrationTargets"
+                    .into(),
+            }]);
+        };
+        let mut problems: Vec<Problem> = root
+            .keys()
+            .filter(|k| !Kind::ALL.iter().any(|kind| kind.key() == k.as_str()))
+            .map(|k| Problem {
+                field: k.clone(),
+                problem: "unknown key; use webhooks, routingRules or integrationTargets".into(),
+            })
+            .collect();
+        let setup = Setup {
+            webhooks: read_list(
+                root,
+                Kind::Webhook,
+                |o: &Webhook, at, p| o.check(at, p),
+                &mut problems,
+            ),
+            routing_rules: read_list(
+                root,
+                Kind::RoutingRule,
+                |o: &RoutingRule, at, p| o.check(at, p),
+                &mut problems,
+            ),
+            integration_targets: read_list(
+                root,
+                Kind::IntegrationTarget,
+                |o: &IntegrationTarget, at, p| o.check(at, p),
+                &mut problems,
+            ),
+        };
+        if problems.is_empty() {
+            problems = setup.check();
+        }
+        if problems.is_empty() {
+            Ok(setup)
+        } else {
+            Err(problems)
+        }
+    }
+
     /// Every problem in the file, each with its place (`routingRules[2].conditions[0].operator`).
     pub fn check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();

@@ -124,7 +124,27 @@ fn declared(value: &Value) -> Value {
     }
 }
 
-/// Every field where `have` (CXone's) differs from `want` (the file's), by path.
+/// Lists whose order means nothing to CXone: compared as sets.
+const UNORDERED: [&str; 2] = ["events", "eventFilters"];
+
+/// Whether two leaves are the same: numbers by value (`5` is `5.0`), `null` as absent.
+fn same(have: Option<&Value>, want: Option<&Value>) -> bool {
+    let have = have.filter(|v| !v.is_null());
+    let want = want.filter(|v| !v.is_null());
+    match (have, want) {
+        (Some(Value::Number(a)), Some(Value::Number(b))) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+fn sorted(list: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = list.iter().map(Value::to_string).collect();
+    out.sort();
+    out
+}
+
+/// Every field the file declares where `have` (CXone's) differs from `want` (the file's),
+/// by path. Fields only CXone has (its own additions) are not drift.
 pub fn diff(path: &str, have: Option<&Value>, want: Option<&Value>, out: &mut Vec<FieldChange>) {
     let join = |key: &str| {
         if path.is_empty() {
@@ -133,20 +153,30 @@ pub fn diff(path: &str, have: Option<&Value>, want: Option<&Value>, out: &mut Ve
             format!("{path}.{key}")
         }
     };
+    let last = path.rsplit('.').next().unwrap_or(path);
     match (have, want) {
         (Some(Value::Object(a)), Some(Value::Object(b))) => {
-            let mut keys: Vec<&String> = b.keys().collect();
-            keys.extend(a.keys().filter(|k| !b.contains_key(*k)));
-            for key in keys {
-                diff(&join(key), a.get(key), b.get(key), out);
+            for (key, value) in b {
+                diff(&join(key), a.get(key), Some(value), out);
             }
         }
+        (Some(Value::Array(a)), Some(Value::Array(b)))
+            if UNORDERED.contains(&last) && sorted(a) != sorted(b) =>
+        {
+            out.push(FieldChange {
+                field: path.to_owned(),
+                from: have.cloned(),
+                to: want.cloned(),
+            });
+        }
+        // The same set in another order.
+        (Some(Value::Array(_)), Some(Value::Array(_))) if UNORDERED.contains(&last) => {}
         (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 diff(&format!("{path}[{i}]"), Some(x), Some(y), out);
             }
         }
-        (a, b) if a != b => out.push(FieldChange {
+        (a, b) if !same(a, b) => out.push(FieldChange {
             field: path.to_owned(),
             from: a.cloned(),
             to: b.cloned(),
@@ -266,6 +296,21 @@ mod tests {
         let pruned = plan(&s, &existing, true);
         assert_eq!(pruned.counts(), (0, 1, 1, 1));
         assert!(pruned.render().contains("- delete    webhook \"old\""));
+    }
+
+    #[test]
+    fn server_additions_number_forms_reordered_sets_and_nulls_are_not_drift() {
+        let want = json!({"name": "t", "retryPolicy": {"maxRetries": 5, "timeoutMs": 5000},
+            "eventFilters": ["a", "b"], "events": ["x", "y"], "extra": null});
+        let have = json!({"name": "t", "retryPolicy": {"maxRetries": 5.0, "timeoutMs": 5000, "backoff": "exp"},
+            "eventFilters": ["b", "a"], "events": ["y", "x"], "lastTestedAt": "2026-12-01T00:00:00Z"});
+        let mut out = Vec::new();
+        diff("", Some(&have), Some(&want), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let moved = json!({"targets": [{"queue": "B"}, {"queue": "A"}]});
+        let wanted = json!({"targets": [{"queue": "A"}, {"queue": "B"}]});
+        diff("", Some(&moved), Some(&wanted), &mut out);
+        assert_eq!(out.len(), 2, "routing targets keep their order: {out:?}");
     }
 
     #[test]

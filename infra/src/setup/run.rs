@@ -147,6 +147,13 @@ impl Target {
     }
 }
 
+/// A target's `retryPolicy.timeoutMs`.
+fn timeout_of(object: &Value) -> u64 {
+    object["retryPolicy"]["timeoutMs"]
+        .as_u64()
+        .unwrap_or(30_000)
+}
+
 /// Every object CXone holds, per kind.
 async fn existing(api: &SetupApi) -> Result<Vec<(Kind, Vec<Value>)>> {
     let mut out = Vec::new();
@@ -232,7 +239,7 @@ pub async fn apply_command(
                 println!("created {what} ({id})");
                 created += 1;
                 if change.kind == Kind::IntegrationTarget {
-                    to_test.push((change.name.clone(), id));
+                    to_test.push((change.name.clone(), id, timeout_of(object)));
                 }
             }
             (Action::Update(fields), Some(object), Some(id)) => {
@@ -243,7 +250,7 @@ pub async fn apply_command(
                 println!("updated {what} ({id}): {}", names.join(", "));
                 updated += 1;
                 if change.kind == Kind::IntegrationTarget {
-                    to_test.push((change.name.clone(), id.clone()));
+                    to_test.push((change.name.clone(), id.clone(), timeout_of(object)));
                 }
             }
             (Action::Delete { prune: true }, _, Some(id)) => {
@@ -253,30 +260,35 @@ pub async fn apply_command(
                 println!("deleted {what} ({id})");
                 deleted += 1;
             }
+            (Action::Update(_) | Action::Delete { prune: true }, _, None) => {
+                bail!("CXone lists {what} without an id, so it cannot be changed")
+            }
             _ => {}
         }
     }
+    // Every target is tested, whatever another's test did.
     let mut failed = 0;
-    for (name, id) in &to_test {
-        let report = api
-            .test(id)
-            .await
-            .with_context(|| format!("testing integration target {name:?}"))?;
-        if report["success"] == true {
-            println!(
-                "tested integration target {name:?}: ok ({} in {} ms)",
+    for (name, id, timeout_ms) in &to_test {
+        let verdict = match api.test(id, *timeout_ms).await {
+            Ok(report) if report["success"] == true => Ok(format!(
+                "ok ({} in {} ms)",
                 report["statusCode"], report["latencyMs"]
-            );
-        } else {
-            failed += 1;
-            let answer = match report.get("statusCode") {
+            )),
+            Ok(report) => Err(match report.get("statusCode") {
                 Some(status) => format!(
                     "it answered {status}: {}",
                     report["responseBody"].as_str().unwrap_or_default()
                 ),
                 None => report["error"].as_str().unwrap_or("no answer").to_owned(),
-            };
-            println!("tested integration target {name:?}: FAILED: {answer}");
+            }),
+            Err(e) => Err(format!("the test could not be run: {e:#}")),
+        };
+        match verdict {
+            Ok(line) => println!("tested integration target {name:?}: {line}"),
+            Err(line) => {
+                failed += 1;
+                println!("tested integration target {name:?}: FAILED: {line}");
+            }
         }
     }
     let tests = match to_test.len() {

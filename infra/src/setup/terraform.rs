@@ -48,26 +48,41 @@ fn declared(object: &Value) -> Value {
     }
 }
 
+/// A literal string in Terraform JSON, where every string is a template: `${` and `%{`
+/// are escaped as `$${` and `%%{`.
+fn literal(text: &str) -> String {
+    text.replace("${", "$${").replace("%{", "%%{")
+}
+
 /// The configuration for `objects` (kind, the object as CXone lists it) at `api_base`.
+/// Each object CXone gave an id is adopted by an `import` block (Terraform 1.5 or later),
+/// so that a first `terraform plan` reports drift rather than creating copies.
 pub fn export(api_base: &str, objects: &[(Kind, Value)]) -> Value {
     let mut taken = BTreeSet::new();
     let mut resources = Map::new();
+    let mut imports = Vec::new();
     for (kind, object) in objects {
         let name = object
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let key = resource_name(*kind, name, &mut taken);
+        if let Some(id) = object.get("id").and_then(Value::as_str) {
+            imports.push(json!({
+                "to": format!("restapi_object.{key}"),
+                "id": literal(&format!("{}/{id}", kind.path())),
+            }));
+        }
         resources.insert(
             key,
             json!({
                 "path": kind.path(),
                 "id_attribute": "id",
-                "data": declared(object).to_string(),
+                "data": literal(&declared(object).to_string()),
             }),
         );
     }
-    json!({
+    let mut document = json!({
         "terraform": {
             "required_providers": {
                 "restapi": {"source": "Mastercard/restapi", "version": "~> 1.19"}
@@ -82,18 +97,42 @@ pub fn export(api_base: &str, objects: &[(Kind, Value)]) -> Value {
         },
         "provider": {
             "restapi": {
-                "uri": api_base,
+                "uri": literal(api_base),
                 "write_returns_object": true,
                 "headers": {"Authorization": "Bearer ${var.cxone_token}"}
             }
         },
         "resource": {"restapi_object": resources}
-    })
+    });
+    if !imports.is_empty() {
+        document["import"] = Value::Array(imports);
+    }
+    document
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn template_sequences_in_values_are_escaped_and_ids_are_imported() {
+        let objects = vec![
+            (
+                Kind::Webhook,
+                json!({"name": "w", "url": "https://a/${x}/%{y}"}),
+            ),
+            (Kind::RoutingRule, json!({"id": "rr-1", "name": "r"})),
+        ];
+        let doc = export("https://api.example.com", &objects);
+        let data = doc["resource"]["restapi_object"]["webhook_w"]["data"]
+            .as_str()
+            .unwrap();
+        assert!(data.contains("$${x}") && data.contains("%%{y}"), "{data}");
+        assert_eq!(
+            doc["import"],
+            json!([{"to": "restapi_object.routing_rule_r", "id": "/api/v2/routing/rules/rr-1"}])
+        );
+    }
 
     #[test]
     fn one_resource_per_object_with_unique_names_and_no_server_fields() {

@@ -239,9 +239,22 @@ fn assert_terraform(document: &Value, expected: usize) {
             .unwrap()
             .starts_with("http")
     );
+    assert_eq!(
+        document["provider"]["restapi"]["write_returns_object"],
+        true
+    );
+    assert_eq!(
+        document["provider"]["restapi"]["headers"]["Authorization"],
+        "Bearer ${var.cxone_token}"
+    );
     assert_eq!(document["variable"]["cxone_token"]["sensitive"], true);
     let top: Vec<&String> = document.as_object().unwrap().keys().collect();
-    assert_eq!(top, ["provider", "resource", "terraform", "variable"]);
+    assert_eq!(
+        top,
+        ["import", "provider", "resource", "terraform", "variable"]
+    );
+    let imports = document["import"].as_array().unwrap();
+    assert_eq!(imports.len(), expected);
     let resources = document["resource"]["restapi_object"].as_object().unwrap();
     assert_eq!(resources.len(), expected, "{resources:?}");
     let mut names = std::collections::BTreeSet::new();
@@ -261,7 +274,18 @@ fn assert_terraform(document: &Value, expected: usize) {
         let data: Value = serde_json::from_str(block["data"].as_str().unwrap()).unwrap();
         assert!(data.get("id").is_none(), "{data}");
         assert!(names.insert(data["name"].as_str().unwrap().to_owned()));
+        assert_eq!(block["id_attribute"], "id");
         assert_eq!(block.as_object().unwrap().len(), 3, "{block}");
+        let import = imports
+            .iter()
+            .find(|i| i["to"] == format!("restapi_object.{key}"))
+            .unwrap_or_else(|| panic!("no import for {key}"));
+        assert!(
+            import["id"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{path}/"))
+        );
     }
 }
 
@@ -319,9 +343,9 @@ async fn an_invalid_file_is_refused_with_every_problem_named_before_any_call() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn apply_waits_out_three_429s_and_calls_nothing_before_retry_after() {
+async fn apply_waits_out_three_429s_and_calls_nothing_before_their_retry_after() {
     let stack = start(options()).await;
-    let fault = json!({"match": "setup", "status": 429, "retryAfter": 1, "times": 3});
+    let fault = json!({"match": "setup", "status": 429, "retryAfter": 2, "times": 3});
     let armed = reqwest::Client::new()
         .post(format!("{}/_sim/faults", stack.cxone_url))
         .json(&fault)
@@ -337,8 +361,8 @@ async fn apply_waits_out_three_429s_and_calls_nothing_before_retry_after() {
     for i in limited {
         let next = calls.get(i + 1).expect("a call after each 429");
         assert!(
-            next.3 >= calls[i].3 + 1000,
-            "a call {} ms after a 429 with Retry-After: 1",
+            next.3 >= calls[i].3 + 2000,
+            "a call {} ms after a 429 with Retry-After: 2",
             next.3 - calls[i].3
         );
     }
