@@ -43,6 +43,21 @@ fn invalid(problems: Vec<crate::setup::Problem>) -> SetupAnswer {
     )
 }
 
+/// The body as an object of `kind` that CXone's rules accept, or the answer refusing it.
+fn checked(kind: Kind, body: &[u8]) -> Result<Value, SetupAnswer> {
+    let parsed = serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the body must be a JSON object",
+            )
+        })?;
+    check_object(kind, &parsed).map_err(invalid)
+}
+
 impl SetupStore {
     fn of(&mut self, kind: Kind) -> &mut BTreeMap<String, Value> {
         self.objects.entry(kind).or_default()
@@ -60,11 +75,6 @@ impl SetupStore {
         let Some((kind, id)) = Kind::of_path(path) else {
             return failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         };
-        let parsed = || {
-            serde_json::from_slice::<Value>(body)
-                .ok()
-                .filter(Value::is_object)
-        };
         match (method, id) {
             ("GET", None) => {
                 let items: Vec<Value> = self.of(kind).values().cloned().collect();
@@ -72,16 +82,9 @@ impl SetupStore {
                 SetupAnswer::Reply(StatusCode::OK, json!({"items": items, "total": total}))
             }
             ("POST", None) => {
-                let Some(body) = parsed() else {
-                    return failure(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        "the body must be a JSON object",
-                    );
-                };
-                let object = match check_object(kind, &body) {
+                let object = match checked(kind, body) {
                     Ok(o) => o,
-                    Err(problems) => return invalid(problems),
+                    Err(answer) => return answer,
                 };
                 let name = object["name"].as_str().unwrap_or_default().to_owned();
                 if let Some(existing) = self.name_taken(kind, &name, None) {
@@ -134,16 +137,9 @@ impl SetupStore {
                         &format!("no such {}", kind.label()),
                     );
                 };
-                let Some(body) = parsed() else {
-                    return failure(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        "the body must be a JSON object",
-                    );
-                };
-                let object = match check_object(kind, &body) {
+                let object = match checked(kind, body) {
                     Ok(o) => o,
-                    Err(problems) => return invalid(problems),
+                    Err(answer) => return answer,
                 };
                 let name = object["name"].as_str().unwrap_or_default().to_owned();
                 if self.name_taken(kind, &name, Some(id)).is_some() {

@@ -15,6 +15,14 @@ struct Run {
     stderr: String,
 }
 
+impl Run {
+    /// The standard output, once the run is known to have ended with `code`.
+    fn expect(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "{}{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+}
+
 /// Runs the `cxbridge` binary against `stack` (through its state file).
 async fn cli(stack: &Stack, args: &[&str]) -> Run {
     let state = std::env::temp_dir().join(format!("{}.json", unique("cxbridge-state-")));
@@ -89,7 +97,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
 
     // 1. Everything is created, and each target is tested.
     let first = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
-    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    first.expect(0);
     assert!(
         first.stdout.contains("2 of 2 target tests passed"),
         "{}",
@@ -120,7 +128,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
     // 2. A second apply changes nothing; plan agrees.
     let before = setup_calls(&stack).await.len();
     let second = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
-    assert_eq!(second.code, 0, "{}{}", second.stdout, second.stderr);
+    second.expect(0);
     assert!(second.stdout.contains("No changes"), "{}", second.stdout);
     let after = setup_calls(&stack).await;
     assert!(
@@ -129,7 +137,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
         &after[before..]
     );
     let plan = cli(&stack, &["cxone", "plan", "-f", EXAMPLE]).await;
-    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    plan.expect(0);
     assert!(
         plan.stdout
             .contains("0 to create, 0 to update, 0 to delete, 7 unchanged"),
@@ -150,7 +158,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
         .unwrap();
     assert!(changed.status().is_success());
     let plan = cli(&stack, &["cxone", "plan", "-f", EXAMPLE]).await;
-    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    plan.expect(2);
     assert!(
         plan.stdout
             .contains("~ update    routing rule \"cognigy-billing\""),
@@ -160,7 +168,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
     assert!(plan.stdout.contains("priority: 99 → 20"), "{}", plan.stdout);
     let before = setup_calls(&stack).await.len();
     let restore = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
-    assert_eq!(restore.code, 0, "{}{}", restore.stdout, restore.stderr);
+    restore.expect(0);
     let after = setup_calls(&stack).await;
     let restored = writes(&after[before..]);
     assert_eq!(restored.len(), 1, "{restored:?}");
@@ -182,7 +190,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
         ],
     )
     .await;
-    assert_eq!(export.code, 0, "{}{}", export.stdout, export.stderr);
+    export.expect(0);
     let document: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let _ = std::fs::remove_file(&out);
     assert_terraform(&document, 7);
@@ -211,7 +219,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
     )
     .await;
     let _ = std::fs::remove_file(&file);
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    run.expect(1);
     assert!(
         run.stdout
             .contains("tested integration target \"broken\": FAILED: it answered 404"),
@@ -354,7 +362,7 @@ async fn apply_waits_out_three_429s_and_calls_nothing_before_their_retry_after()
         .unwrap();
     assert!(armed.status().is_success());
     let run = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    run.expect(0);
     let calls = setup_calls(&stack).await;
     let limited: Vec<usize> = (0..calls.len()).filter(|&i| calls[i].2 == 429).collect();
     assert_eq!(limited.len(), 3, "{calls:?}");
