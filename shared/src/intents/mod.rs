@@ -334,7 +334,11 @@ where
         let threshold = self.config.threshold;
         let mut answer = match decision {
             Decision::NoIntent => {
-                json!({"status": "below_threshold", "reason": "no intent was detected", "threshold": threshold})
+                let reason = match &turn.intent {
+                    Some(_) => "the intent came without a score",
+                    None => "no intent was detected",
+                };
+                json!({"status": "below_threshold", "reason": reason, "threshold": threshold})
             }
             Decision::Below(intent, confidence) => {
                 json!({"status": "below_threshold", "reason": "the score is under the threshold", "intent": intent, "confidence": confidence, "threshold": threshold})

@@ -382,6 +382,7 @@ async fn a_flat_intent_with_an_empty_score_is_below_threshold() {
     .await
     .unwrap();
     assert_eq!(a.body["status"], "below_threshold");
+    assert_eq!(a.body["reason"], "the intent came without a score");
     let a = send_json(
         &r,
         json!({"conversationId": "c-1", "intent": "cancel", "confidence": "0.9", "negated": "true"}),
