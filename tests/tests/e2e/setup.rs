@@ -92,7 +92,7 @@ fn count(calls: &[(String, String)], method: &str, path: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_exports_it() {
+async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_and_prunes() {
     let stack = start(options()).await;
 
     // 1. Everything is created, and each target is tested.
@@ -232,6 +232,38 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_and_expor
         "{}",
         run.stdout
     );
+
+    // Back to the example: the extra target is kept, and is no drift, unless --prune.
+    let kept = cli(&stack, &["cxone", "plan", "-f", EXAMPLE]).await;
+    assert!(
+        kept.expect(0)
+            .contains("not in the file (kept; --prune deletes it) integration target \"broken\""),
+        "{}",
+        kept.stdout
+    );
+    let pruned = cli(&stack, &["cxone", "plan", "-f", EXAMPLE, "--prune"]).await;
+    assert!(
+        pruned
+            .expect(2)
+            .contains("- delete    integration target \"broken\""),
+        "{}",
+        pruned.stdout
+    );
+    let before = setup_calls(&stack).await.len();
+    cli(
+        &stack,
+        &["cxone", "apply", "-f", EXAMPLE, "--auto-approve", "--prune"],
+    )
+    .await
+    .expect(0);
+    let after = setup_calls(&stack).await;
+    let deleted = writes(&after[before..]);
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].0, "DELETE");
+    assert!(deleted[0].1.starts_with("/api/v2/integrations/targets/"));
+    cli(&stack, &["cxone", "plan", "-f", EXAMPLE, "--prune"])
+        .await
+        .expect(0);
 }
 
 /// A Terraform JSON configuration `terraform validate` accepts: the provider required and
