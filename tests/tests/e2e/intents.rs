@@ -444,6 +444,94 @@ async fn bad_and_odd_inputs_get_their_status_and_code_and_send_nothing_they_shou
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_retry_while_the_turn_is_still_running_gets_503_then_the_first_answer_and_one_signal() {
+    let stack = start(with_env(
+        platform_options(),
+        "intent-router",
+        "CXBRIDGE_INTENTS",
+        r#"{"syncLimitMs": 7000, "intents": {"cancel": {"action": "Escalate"}}}"#,
+    ))
+    .await;
+    // CXone takes 4.5 s to accept the signal: the first call is still running meanwhile.
+    sim_control(
+        &stack,
+        "faults",
+        json!({"match": "signal", "status": 202, "delayMs": 4500, "times": 1}),
+    )
+    .await;
+    let turn = json!({"conversationId": "920001", "intent": "cancel", "confidence": 0.9, "inputId": "slow-1"});
+    let first = {
+        let gateway = stack.gateway_url.clone();
+        let key = stack.resources.secrets.cognigy.clone();
+        let body = turn.to_string();
+        tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .post(format!("{gateway}/cognigy/intents"))
+                .header("x-api-key", key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        })
+    };
+    // The first call has claimed the turn once its record is in the table.
+    let parsed =
+        cxbridge::intents::turn::read(&turn, cxbridge::intents::PreferContact::Spawned).unwrap();
+    let (key, _) = cxbridge::intents::turn_key(&parsed, "920001", "cancel", 0.9);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&cxbridge_e2e::sdk().await);
+    eventually(
+        "the first call's claim",
+        Duration::from_secs(10),
+        || async {
+            dynamodb
+                .get_item()
+                .table_name(&stack.resources.table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(key.clone()),
+                )
+                .consistent_read(true)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.item)
+        },
+    )
+    .await;
+    // Cognigy's retry of the same turn meanwhile: 503 in_progress, with Retry-After.
+    let response = reqwest::Client::new()
+        .post(format!("{}/cognigy/intents", stack.gateway_url))
+        .header("x-api-key", &stack.resources.secrets.cognigy)
+        .header("content-type", "application/json")
+        .body(turn.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let busy: (Value, Option<String>) = (response.json().await.unwrap(), retry_after);
+    assert_eq!(busy.0["error"]["code"], "in_progress", "{}", busy.0);
+    assert_eq!(busy.1.as_deref(), Some("1"));
+    let (status, answer) = first.await.unwrap();
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("routed")),
+        "{answer}"
+    );
+    // Once it is done, the retry gets its answer, and CXone got one signal.
+    assert_eq!(send_json(&stack, &turn).await, (status, answer));
+    let writes = writes(&stack).await;
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(signal_parameters(&writes[0])[0].1, "Escalate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_cxone_outage_or_a_slow_cxone_queues_the_action_and_a_retry_delivers_it() {
     let stack = start(with_env(
         platform_options(),
