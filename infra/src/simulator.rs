@@ -146,10 +146,6 @@ impl SimConfig {
 /// The tenant's name, as the `tenant` claim carries it (its id is the `tenantId` claim).
 const TENANT_NAME: &str = "perm_cxbridge_local";
 
-/// The first parameter of a signal or spawned script that is not an execution of
-/// cxbridge's: a context update travelling as a signal.
-const CONTEXT_ACTION: &str = "updateContext";
-
 struct Sim {
     options: SimOptions,
     base: String,
@@ -784,8 +780,9 @@ impl Sim {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        // NICE's Cognigy convention (`p1` = an action such as Escalate, `p2` = the
-        // attributes as JSON) tells the script what to do; it reports nothing back.
+        // NICE's Cognigy convention (`p1` = an action such as Escalate, or cxbridge's
+        // `updateContext`, `p2` = the attributes as JSON) tells the script what to do; it
+        // reports nothing back.
         let action = param("p2")
             .and_then(|p2| serde_json::from_str::<Value>(&p2).ok())
             .is_some_and(|p2| p2.get("cognigyDetectedIntent").is_some());
@@ -954,7 +951,7 @@ impl Sim {
     /// After an accepted platform signal or spawn whose first parameter is a correlation
     /// id, the script reports back as a Studio REST action would: a token-mode callback.
     fn completes(&self, correlation_id: Option<String>) {
-        let Some(id) = correlation_id.filter(|c| !c.is_empty() && c != CONTEXT_ACTION) else {
+        let Some(id) = correlation_id.filter(|c| !c.is_empty()) else {
             return;
         };
         self.schedule_callback(

@@ -181,6 +181,15 @@ impl ApiError {
         self
     }
 
+    /// 503: `what` (a dependency) failed; the caller's retry may succeed.
+    pub fn unavailable(what: &str, cause: impl Into<Cause>) -> Self {
+        Self::new(
+            ErrorCode::DependencyUnavailable,
+            format!("{what} is unavailable; retry later"),
+        )
+        .with_cause(cause)
+    }
+
     pub fn not_implemented(what: impl std::fmt::Display) -> Self {
         Self::new(
             ErrorCode::NotImplemented,

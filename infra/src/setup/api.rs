@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 #[cfg(test)]
 use cxbridge::cxone::CxoneConfig;
-use cxbridge::cxone::error::retry_after;
+use cxbridge::cxone::client::segment;
+use cxbridge::cxone::error::{excerpt, retry_after};
 use cxbridge::cxone::token::{AccessToken, TokenFetcher};
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -44,7 +45,7 @@ impl std::fmt::Display for Refused {
             "{}: CXone refused it ({}): {}",
             self.call,
             self.status,
-            excerpt(&self.body.to_string())
+            excerpt(self.body.to_string().as_bytes())
         )
     }
 }
@@ -57,15 +58,6 @@ pub struct SetupApi {
     base: String,
     tokens: TokenFetcher,
     token: tokio::sync::Mutex<Option<AccessToken>>,
-}
-
-fn excerpt(body: &str) -> String {
-    let one_line: String = body.chars().filter(|c| !c.is_control()).take(500).collect();
-    if one_line.is_empty() {
-        "(no body)".into()
-    } else {
-        one_line
-    }
 }
 
 impl SetupApi {
@@ -197,7 +189,7 @@ impl SetupApi {
                         bail!(
                             "{method} {path}: CXone answered {status} {} times: {}",
                             SERVER_ATTEMPTS,
-                            excerpt(&text)
+                            excerpt(text.as_bytes())
                         );
                     }
                     let backoff = BACKOFF * 2u32.pow(server_failures - 1);
@@ -255,12 +247,6 @@ impl SetupApi {
             .await?;
         Ok(body)
     }
-}
-
-fn segment(id: &str) -> String {
-    form_urlencoded::byte_serialize(id.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 #[cfg(test)]

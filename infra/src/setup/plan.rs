@@ -1,11 +1,8 @@
 //! What it takes to make CXone match a setup file: pure, from the file and what exists.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::model::{Kind, Setup};
-
-/// Fields CXone adds that no file declares.
-const SERVER_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];
 
 /// One field that differs: what CXone has, and what the file says.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,19 +108,6 @@ impl Plan {
     }
 }
 
-/// `value` without the fields CXone adds.
-fn declared(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !SERVER_FIELDS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Map<String, Value>>(),
-        ),
-        other => other.clone(),
-    }
-}
-
 /// Lists whose order means nothing to CXone: compared as sets.
 const UNORDERED: [&str; 2] = ["events", "eventFilters"];
 
@@ -204,7 +188,7 @@ pub fn plan(setup: &Setup, existing: &[(Kind, Vec<Value>)], prune: bool) -> Plan
                 None => Action::Create,
                 Some(have) => {
                     let mut fields = Vec::new();
-                    diff("", Some(&declared(have)), Some(want), &mut fields);
+                    diff("", Some(have), Some(want), &mut fields);
                     if fields.is_empty() {
                         Action::Unchanged
                     } else {

@@ -312,13 +312,19 @@ pub async fn export_command(
         .map(|f| super::load(f, &|n| target.variable(n)))
         .transpose()?;
     let (api, api_base) = target.connect().await?;
+    let managed: Option<Vec<(Kind, String)>> = setup.map(|s| {
+        s.objects()
+            .into_iter()
+            .map(|(kind, name, _)| (kind, name))
+            .collect()
+    });
     let mut objects = Vec::new();
     for (kind, items) in existing(&api).await? {
         for item in items {
             let name = item["name"].as_str().unwrap_or_default();
-            let managed = setup
+            let managed = managed
                 .as_ref()
-                .is_none_or(|s| s.objects().iter().any(|(k, n, _)| *k == kind && n == name));
+                .is_none_or(|m| m.iter().any(|(k, n)| *k == kind && n == name));
             if managed {
                 objects.push((kind, item));
             }

@@ -134,7 +134,8 @@ fn url(base: &str, path: &str) -> Result<reqwest::Url, CxoneError> {
     })
 }
 
-fn segment(value: &str) -> String {
+/// A value as one URL path segment: percent-encoded, spaces as `%20`.
+pub fn segment(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

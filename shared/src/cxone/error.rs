@@ -168,7 +168,7 @@ pub fn transport(err: &reqwest::Error, timeout: Duration) -> CxoneError {
 pub(crate) const DETAIL_LIMIT: usize = 300;
 
 /// A short, printable excerpt of a response body for an error message.
-pub(crate) fn excerpt(body: &[u8]) -> String {
+pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut out: String = text
         .chars()

@@ -138,15 +138,6 @@ fn ok(body: Value) -> Answer {
     }
 }
 
-/// 503: a dependency failed; Cognigy's retry may succeed.
-fn unavailable(what: &str, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
-    ApiError::new(
-        ErrorCode::DependencyUnavailable,
-        format!("{what} is unavailable; retry later"),
-    )
-    .with_cause(cause)
-}
-
 /// The tokens a request presents, by any of Cognigy's auth options: `Authorization:
 /// Bearer …`, `Authorization: ApiKey …`, Basic with the token as the password, and
 /// `X-API-Key`. Each is checked, so an unrelated `Authorization` header does not hide a
@@ -385,7 +376,7 @@ where
             (Some(contact), Some(session)) => {
                 if let Err(e) = self.sessions.remember(session, contact, now_ms).await {
                     if !routable {
-                        return Err(unavailable("the session memory", e));
+                        return Err(ApiError::unavailable("the session memory", e));
                     }
                     tracing::warn!(error = %e, "could not record the session's contact");
                 }
@@ -396,7 +387,7 @@ where
                 .sessions
                 .recall(session, now_ms)
                 .await
-                .map_err(|e| unavailable("the session memory", e)),
+                .map_err(|e| ApiError::unavailable("the session memory", e)),
             (None, _) => Ok(None),
         }
     }
@@ -423,7 +414,7 @@ where
         let claim = store
             .claim(&key, &hash, now_ms, in_progress_until_ms)
             .await
-            .map_err(|e| unavailable("the de-duplication store", e))?;
+            .map_err(|e| ApiError::unavailable("the de-duplication store", e))?;
         match claim {
             Claim::Acquired => {}
             Claim::Completed(saved) => {
@@ -549,7 +540,7 @@ where
                 self.sink
                     .retry_later(&job, e.retry_after())
                     .await
-                    .map_err(|q| unavailable("CXone and the job queue", q))?;
+                    .map_err(|q| ApiError::unavailable("CXone and the job queue", q))?;
                 answer["status"] = json!("queued");
                 answer["reason"] = json!(match &e {
                     CxoneError::Timeout(_) => e.to_string(),

@@ -125,15 +125,6 @@ fn delivery_id<'a>(inbound: &Inbound<'a>) -> Result<&'a str, ApiError> {
     valid_delivery_id(inbound.delivery_id, signature::DELIVERY_ID_HEADER)
 }
 
-/// 503: a dependency failed; the sender's retry may succeed.
-fn unavailable(what: &str, cause: Box<dyn std::error::Error + Send + Sync>) -> ApiError {
-    ApiError::new(
-        ErrorCode::DependencyUnavailable,
-        format!("{what} is unavailable; retry later"),
-    )
-    .with_cause(cause)
-}
-
 fn payload_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
@@ -401,7 +392,7 @@ where
                 expires,
             )
             .await
-            .map_err(|e| unavailable("the idempotency store", e.into()))?;
+            .map_err(|e| ApiError::unavailable("the idempotency store", e))?;
         if replay == ReplayCheck::Replayed {
             return Err(ApiError::new(
                 ErrorCode::Replayed,
@@ -439,7 +430,7 @@ where
             .store
             .claim(&key, &prepared.payload_hash, now_ms, in_progress_until_ms)
             .await
-            .map_err(|e| unavailable("the idempotency store", e.into()))?;
+            .map_err(|e| ApiError::unavailable("the idempotency store", e))?;
         match claim {
             Claim::Acquired => {}
             Claim::Completed(_) => {
@@ -475,7 +466,7 @@ where
             if let Err(release) = self.store.release(&key, in_progress_until_ms).await {
                 tracing::warn!(delivery_id = %id, error = %release, "could not release the idempotency record");
             }
-            return Err(unavailable("the event queue", err.into()));
+            return Err(ApiError::unavailable("the event queue", err));
         }
 
         let response = json!({"status": "accepted", "deliveryId": id});
