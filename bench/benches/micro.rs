@@ -48,6 +48,7 @@ fn verify(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("cxbridge", size), &body, |b, body| {
             b.iter(|| {
                 let signed = Signed {
+                    headers: signature::WEBHOOK_HEADERS,
                     signature: Some(&sig),
                     timestamp: Some(&ts),
                     body,

@@ -143,6 +143,9 @@ pub async fn bootstrap(
         if let Some(v) = spec.retention {
             request = request.attributes(QueueAttributeName::MessageRetentionPeriod, v.to_string());
         }
+        if let Some(v) = spec.max_message_size {
+            request = request.attributes(QueueAttributeName::MaximumMessageSize, v.to_string());
+        }
         if let Some((target, count)) = &spec.redrive {
             let target_arn = atts
                 .get(&(target.clone(), "Arn".to_owned()))

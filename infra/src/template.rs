@@ -84,6 +84,8 @@ pub struct QueueSpec {
     pub logical_id: String,
     pub visibility_timeout: Option<i64>,
     pub retention: Option<i64>,
+    /// `MaximumMessageSize`: the emulator's default is larger than SQS's, so it is set.
+    pub max_message_size: Option<i64>,
     /// Dead-letter target (logical id) and maxReceiveCount.
     pub redrive: Option<(String, i64)>,
 }
@@ -351,6 +353,7 @@ fn queue(id: &str, props: Option<&Value>) -> Result<QueueSpec> {
         logical_id: id.to_owned(),
         visibility_timeout: get("VisibilityTimeout").and_then(Value::as_i64),
         retention: get("MessageRetentionPeriod").and_then(Value::as_i64),
+        max_message_size: get("MaximumMessageSize").and_then(Value::as_i64),
         redrive,
     })
 }

@@ -86,7 +86,7 @@ impl ErrorCode {
             | Self::TimestampTooOld
             | Self::TimestampInFuture
             | Self::SignatureMismatch => StatusCode::UNAUTHORIZED,
-            Self::Replayed | Self::InProgress | Self::IdempotencyKeyReused => StatusCode::CONFLICT,
+            Self::Replayed | Self::IdempotencyKeyReused => StatusCode::CONFLICT,
             Self::NotFound
             | Self::SignalNotFound
             | Self::ExecutionNotFound
@@ -99,7 +99,9 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            Self::DependencyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            // In progress is a 503: CXone and Cognigy retry 5xx and never 4xx, so a retry
+            // that arrives while the first copy runs must not be answered with a 4xx.
+            Self::DependencyUnavailable | Self::InProgress => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +127,9 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// The `Retry-After` of an in-progress answer: long enough for most first copies to end.
+pub const IN_PROGRESS_RETRY_AFTER_SECS: u64 = 1;
+
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An error on its way to the HTTP edge: what the client is told, plus the internal cause
@@ -137,8 +142,6 @@ pub struct ApiError {
     pub details: Option<(&'static str, serde_json::Value)>,
     /// Seconds for a `Retry-After` header: the caller should send the request again then.
     pub retry_after: Option<u64>,
-    /// A status other than the code's own, for a caller that only retries some statuses.
-    status: Option<StatusCode>,
     cause: Option<Cause>,
 }
 
@@ -149,18 +152,16 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
-            status: None,
             cause: None,
         }
     }
 
     /// Another request is doing this work now: 503 with `Retry-After`, an answer every
     /// HTTP client retries, so that a retry is never the reason work is lost. The retry
-    /// gets the first request's answer once it is done.
-    pub fn in_progress(message: impl Into<String>, retry_after_secs: u64) -> Self {
-        let mut err = Self::new(ErrorCode::InProgress, message).with_retry_after(retry_after_secs);
-        err.status = Some(StatusCode::SERVICE_UNAVAILABLE);
-        err
+    /// gets the first request's answer once it is done, or does the work itself if the
+    /// first request failed and let its claim go.
+    pub fn in_progress(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InProgress, message).with_retry_after(IN_PROGRESS_RETRY_AFTER_SECS)
     }
 
     /// Adds a member to the error object (`{"error": {"code", "message", name: value}}`).
@@ -202,7 +203,7 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status.unwrap_or_else(|| self.code.status())
+        self.code.status()
     }
 
     /// The full cause chain, for the log line.

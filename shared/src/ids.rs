@@ -14,6 +14,26 @@ pub fn accept_correlation_id(candidate: &str) -> Option<&str> {
     ok.then_some(candidate)
 }
 
+/// Longest id that cxbridge places in a CXone URL path (contact, script, interaction and
+/// execution ids).
+pub const MAX_PATH_ID_LEN: usize = 128;
+
+/// What [`is_path_id`] accepts, as error messages say it.
+pub const PATH_ID_RULE: &str =
+    "must be 1 to 128 letters, digits, '-', '_', '.' or ':' (and not only dots)";
+
+/// Whether `id` may be placed in a CXone URL path: a strict character set and length, and
+/// never a dot segment (`.`, `..`), which would point the call, and its bearer token, at
+/// another path.
+pub fn is_path_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_PATH_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && !id.bytes().all(|b| b == b'.')
+}
+
 /// A random version-4 UUID in its usual text form.
 pub fn new_uuid() -> String {
     let mut b = [0u8; 16];
@@ -53,6 +73,28 @@ mod tests {
         assert_eq!(accept_correlation_id("a b"), None);
         assert_eq!(accept_correlation_id("x\ninjected"), None);
         assert_eq!(accept_correlation_id(&"a".repeat(129)), None);
+    }
+
+    #[test]
+    fn path_ids_are_plain_short_and_never_dot_segments() {
+        for good in ["5012", "c-1", "a.b", "urn:x_y", "...x", &"9".repeat(128)] {
+            assert!(is_path_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "...",
+            "a/b",
+            "a%2Fb",
+            "a b",
+            "é",
+            "a?b",
+            "a#b",
+            &"9".repeat(129),
+        ] {
+            assert!(!is_path_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

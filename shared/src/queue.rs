@@ -5,6 +5,23 @@ use std::future::Future;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
+/// The largest message the queues take, body and attributes together: SQS's default
+/// `MaximumMessageSize`, which template.yaml states for every queue and the local stack
+/// applies too.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// `value` as JSON text that SQS accepts. SQS refuses characters outside XML's set; JSON
+/// already escapes the control characters, and the two left in a Rust string, U+FFFE and
+/// U+FFFF, are written as `\ufffe` and `\uffff`: the same text to any JSON reader.
+pub fn sqs_json(value: &impl serde::Serialize) -> String {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    if !text.contains(['\u{fffe}', '\u{ffff}']) {
+        return text;
+    }
+    text.replace('\u{fffe}', "\\ufffe")
+        .replace('\u{ffff}', "\\uffff")
+}
+
 /// One message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundMessage {
@@ -40,12 +57,17 @@ pub trait MessageQueue: Send + Sync {
 const MAX_BATCH_ENTRIES: usize = 10;
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-fn size(m: &OutboundMessage) -> usize {
-    m.body.len()
-        + m.attributes
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + "String".len())
-            .sum::<usize>()
+impl OutboundMessage {
+    /// The size SQS counts against [`MAX_MESSAGE_BYTES`]: the body, and each attribute's
+    /// name, type and value.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + "String".len())
+                .sum::<usize>()
+    }
 }
 
 /// Splits messages into batches SQS accepts.
@@ -55,13 +77,13 @@ fn batches(messages: &[OutboundMessage]) -> Vec<&[OutboundMessage]> {
     let mut bytes = 0;
     for (i, m) in messages.iter().enumerate() {
         let full =
-            i - start == MAX_BATCH_ENTRIES || (i > start && bytes + size(m) > MAX_BATCH_BYTES);
+            i - start == MAX_BATCH_ENTRIES || (i > start && bytes + m.size() > MAX_BATCH_BYTES);
         if full {
             out.push(&messages[start..i]);
             start = i;
             bytes = 0;
         }
-        bytes += size(m);
+        bytes += m.size();
     }
     if start < messages.len() {
         out.push(&messages[start..]);
@@ -165,5 +187,27 @@ mod tests {
             [2, 1]
         );
         assert!(batches(&[]).is_empty());
+    }
+
+    /// The characters SQS accepts (XML's): tab, LF, CR, and U+0020 upwards, less the
+    /// surrogates, U+FFFE and U+FFFF.
+    fn sqs_accepts(text: &str) -> bool {
+        text.chars().all(|c| {
+            matches!(c, '\t' | '\n' | '\r')
+                || ('\u{20}'..='\u{d7ff}').contains(&c)
+                || ('\u{e000}'..='\u{fffd}').contains(&c)
+                || c >= '\u{10000}'
+        })
+    }
+
+    #[test]
+    fn message_bodies_carry_every_character_in_a_form_sqs_accepts() {
+        let value = serde_json::json!({"text": "a\u{0}\u{1}\u{7f}\u{fffe}\u{ffff}é😀\"\\", "n": 1});
+        let body = sqs_json(&value);
+        assert!(sqs_accepts(&body), "{body:?}");
+        assert!(!sqs_accepts(&value.to_string()), "plain JSON keeps U+FFFF");
+        let back: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(back, value, "the same value to a JSON reader");
+        assert_eq!(sqs_json(&serde_json::json!("plain")), r#""plain""#);
     }
 }

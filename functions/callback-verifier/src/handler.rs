@@ -42,9 +42,11 @@ impl App {
             .with_cause(e)
         };
         let config = &self.base.config;
+        let names = signature::CALLBACK_HEADERS;
         let signed = Signed {
-            signature: header("x-callback-signature-256"),
-            timestamp: header("x-callback-timestamp"),
+            headers: names,
+            signature: header(names.signature),
+            timestamp: header(names.timestamp),
             body: req.body().as_ref(),
         };
         let now = clock::now_secs();

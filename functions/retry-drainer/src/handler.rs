@@ -49,7 +49,7 @@ impl App {
         let id = message.message_id.clone().unwrap_or_default();
         let (body, mut attributes) = match job {
             Some(job) => (
-                serde_json::to_string(job).unwrap_or_default(),
+                cxbridge::queue::sqs_json(job),
                 vec![
                     ("attempts".to_owned(), job.attempt.to_string()),
                     ("firstAttemptAt".to_owned(), job.first_attempt_at.clone()),
@@ -125,7 +125,7 @@ pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String
         let delay = i32::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(900);
         let dedup = format!("{}:{}", job.id, job.attempt);
         tracing::info!(correlation_id = %job.correlation_id, attempt = job.attempt, delay_s = delay, reason = %failure.reason, "job will be retried");
-        let body = serde_json::to_string(&job).unwrap_or_default();
+        let body = cxbridge::queue::sqs_json(&job);
         return app
             .send(
                 &app.base.config.jobs_queue_url,

@@ -56,10 +56,8 @@ pub async fn handle(
     };
     match meta.route.as_str() {
         "POST /signals/{name}" => {
-            let key = req
-                .headers()
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok());
+            // The raw bytes: a key that is not ASCII is refused, not dropped.
+            let key = req.headers().get("idempotency-key").map(|v| v.as_bytes());
             let (status, body) = app
                 .dispatcher
                 .submit(&param("name"), key, req.body().as_ref(), clock::now_ms())
@@ -68,7 +66,8 @@ pub async fn handle(
         }
         "GET /executions/{correlationId}" => {
             let id = param("correlationId");
-            let found = app.dispatcher.store.get(&id).await.map_err(|e| {
+            let id = cxbridge::signals::execution_id(&id)?;
+            let found = app.dispatcher.store.get(id).await.map_err(|e| {
                 ApiError::new(
                     ErrorCode::DependencyUnavailable,
                     "the execution store is unavailable; retry later",

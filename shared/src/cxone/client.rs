@@ -330,13 +330,19 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
 /// What separates a spawned script's parameters.
 pub const PARAMETER_SEPARATOR: &str = "|";
 
-/// An id placed in a URL path: refused when empty or a dot segment, percent-encoded
-/// otherwise, so that it can never point the call (and its token) at another path.
+/// An id placed in a URL path: refused unless [`crate::ids::is_path_id`] accepts it,
+/// percent-encoded otherwise, so that it can never point the call (and its token) at
+/// another path. The refusal is permanent, and nothing is sent.
 fn path_id(id: &str, what: &str) -> Result<String, CxoneError> {
-    if id.is_empty() || id == "." || id == ".." {
+    if !crate::ids::is_path_id(id) {
+        let shown: String = id.chars().take(40).collect();
         return Err(CxoneError::Invalid {
             status: None,
-            detail: format!("{id:?} is not a usable {what}"),
+            detail: format!(
+                "{shown:?}{} is not a usable {what}: it {}",
+                if shown.len() < id.len() { "…" } else { "" },
+                crate::ids::PATH_ID_RULE
+            ),
         });
     }
     Ok(segment(id))
@@ -385,7 +391,7 @@ impl<T: TokenSource, R: RateBudget> CxoneSignals for HttpCxoneClient<T, R> {
         }
         let path = format!(
             "/api/v2/signals/executions/{}",
-            segment(signal_execution_id)
+            path_id(signal_execution_id, "signal execution id")?
         );
         let body = self
             .send(|base| {
@@ -410,7 +416,10 @@ impl<T: TokenSource, R: RateBudget> CxoneSignals for HttpCxoneClient<T, R> {
     async fn signal(&self, request: &SignalRequest) -> Result<SignalAccepted, CxoneError> {
         match self.config.profile {
             Profile::Documented => {
-                let path = format!("/api/v2/signals/{}", segment(&request.definition_id));
+                let path = format!(
+                    "/api/v2/signals/{}",
+                    path_id(&request.definition_id, "signal definition id")?
+                );
                 let data: Map<String, Value> = request.data.iter().cloned().collect();
                 let body = json!({"data": data, "metadata": request.metadata});
                 let answer = self
@@ -470,7 +479,7 @@ impl<T: TokenSource, R: RateBudget> ContextSink for HttpCxoneClient<T, R> {
             Profile::Documented => {
                 let path = format!(
                     "/api/v2/interactions/interactions/{}/context",
-                    segment(interaction_id)
+                    path_id(interaction_id, "interaction id")?
                 );
                 let body = json!({"attributes": attributes});
                 self.send(|base| {
@@ -537,10 +546,19 @@ mod tests {
 
     #[test]
     fn dot_segments_and_empty_ids_never_reach_a_path() {
-        for bad in ["", ".", ".."] {
-            assert!(path_id(bad, "contact id").is_err(), "{bad:?}");
+        let long = "7".repeat(66_000);
+        for bad in ["", ".", "..", "../x", "a/b", "a b", long.as_str()] {
+            match path_id(bad, "contact id") {
+                Err(CxoneError::Invalid {
+                    status: None,
+                    detail,
+                }) => {
+                    assert!(detail.len() < 200, "the message stays short: {detail}");
+                }
+                other => panic!("{bad:.20?} gave {other:?}"),
+            }
         }
-        assert_eq!(path_id("../x", "contact id").unwrap(), "..%2Fx");
+        assert_eq!(path_id("5012", "contact id").unwrap(), "5012");
     }
 
     #[test]

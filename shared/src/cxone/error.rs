@@ -151,6 +151,14 @@ pub fn transport(err: &reqwest::Error, timeout: Duration) -> CxoneError {
     if err.is_timeout() {
         return CxoneError::Timeout(timeout);
     }
+    if err.is_builder() {
+        // Refused before anything left (a URL the client cannot send, say): the same
+        // request can never succeed, so it is permanent, not "CXone unavailable".
+        return CxoneError::Invalid {
+            status: None,
+            detail: "the request to CXone could not be built".to_owned(),
+        };
+    }
     let mut parts = Vec::new();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
     while let Some(e) = source {

@@ -105,7 +105,7 @@ where
     ) -> Result<Value, ApiError> {
         self.submit(
             signal,
-            Some(idempotency_key),
+            Some(idempotency_key.as_bytes()),
             body.to_string().as_bytes(),
             now_ms,
         )
@@ -431,7 +431,6 @@ where
             Claim::InProgress | Claim::Conflict => {
                 return Err(ApiError::in_progress(
                     "this turn is being routed now; send it again in a second to get its answer",
-                    1,
                 ));
             }
         }

@@ -10,8 +10,6 @@ use serde_json::{Map, Value};
 use super::config::PreferContact;
 use crate::error::{ApiError, ErrorCode};
 
-/// Longest contact id taken from a turn.
-pub const MAX_CONTACT_ID_LEN: usize = 128;
 /// Longest Cognigy session id taken from a turn.
 pub const MAX_SESSION_ID_LEN: usize = 256;
 
@@ -92,14 +90,6 @@ fn text_of(value: &Value) -> Option<String> {
     }
 }
 
-fn valid_contact_id(id: &str) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
-    !id.is_empty()
-        && id.len() <= MAX_CONTACT_ID_LEN
-        && id.chars().all(allowed)
-        && !id.chars().all(|c| c == '.')
-}
-
 /// The first contact id among `places` (name, value), checked.
 fn first_contact(places: &[(String, Option<&Value>)]) -> Result<Option<ContactId>, Value> {
     for (source, value) in places {
@@ -109,13 +99,8 @@ fn first_contact(places: &[(String, Option<&Value>)]) -> Result<Option<ContactId
         let Some(id) = text_of(value) else {
             return Err(problem(source, "must be a string or a whole number"));
         };
-        if !valid_contact_id(&id) {
-            return Err(problem(
-                source,
-                &format!(
-                    "must be 1 to {MAX_CONTACT_ID_LEN} letters, digits, '-', '_', '.' or ':' (and not only dots)"
-                ),
-            ));
+        if !crate::ids::is_path_id(&id) {
+            return Err(problem(source, crate::ids::PATH_ID_RULE));
         }
         return Ok(Some(ContactId {
             id,

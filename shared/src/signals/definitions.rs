@@ -231,6 +231,13 @@ pub fn parse(
         if def.definition_id.is_empty() {
             def.definition_id = name.clone();
         }
+        if !crate::ids::is_path_id(&def.definition_id) {
+            return Err(here(format!(
+                "the definition id {:?} is placed in CXone's URL, so it {}",
+                def.definition_id,
+                crate::ids::PATH_ID_RULE
+            )));
+        }
         def.name = name.clone();
         out.insert(name, def);
     }

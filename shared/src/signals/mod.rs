@@ -83,15 +83,63 @@ fn field<'a>(root: &'a Value, dotted: &str) -> Option<&'a Value> {
         .filter(|v| !v.is_null())
 }
 
+fn bad_key() -> ApiError {
+    ApiError::new(
+        ErrorCode::BadRequest,
+        format!("the idempotency key must be 1 to {MAX_KEY_LEN} printable ASCII characters"),
+    )
+}
+
+/// Whether `key` can be an idempotency or correlation id: 1 to 128 printable ASCII
+/// characters, far inside DynamoDB's 2 KiB key.
+pub fn is_usable_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn accept_key(key: &str) -> Result<String, ApiError> {
     let key = key.trim();
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!("the idempotency key must be 1 to {MAX_KEY_LEN} printable characters"),
-        ));
+    if !is_usable_key(key) {
+        return Err(bad_key());
     }
     Ok(key.to_owned())
+}
+
+/// `GET /executions/{correlationId}`: an id no execution can have is refused before any
+/// lookup.
+pub fn execution_id(id: &str) -> Result<&str, ApiError> {
+    if is_usable_key(id) {
+        Ok(id)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the correlation id must be 1 to {MAX_KEY_LEN} printable ASCII characters"),
+        ))
+    }
+}
+
+/// The request's idempotency key: the `Idempotency-Key` header, else
+/// `metadata.correlationId` (a string, or a number in its canonical text), else a new id.
+/// A key that is given but unusable is refused, never ignored: a new id in its place would
+/// send the caller's retry to CXone a second time.
+fn resolve_key(header: Option<&[u8]>, metadata: &Value) -> Result<String, ApiError> {
+    if let Some(raw) = header {
+        return std::str::from_utf8(raw)
+            .map_err(|_| bad_key())
+            .and_then(accept_key);
+    }
+    match metadata.get("correlationId") {
+        None | Some(Value::Null) => Ok(crate::ids::new_uuid()),
+        Some(Value::String(text)) => accept_key(text),
+        Some(Value::Number(number)) => accept_key(&number.to_string()),
+        Some(other) => Err(ApiError::new(
+            ErrorCode::InvalidPayload,
+            "metadata.correlationId must be a string or a number",
+        )
+        .with_detail(
+            "fields",
+            json!([{"field": "metadata.correlationId", "problem": format!("must be a string or a number, not {}", validate::describe(other))}]),
+        )),
+    }
 }
 
 fn store_down(e: crate::idempotency::StoreError) -> ApiError {
@@ -187,20 +235,26 @@ where
         let request_root = json!({"data": data, "metadata": metadata});
         let contact_id = match (self.profile, def.kind, def.contact_id_path.as_deref()) {
             (Profile::InContact, SignalKind::Contact, Some(path)) => {
-                match field(&request_root, path).and_then(|v| match v {
+                let id = field(&request_root, path).and_then(|v| match v {
                     Value::String(s) if !s.is_empty() => Some(s.clone()),
                     Value::Number(n) => Some(n.to_string()),
                     _ => None,
-                }) {
-                    Some(id) => Some(id),
-                    None => {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidPayload,
-                            "the signal needs a contact id",
-                        )
-                        .with_detail("fields", json!([{"field": path, "problem": "is missing"}])));
-                    }
+                });
+                // The contact id goes into CXone's URL path: it is checked here, so that a
+                // bad one is a 422 now rather than a job that can never succeed.
+                let problem = match &id {
+                    None => "is missing",
+                    Some(id) if !crate::ids::is_path_id(id) => crate::ids::PATH_ID_RULE,
+                    Some(_) => "",
+                };
+                if !problem.is_empty() {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidPayload,
+                        "the signal needs a usable contact id",
+                    )
+                    .with_detail("fields", json!([{"field": path, "problem": problem}])));
                 }
+                id
             }
             _ => None,
         };
@@ -240,7 +294,7 @@ where
     pub async fn submit(
         &self,
         name: &str,
-        idempotency_key: Option<&str>,
+        idempotency_key: Option<&[u8]>,
         body: &[u8],
         now_ms: i64,
     ) -> Result<(StatusCode, Value), ApiError> {
@@ -266,12 +320,7 @@ where
                 ),
             );
         }
-        let key = match idempotency_key
-            .or_else(|| metadata.get("correlationId").and_then(Value::as_str))
-        {
-            Some(k) => accept_key(k)?,
-            None => crate::ids::new_uuid(),
-        };
+        let key = resolve_key(idempotency_key, &metadata)?;
         let ready = self.prepare(name, &key, &data, &metadata)?;
 
         match self
@@ -311,10 +360,9 @@ where
                         .await
                         .map_err(store_down)?)
                 {
-                    return Err(ApiError::new(
-                        ErrorCode::InProgress,
-                        format!("the request with key {key} is still being dispatched"),
-                    ));
+                    return Err(ApiError::in_progress(format!(
+                        "the request with key {key} is still being dispatched; retry later"
+                    )));
                 }
             }
         }
@@ -414,7 +462,7 @@ where
         delay_seconds: Option<i32>,
     ) -> Result<(), crate::queue::QueueError> {
         let message = OutboundMessage {
-            body: serde_json::to_string(job).unwrap_or_default(),
+            body: crate::queue::sqs_json(job),
             attributes: vec![(
                 "kind".into(),
                 format!("{:?}", job.kind).to_ascii_lowercase(),
@@ -708,8 +756,10 @@ pub fn parse_callback(body: &[u8]) -> Result<Callback, ApiError> {
         .get("correlationId")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty());
-    if correlation_id.is_none() {
-        problems.push(json!({"field": "correlationId", "problem": "is missing"}));
+    match correlation_id {
+        None => problems.push(json!({"field": "correlationId", "problem": "is missing"})),
+        Some(id) if !is_usable_key(id) => problems.push(json!({"field": "correlationId", "problem": format!("must be 1 to {MAX_KEY_LEN} printable ASCII characters")})),
+        Some(_) => {}
     }
     let status = value.get("status").and_then(Value::as_str);
     if !matches!(status, Some("completed" | "failed")) {

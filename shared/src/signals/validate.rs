@@ -75,7 +75,7 @@ fn type_matches(kind: VarType, value: &Value) -> bool {
     }
 }
 
-fn describe(value: &Value) -> &'static str {
+pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -137,6 +137,7 @@ pub fn verify(
     tolerance: Duration,
 ) -> Result<Verified, ApiError> {
     let signed = Signed {
+        headers: signature::WEBHOOK_HEADERS,
         signature: inbound.signature,
         timestamp: inbound.timestamp,
         body: inbound.body,
@@ -155,7 +156,7 @@ pub fn prepare(
     let delivery_id = delivery_id(inbound)?;
     let parsed = body::parse(format, inbound.body)?;
     let event = normalise::normalise(config, format, &parsed, delivery_id, inbound.event_type);
-    let messages = plan(config, Sender::Cxone, &event, delivery_id, now_ms);
+    let messages = plan(config, Sender::Cxone, &event, delivery_id, now_ms)?;
     Ok(Prepared {
         sender: Sender::Cxone,
         delivery_id: delivery_id.to_owned(),
@@ -185,13 +186,51 @@ fn short_id(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
-/// An SQS message attribute value: printable, at most 256 characters.
+/// An SQS message attribute value: printable, at most 256 characters, none that SQS
+/// refuses.
 fn attribute_value(value: &str) -> String {
     value
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !matches!(c, '\u{fffe}' | '\u{ffff}'))
         .take(256)
         .collect()
+}
+
+/// Refuses a routed event that no queue could take, before anything is claimed: a 5xx
+/// would have the sender retry it for ever.
+fn check_fits(messages: &[(String, Vec<OutboundMessage>)]) -> Result<(), ApiError> {
+    let largest = messages
+        .iter()
+        .flat_map(|(_, list)| list)
+        .map(OutboundMessage::size)
+        .max()
+        .unwrap_or_default();
+    if largest > crate::queue::MAX_MESSAGE_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the normalised event is {largest} bytes, over the queue's limit of {} bytes (control characters grow sixfold when escaped as JSON); send a smaller body",
+                crate::queue::MAX_MESSAGE_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A routed signal sends CXone a request on the event's contact: an interaction id that
+/// cannot be placed in CXone's URL path is refused now, as nothing could ever send it.
+fn check_signal_contact(event: &Value) -> Result<(), ApiError> {
+    match event.get("interactionId").and_then(Value::as_str) {
+        Some(id) if !crate::ids::is_path_id(id) => Err(ApiError::new(
+            ErrorCode::InvalidPayload,
+            "the event is routed to a signal, and its interaction id cannot address a CXone contact",
+        )
+        .with_detail(
+            "fields",
+            json!([{"field": "interactionId", "problem": crate::ids::PATH_ID_RULE}]),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn plan(
@@ -200,8 +239,9 @@ fn plan(
     event: &Value,
     delivery_id: &str,
     now_ms: i64,
-) -> Vec<(String, Vec<OutboundMessage>)> {
+) -> Result<Vec<(String, Vec<OutboundMessage>)>, ApiError> {
     let mut by_queue: Vec<(String, Vec<OutboundMessage>)> = Vec::new();
+    let mut event_body: Option<String> = None;
     let scoped = sender.scoped(delivery_id);
     let group = event
         .get("interactionId")
@@ -218,8 +258,14 @@ fn plan(
         .enumerate()
     {
         let (queue, body) = match target {
-            Target::Queue(url) => (url.clone(), event.to_string()),
+            Target::Queue(url) => (
+                url.clone(),
+                event_body
+                    .get_or_insert_with(|| crate::queue::sqs_json(event))
+                    .clone(),
+            ),
             Target::Signal { name, mapping } => {
+                check_signal_contact(event)?;
                 let data: BTreeMap<&str, Value> = mapping
                     .iter()
                     .map(|(var, field)| {
@@ -253,10 +299,7 @@ fn plan(
                     }),
                     last_error: None,
                 };
-                (
-                    config.jobs_queue_url.clone(),
-                    serde_json::to_string(&job).unwrap_or_default(),
-                )
+                (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
             }
         };
         let message = OutboundMessage {
@@ -278,7 +321,8 @@ fn plan(
             None => by_queue.push((queue, vec![message])),
         }
     }
-    by_queue
+    check_fits(&by_queue)?;
+    Ok(by_queue)
 }
 
 /// The receiver with its ports: a function builds one at cold start.
@@ -339,6 +383,7 @@ where
     async fn verify(&self, inbound: &Inbound<'_>, now_s: i64) -> Result<Verified, ApiError> {
         // Malformed or stale headers are refused without touching Secrets Manager.
         let signed = Signed {
+            headers: signature::WEBHOOK_HEADERS,
             signature: inbound.signature,
             timestamp: inbound.timestamp,
             body: inbound.body,
@@ -439,10 +484,9 @@ where
                 ));
             }
             Claim::InProgress => {
-                return Err(ApiError::new(
-                    ErrorCode::InProgress,
-                    format!("delivery {id} is being processed; retry later"),
-                ));
+                return Err(ApiError::in_progress(format!(
+                    "delivery {id} is being processed; retry later"
+                )));
             }
             Claim::Conflict => {
                 return Err(ApiError::new(
@@ -693,6 +737,64 @@ mod tests {
         .unwrap();
         assert_eq!(prepared.event["customer"]["identifier"], "a@example.com");
         assert_eq!(prepared.messages.len(), 1);
+    }
+
+    #[test]
+    fn an_event_that_outgrows_the_queue_limit_is_refused_before_any_io() {
+        let config = WebhookConfig::parse(None, "http://q/events", "http://q/jobs").unwrap();
+        let secrets = [SecretString::from("current")];
+        // 60 KB of control characters: each becomes six bytes (\u0001) in the event.
+        let xml = format!(
+            "<ContactEvent><ContactId>5012</ContactId><Note>{}</Note></ContactEvent>",
+            "\u{1}".repeat(60_000)
+        );
+        let req = Request::new("current", &xml, "d-big");
+        let inbound = Inbound {
+            content_type: Some("application/xml"),
+            ..req.inbound()
+        };
+        let err = process(
+            &config,
+            &inbound,
+            &secrets,
+            NOW_MS,
+            Duration::from_secs(300),
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::PayloadTooLarge);
+        assert!(err.message.contains("262144"), "{}", err.message);
+
+        // Half as many fit, and go as one message.
+        let xml = xml.replacen(&"\u{1}".repeat(30_000), "", 1);
+        let req = Request::new("current", &xml, "d-fits");
+        let inbound = Inbound {
+            content_type: Some("application/xml"),
+            ..req.inbound()
+        };
+        let prepared = process(
+            &config,
+            &inbound,
+            &secrets,
+            NOW_MS,
+            Duration::from_secs(300),
+        )
+        .unwrap();
+        assert_eq!(prepared.messages[0].1.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn characters_sqs_refuses_reach_the_queue_escaped_and_read_back_the_same() {
+        let r = receiver(None);
+        let body = r#"{"eventType":"interaction.created","data":{"id":"c-9","channelType":"fax","note":"a\uffffb\ufffe"}}"#;
+        let req = Request::new("current", body, "d-ffff");
+        r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap();
+        let sent = r.queue.sent.lock().unwrap();
+        let text = &sent[0].1.body;
+        assert!(!text.contains(['\u{fffe}', '\u{ffff}']), "{text}");
+        let event: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(event["context"]["data"]["note"], "a\u{ffff}b\u{fffe}");
     }
 
     const STUDIO_FORM: &[u8] =

@@ -15,6 +15,26 @@ pub const TIMESTAMP_HEADER: &str = "x-nexus-timestamp";
 pub const EVENT_TYPE_HEADER: &str = "x-nexus-event-type";
 pub const DELIVERY_ID_HEADER: &str = "x-nexus-delivery-id";
 
+/// Where a signed request carries its signature and timestamp: the webhook's X-Nexus
+/// headers, or the Studio completion callback's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderNames {
+    pub signature: &'static str,
+    pub timestamp: &'static str,
+}
+
+/// CXone's signed webhooks.
+pub const WEBHOOK_HEADERS: HeaderNames = HeaderNames {
+    signature: SIGNATURE_HEADER,
+    timestamp: TIMESTAMP_HEADER,
+};
+
+/// Studio's completion callbacks (`POST /callbacks/studio`), same scheme.
+pub const CALLBACK_HEADERS: HeaderNames = HeaderNames {
+    signature: "x-callback-signature-256",
+    timestamp: "x-callback-timestamp",
+};
+
 const SCHEME: &str = "sha256=";
 
 type HmacSha256 = Hmac<Sha256>;
@@ -62,6 +82,8 @@ pub struct Verified {
 /// The parts of a request that the signature covers or carries.
 #[derive(Debug, Clone, Copy)]
 pub struct Signed<'a> {
+    /// The headers the values came from, for the error messages.
+    pub headers: HeaderNames,
     pub signature: Option<&'a str>,
     pub timestamp: Option<&'a str>,
     pub body: &'a [u8],
@@ -76,10 +98,10 @@ pub fn precheck(
 ) -> Result<(i64, [u8; 32]), SignatureError> {
     let signature = req
         .signature
-        .ok_or(SignatureError::MissingHeader(SIGNATURE_HEADER))?;
+        .ok_or(SignatureError::MissingHeader(req.headers.signature))?;
     let timestamp = req
         .timestamp
-        .ok_or(SignatureError::MissingHeader(TIMESTAMP_HEADER))?;
+        .ok_or(SignatureError::MissingHeader(req.headers.timestamp))?;
     let ts: i64 = timestamp
         .trim()
         .parse()
@@ -156,6 +178,7 @@ mod tests {
 
     fn signed<'a>(signature: &'a str, timestamp: &'a str, body: &'a [u8]) -> Signed<'a> {
         Signed {
+            headers: WEBHOOK_HEADERS,
             signature: Some(signature),
             timestamp: Some(timestamp),
             body,
@@ -226,6 +249,7 @@ mod tests {
         let cases: Vec<(Signed<'_>, SignatureError)> = vec![
             (
                 Signed {
+                    headers: WEBHOOK_HEADERS,
                     signature: None,
                     timestamp: Some(&ts),
                     body: b"x",
@@ -234,6 +258,7 @@ mod tests {
             ),
             (
                 Signed {
+                    headers: WEBHOOK_HEADERS,
                     signature: Some(&good),
                     timestamp: None,
                     body: b"x",
@@ -249,6 +274,32 @@ mod tests {
         for (req, expected) in cases {
             assert_eq!(verify(&req, &s, NOW, 300).unwrap_err(), expected);
         }
+    }
+
+    #[test]
+    fn a_missing_header_is_named_as_the_scheme_names_it() {
+        let missing = Signed {
+            headers: CALLBACK_HEADERS,
+            signature: None,
+            timestamp: Some("1"),
+            body: b"x",
+        };
+        let err = verify(&missing, &secrets(&["k"]), NOW, 300).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the x-callback-signature-256 header is missing"
+        );
+        let missing = Signed {
+            signature: Some("sha256=00"),
+            timestamp: None,
+            ..missing
+        };
+        assert_eq!(
+            verify(&missing, &secrets(&["k"]), NOW, 300)
+                .unwrap_err()
+                .to_string(),
+            "the x-callback-timestamp header is missing"
+        );
     }
 
     #[test]

@@ -255,7 +255,7 @@ pub fn prepare(
     let delivery_id = delivery_id(inbound.delivery_id, &parsed, &config.studio.delivery_id)?;
     let event_type = event_type(inbound.event_type, &parsed, &config.studio.event_type);
     let event = normalise::normalise_studio(config, &parsed, &delivery_id, event_type.as_deref());
-    let messages = plan(config, Sender::Studio, &event, &delivery_id, now_ms);
+    let messages = plan(config, Sender::Studio, &event, &delivery_id, now_ms)?;
     Ok(Prepared {
         sender: Sender::Studio,
         delivery_id,

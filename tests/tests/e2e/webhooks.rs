@@ -393,7 +393,7 @@ async fn twenty_concurrent_identical_deliveries_enqueue_exactly_one_event() {
         match *status {
             StatusCode::ACCEPTED => {}
             StatusCode::OK => assert_eq!(body["status"], "duplicate"),
-            StatusCode::CONFLICT => assert_eq!(body["error"]["code"], "in_progress"),
+            StatusCode::SERVICE_UNAVAILABLE => assert_eq!(body["error"]["code"], "in_progress"),
             other => panic!("unexpected {other}: {body}"),
         }
     }
