@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::config::{CxoneConfig, MAX_URL_LEN, Profile, SignalBody, SpawnParams};
 use super::error::{CxoneError, Endpoint, excerpt, read_answer, transport};
-use super::rate::RateBudget;
+use super::rate::{RateBudget, Refusal};
 use super::token::{AccessToken, TokenSource};
 use crate::clock::now_ms;
 use secrecy::ExposeSecret;
@@ -188,11 +188,15 @@ impl<T: TokenSource, R: RateBudget> HttpCxoneClient<T, R> {
             // The token first: a grant is only taken right before the call goes out, so a
             // slow token fetch cannot bunch granted calls together at CXone.
             let token = self.tokens.token().await?;
-            if let Err(wait) = self.budget.acquire().await {
-                return Err(CxoneError::RateLimited {
-                    retry_after: Some(wait),
-                    local: true,
-                });
+            match self.budget.acquire().await {
+                Ok(()) => {}
+                Err(Refusal::Wait(wait)) => {
+                    return Err(CxoneError::RateLimited {
+                        retry_after: Some(wait),
+                        local: true,
+                    });
+                }
+                Err(Refusal::Unavailable(detail)) => return Err(CxoneError::Store(detail)),
             }
             let request = match build(&self.base(&token)?)? {
                 Call::Get { url } => self.http.get(url),

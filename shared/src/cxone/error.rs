@@ -20,6 +20,10 @@ pub enum CxoneError {
     Invalid { status: Option<u16>, detail: String },
     #[error("CXone is unavailable: {0}")]
     Unavailable(String),
+    /// A store the client depends on (the shared token, the rate budget) failed: not
+    /// CXone's fault, and not a spent budget.
+    #[error("{0}")]
+    Store(String),
     #[error("CXone did not answer within {} ms", .0.as_millis())]
     Timeout(Duration),
     #[error("CXone sent a response that cannot be used: {0}")]
@@ -50,7 +54,7 @@ impl CxoneError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. } | Self::Unavailable(_) | Self::Timeout(_)
+            Self::RateLimited { .. } | Self::Unavailable(_) | Self::Store(_) | Self::Timeout(_)
         )
     }
 

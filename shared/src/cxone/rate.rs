@@ -8,9 +8,18 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::clock::now_ms;
 
-/// Port: may one more call go out now? `Err` says how long to wait.
+/// Why the budget gave no grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The budget is spent: wait this long.
+    Wait(Duration),
+    /// The budget's store failed: a dependency failure, not a spent budget.
+    Unavailable(String),
+}
+
+/// Port: may one more call go out now?
 pub trait RateBudget: Send + Sync {
-    fn acquire(&self) -> impl Future<Output = Result<(), Duration>> + Send;
+    fn acquire(&self) -> impl Future<Output = Result<(), Refusal>> + Send;
 }
 
 /// No budget at all (tools and tests that do not exercise it).
@@ -18,7 +27,7 @@ pub trait RateBudget: Send + Sync {
 pub struct Unlimited;
 
 impl RateBudget for Unlimited {
-    async fn acquire(&self) -> Result<(), Duration> {
+    async fn acquire(&self) -> Result<(), Refusal> {
         Ok(())
     }
 }
@@ -45,6 +54,24 @@ pub const ARRIVAL_MARGIN: Duration = Duration::from_millis(250);
 
 /// Contended updates are retried this many times before the caller is told to wait.
 const ATTEMPTS: usize = 20;
+
+/// Store errors are retried this many times before the caller is told the store failed.
+const STORE_ATTEMPTS: usize = 3;
+
+/// Why one attempt gave no answer.
+enum Miss {
+    /// Another instance updated the item first.
+    Raced,
+    /// The store failed.
+    Failed(String),
+}
+
+fn failed<E>(err: &aws_sdk_dynamodb::error::SdkError<E>) -> Miss
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Miss::Failed(aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string())
+}
 
 impl DynamoDbRateBudget {
     pub fn new(
@@ -76,7 +103,7 @@ impl DynamoDbRateBudget {
         Some(Duration::from_millis(u64::try_from(wait).unwrap_or(1)))
     }
 
-    async fn try_once(&self, seen: &mut Vec<i64>) -> Result<Result<(), Duration>, ()> {
+    async fn try_once(&self, seen: &mut Vec<i64>) -> Result<Result<(), Duration>, Miss> {
         let item = self
             .client
             .get_item()
@@ -85,7 +112,7 @@ impl DynamoDbRateBudget {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|_| ())?
+            .map_err(|e| failed(&e))?
             .item
             .unwrap_or_default();
         let version: i64 = item
@@ -137,7 +164,13 @@ impl DynamoDbRateBudget {
                 *seen = grants;
                 Ok(Ok(()))
             }
-            Err(_) => Err(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Miss::Raced)
+            }
+            Err(e) => Err(failed(&e)),
         }
     }
 }
@@ -150,19 +183,29 @@ fn spread(window_ms: i64) -> i64 {
 }
 
 impl RateBudget for DynamoDbRateBudget {
-    async fn acquire(&self) -> Result<(), Duration> {
+    async fn acquire(&self) -> Result<(), Refusal> {
         let mut seen = self.seen.lock().await;
         if let Some(wait) = self.full(&mut seen, now_ms()) {
-            return Err(wait);
+            return Err(Refusal::Wait(wait));
         }
+        let mut store_errors = 0;
         for attempt in 0..ATTEMPTS {
             match self.try_once(&mut seen).await {
-                Ok(outcome) => return outcome,
-                // Lost a race with another instance (or a passing store error): try again
-                // after a short, growing pause.
-                Err(()) => tokio::time::sleep(Duration::from_millis(2 + 3 * attempt as u64)).await,
+                Ok(outcome) => return outcome.map_err(Refusal::Wait),
+                Err(Miss::Failed(detail)) => {
+                    store_errors += 1;
+                    if store_errors == STORE_ATTEMPTS {
+                        return Err(Refusal::Unavailable(format!(
+                            "the CXone rate budget's store is unavailable: {detail}"
+                        )));
+                    }
+                }
+                Err(Miss::Raced) => {}
             }
+            // Lost a race with another instance, or a passing store error: try again after
+            // a short, growing pause.
+            tokio::time::sleep(Duration::from_millis(2 + 3 * attempt as u64)).await;
         }
-        Err(Duration::from_millis(50))
+        Err(Refusal::Wait(Duration::from_millis(50)))
     }
 }

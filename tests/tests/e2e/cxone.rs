@@ -593,6 +593,28 @@ async fn the_rate_budget_holds_every_second_and_every_call_arrives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_rate_budget_whose_store_fails_says_so_and_never_claims_the_budget_is_spent() {
+    let s = simulator("documented").await;
+    let (dynamodb, _) = table().await;
+    // A table that does not exist: every read and write of the budget fails.
+    let missing = format!("missing-{}", cxbridge::ids::new_uuid());
+    let client = s.client(DynamoDbRateBudget::new(
+        dynamodb,
+        missing,
+        &s.config.tenant,
+        20,
+    ));
+    let attributes: Map<String, Value> = serde_json::from_value(json!({"n": 1})).unwrap();
+    let err = client.update_context("i-1", &attributes).await.unwrap_err();
+    assert!(
+        matches!(&err, CxoneError::Store(detail) if detail.contains("rate budget")),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(s.count("/context").await, 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_stack_runs_against_the_real_platform_profile_of_the_simulator() {
     let mut opts = cxbridge_e2e::options();
     opts.profile = "incontact".into();

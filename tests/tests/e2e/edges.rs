@@ -5,8 +5,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cxbridge_e2e::{
-    WebhookRequest, get_execution, options, platform_options, queue_depth, sdk, sim_journal,
-    start, unique,
+    WebhookRequest, get_execution, options, platform_options, queue_depth, sdk, sim_journal, start,
+    unique,
 };
 use cxbridge_local::{Stack, samples};
 use reqwest::StatusCode;
@@ -74,7 +74,10 @@ async fn claimed_by_a_running_copy(stack: &Stack, key: &str, body: &[u8]) {
             "payloadHash",
             AttributeValue::S(hex::encode(Sha256::digest(body))),
         )
-        .item("expiresAt", AttributeValue::N((now_ms / 1000 + 3600).to_string()))
+        .item(
+            "expiresAt",
+            AttributeValue::N((now_ms / 1000 + 3600).to_string()),
+        )
         .item(
             "inProgressExpiresAt",
             AttributeValue::N((now_ms + 600_000).to_string()),
@@ -173,7 +176,12 @@ async fn a_retry_that_meets_its_first_copy_running_gets_a_503_and_is_accepted_on
     // Studio's REST action the same way.
     let studio = unique("s-");
     let form = "ContactID=5012&SkillName=Billing&eventType=contact.routed";
-    claimed_by_a_running_copy(&stack, &format!("studio-delivery#{studio}"), form.as_bytes()).await;
+    claimed_by_a_running_copy(
+        &stack,
+        &format!("studio-delivery#{studio}"),
+        form.as_bytes(),
+    )
+    .await;
     in_progress(&send_studio(&stack, &studio, form).await);
     assert_eq!(events_depth(&stack).await, 1);
     first_copy_fails(&stack, &format!("studio-delivery#{studio}")).await;
@@ -252,7 +260,12 @@ async fn a_numeric_correlation_id_is_the_key_so_a_resend_reaches_cxone_once() {
 
     // Neither a string nor a number: refused, not replaced by a new id.
     let object = post_signal_raw(&stack, None, &order_update("4002", Some(json!({"id": 1})))).await;
-    assert_eq!(object.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", object.body);
+    assert_eq!(
+        object.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        object.body
+    );
     assert_eq!(
         object.body["error"]["fields"][0]["field"],
         "metadata.correlationId"
@@ -270,7 +283,13 @@ fn rand_part() -> u32 {
 async fn contact_ids_that_would_leave_the_path_or_the_url_are_422_and_nothing_reaches_cxone() {
     let stack = start(platform_options()).await;
     let long = "7".repeat(66_000);
-    for contact in [".", "..", "../../scripts/9/start", "4003?x=1", long.as_str()] {
+    for contact in [
+        ".",
+        "..",
+        "../../scripts/9/start",
+        "4003?x=1",
+        long.as_str(),
+    ] {
         let a = post_signal_raw(
             &stack,
             Some(reqwest::header::HeaderValue::from_str(&unique("k-")).unwrap()),
@@ -405,7 +424,10 @@ async fn a_callback_without_its_signature_is_told_which_header_it_lacks() {
     let response = reqwest::Client::new()
         .post(format!("{}/callbacks/studio", stack.gateway_url))
         .header("content-type", "application/json")
-        .header("x-callback-timestamp", cxbridge::clock::now_secs().to_string())
+        .header(
+            "x-callback-timestamp",
+            cxbridge::clock::now_secs().to_string(),
+        )
         .body(json!({"correlationId": "c-1", "status": "completed"}).to_string())
         .send()
         .await

@@ -51,7 +51,7 @@ impl DynamoDbTokenStore {
 }
 
 fn store_error(err: impl std::fmt::Display) -> CxoneError {
-    CxoneError::Unavailable(format!("the shared token store failed: {err}"))
+    CxoneError::Store(format!("the shared token store is unavailable: {err}"))
 }
 
 /// Whether a conditional write was applied: a failed condition is an answer, not an error.
