@@ -413,7 +413,7 @@ where
                 }
                 if let Err(e) = self
                     .store
-                    .queued(key, &err.to_string(), &answer, now_ms)
+                    .queued(key, &err.to_string(), &answer, None, now_ms)
                     .await
                 {
                     tracing::warn!(correlation_id = %key, error = %e, "could not record the queued dispatch");
@@ -563,6 +563,7 @@ where
                         key,
                         &err.to_string(),
                         &json!({"status": "queued", "correlationId": key}),
+                        Some(job.attempt + 1),
                         now_ms,
                     )
                     .await
@@ -586,8 +587,37 @@ where
         }
     }
 
-    /// Runs a `context` job: a CXone context update that could not be made in its request.
-    pub async fn run_context_job(&self, job: &Job) -> Result<(), JobFailure>
+    /// Runs a `context` job: a CXone context update (or platform action) that could not
+    /// be made in its request. Each attempt runs once: a copy delivered twice, or a stale
+    /// copy of an attempt that has ended, sends nothing, so no update or signal repeats.
+    pub async fn run_context_job(&self, job: &Job, now_ms: i64) -> Result<(), JobFailure>
+    where
+        C: crate::cxone::ContextSink,
+    {
+        let attempt = job.attempt + 1;
+        match self
+            .store
+            .begin_run(&job.id, attempt, self.lease, now_ms)
+            .await
+        {
+            Ok(store::AttemptClaim::Started) => {}
+            Ok(store::AttemptClaim::Done) => return Ok(()),
+            Ok(store::AttemptClaim::Held) => {
+                return Err(JobFailure {
+                    hold: true,
+                    ..JobFailure::retry("another run holds this attempt", None)
+                });
+            }
+            Err(e) => return Err(JobFailure::retry(e.to_string(), None)),
+        }
+        let outcome = self.send_context(job).await;
+        if let Err(e) = self.store.finish_run(&job.id, attempt, now_ms).await {
+            tracing::warn!(job_id = %job.id, attempt, error = %e, "could not record the finished attempt");
+        }
+        outcome
+    }
+
+    async fn send_context(&self, job: &Job) -> Result<(), JobFailure>
     where
         C: crate::cxone::ContextSink,
     {

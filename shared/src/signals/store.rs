@@ -90,11 +90,14 @@ pub trait ExecutionStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Stays `pending`: the work is queued as a job.
+    /// A retryable failure: one more attempt counted. `finished_attempt` is the job
+    /// attempt that ended, so that no stale copy of it can run again once its lease lapses.
     fn queued(
         &self,
         id: &str,
         error: &str,
         response: &Value,
+        finished_attempt: Option<u32>,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// `pending`/`dispatched` → `failed` or `dead_lettered`.
@@ -142,6 +145,23 @@ pub trait ExecutionStore: Send + Sync {
         id: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Claims attempt `attempt` of the job `job_id` (a job with no execution record, such
+    /// as a context update) for `lease`: a copy delivered twice runs once, and a copy of an
+    /// attempt that has finished, or been overtaken, never runs again.
+    fn begin_run(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        lease: Duration,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<AttemptClaim, StoreError>> + Send;
+    /// Records attempt `attempt` of `job_id` as finished, whatever its outcome.
+    fn finish_run(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Forgets a record whose request could not be accepted at all.
     fn forget(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -167,6 +187,27 @@ impl DynamoDbExecutionStore {
 
 fn key(id: &str) -> AttributeValue {
     AttributeValue::S(format!("exec#{id}"))
+}
+
+/// The run record of a job with no execution record of its own.
+fn run_key(job_id: &str) -> AttributeValue {
+    AttributeValue::S(format!("run#{job_id}"))
+}
+
+/// Why an attempt could not be claimed, from the item that refused it: held while another
+/// run's lease on this very attempt is live (and the work is still open), done otherwise.
+fn refused_claim(item: &HashMap<String, AttributeValue>, attempt: u32, open: bool) -> AttemptClaim {
+    let number = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let finished = number("finishedAttempt").is_some_and(|f| f >= attempt);
+    if open && !finished && number("runningAttempt") == Some(attempt) {
+        AttemptClaim::Held
+    } else {
+        AttemptClaim::Done
+    }
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -330,18 +371,26 @@ impl ExecutionStore for DynamoDbExecutionStore {
         id: &str,
         error: &str,
         response: &Value,
+        finished_attempt: Option<u32>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.client
+        let mut request = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", key(id))
-            .update_expression("SET attempts = attempts + :one, lastError = :e, updatedAt = :u, #r = if_not_exists(#r, :r)")
             .expression_attribute_names("#r", "response")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":e", s(error))
             .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
-            .expression_attribute_values(":r", s(response.to_string()))
+            .expression_attribute_values(":r", s(response.to_string()));
+        let mut update = "SET attempts = attempts + :one, lastError = :e, updatedAt = :u, #r = if_not_exists(#r, :r)".to_owned();
+        if let Some(finished) = finished_attempt {
+            update.push_str(", finishedAttempt = :f");
+            request = request.expression_attribute_values(":f", n(i64::from(finished)));
+        }
+        request
+            .update_expression(update)
             .send()
             .await
             .map(|_| ())
@@ -463,7 +512,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .key("pk", key(id))
             .update_expression("SET runningAttempt = :a, runningUntil = :until")
             .condition_expression(
-                "#s = :pending AND (attribute_not_exists(runningAttempt) OR runningAttempt < :a OR (runningAttempt = :a AND runningUntil < :now))",
+                "#s = :pending AND (attribute_not_exists(finishedAttempt) OR finishedAttempt < :a) AND (attribute_not_exists(runningAttempt) OR runningAttempt < :a OR (runningAttempt = :a AND runningUntil < :now))",
             )
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":pending", s("pending"))
@@ -479,17 +528,72 @@ impl ExecutionStore for DynamoDbExecutionStore {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
                     let item = c.item.clone().unwrap_or_default();
                     let status = item.get("status").and_then(|v| v.as_s().ok()).map(String::as_str);
-                    let running = item
-                        .get("runningAttempt")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse::<u32>().ok());
-                    Ok(match (status, running) {
-                        (Some("pending"), Some(r)) if r == attempt => AttemptClaim::Held,
-                        _ => AttemptClaim::Done,
-                    })
+                    Ok(refused_claim(&item, attempt, status == Some("pending")))
                 }
                 _ => Err(err(e)),
             },
+        }
+    }
+
+    async fn begin_run(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        lease: Duration,
+        now_ms: i64,
+    ) -> Result<AttemptClaim, StoreError> {
+        let until = now_ms + i64::try_from(lease.as_millis()).unwrap_or(0);
+        let expires = now_ms / 1000 + i64::try_from(RECORD_TTL.as_secs()).unwrap_or(0);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", run_key(job_id))
+            .update_expression("SET runningAttempt = :a, runningUntil = :until, expiresAt = :exp")
+            .condition_expression(
+                "attribute_not_exists(pk) OR expiresAt < :now_s OR ((attribute_not_exists(finishedAttempt) OR finishedAttempt < :a) AND (runningAttempt < :a OR (runningAttempt = :a AND runningUntil < :now)))",
+            )
+            .expression_attribute_values(":a", n(i64::from(attempt)))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":exp", n(expires))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(AttemptClaim::Started),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    Ok(refused_claim(&c.item.clone().unwrap_or_default(), attempt, true))
+                }
+                _ => Err(err(e)),
+            },
+        }
+    }
+
+    async fn finish_run(&self, job_id: &str, attempt: u32, now_ms: i64) -> Result<(), StoreError> {
+        let expires = now_ms / 1000 + i64::try_from(RECORD_TTL.as_secs()).unwrap_or(0);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", run_key(job_id))
+            .update_expression("SET finishedAttempt = :a, expiresAt = :exp")
+            .condition_expression("attribute_not_exists(finishedAttempt) OR finishedAttempt < :a")
+            .expression_attribute_values(":a", n(i64::from(attempt)))
+            .expression_attribute_values(":exp", n(expires))
+            .send()
+            .await;
+        match result {
+            // A later attempt already finished: nothing to record.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()).map_err(err),
         }
     }
 
