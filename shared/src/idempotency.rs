@@ -12,13 +12,17 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// This caller owns the key and must complete or release it.
     Acquired,
+    /// This caller owns the key, and an earlier copy that failed part-way already did the
+    /// parts named here (see [`IdempotencyStore::partial`]): only the rest is left to do.
+    Resumed(Vec<String>),
     /// Already done: the saved response.
     Completed(Value),
     /// Another caller is working on it now.
@@ -59,6 +63,19 @@ pub trait IdempotencyStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Gives up the claim made with `in_progress_until_ms` after part of the work was done:
+    /// `done` names those parts, and the retry that claims the key next gets them back in
+    /// [`Claim::Resumed`], so that no part is done twice. A claim taken over by someone
+    /// else is left alone.
+    fn partial(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        done: &[String],
+        in_progress_until_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Gives up the claim made with `in_progress_until_ms`, so that a retry can claim the
     /// key at once. A claim taken over by someone else is left alone.
     fn release(
@@ -81,6 +98,8 @@ pub trait ReplayGuard: Send + Sync {
 
 const STATUS_IN_PROGRESS: &str = "in_progress";
 const STATUS_COMPLETED: &str = "completed";
+/// Given up part-way, with the parts done in `doneParts`.
+const STATUS_PARTIAL: &str = "partial";
 
 /// [`IdempotencyStore`] and [`ReplayGuard`] over the one DynamoDB table.
 #[derive(Debug, Clone)]
@@ -137,6 +156,40 @@ fn conflicting_item(err: &SdkError<PutItemError>) -> Option<HashMap<String, Attr
     }
 }
 
+impl DynamoDbIdempotencyStore {
+    /// What a successful claim found: the parts an earlier copy of the same payload did, if
+    /// it gave up part-way. Parts left by another payload are cleared, so that they can
+    /// never be taken for this one's.
+    async fn acquired(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        old: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<Claim, StoreError> {
+        let old = old.unwrap_or_default();
+        let parts: Vec<String> = old
+            .get("doneParts")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+            .unwrap_or_default();
+        if parts.is_empty() {
+            return Ok(Claim::Acquired);
+        }
+        if text(&old, "payloadHash") == Some(payload_hash) {
+            return Ok(Claim::Resumed(parts));
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression("REMOVE doneParts")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(Claim::Acquired)
+    }
+}
+
 impl IdempotencyStore for DynamoDbIdempotencyStore {
     async fn claim(
         &self,
@@ -145,31 +198,41 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         now_ms: i64,
         in_progress_until_ms: i64,
     ) -> Result<Claim, StoreError> {
+        // An update, not a put, so that the parts a failed copy recorded as done stay on
+        // the item until this copy completes or records its own.
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s(key))
-            .item("status", s(STATUS_IN_PROGRESS))
-            .item("payloadHash", s(payload_hash))
-            .item("expiresAt", n(self.expires_at(now_ms)))
-            .item("inProgressExpiresAt", n(in_progress_until_ms))
+            .key("pk", s(key))
+            .update_expression(
+                "SET #status = :in_progress, payloadHash = :hash, expiresAt = :expires, inProgressExpiresAt = :until REMOVE #response",
+            )
             .condition_expression(
-                "attribute_not_exists(pk) OR expiresAt < :now OR (#status = :in_progress AND inProgressExpiresAt < :now_ms)",
+                "attribute_not_exists(pk) OR expiresAt < :now OR (#status = :in_progress AND inProgressExpiresAt < :now_ms) OR (#status = :partial AND payloadHash = :hash)",
             )
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#response", "response")
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .expression_attribute_values(":partial", s(STATUS_PARTIAL))
+            .expression_attribute_values(":hash", s(payload_hash))
+            .expression_attribute_values(":expires", n(self.expires_at(now_ms)))
+            .expression_attribute_values(":until", n(in_progress_until_ms))
             .expression_attribute_values(":now", n(now_ms / 1000))
             .expression_attribute_values(":now_ms", n(now_ms))
-            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         let err = match result {
-            Ok(_) => return Ok(Claim::Acquired),
+            Ok(out) => return self.acquired(key, payload_hash, out.attributes).await,
             Err(err) => err,
         };
-        let Some(existing) = conflicting_item(&err) else {
-            return Err(unavailable(err));
+        let existing = match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                e.item.clone().unwrap_or_default()
+            }
+            _ => return Err(unavailable(err)),
         };
         if text(&existing, "payloadHash") != Some(payload_hash) {
             return Ok(Claim::Conflict);
@@ -202,6 +265,46 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    async fn partial(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        done: &[String],
+        in_progress_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("status", s(STATUS_PARTIAL))
+            .item("payloadHash", s(payload_hash))
+            .item("expiresAt", n(self.expires_at(now_ms)))
+            .item(
+                "doneParts",
+                AttributeValue::L(done.iter().map(|d| s(d.as_str())).collect()),
+            )
+            .condition_expression("inProgressExpiresAt = :until AND #status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":until", n(in_progress_until_ms))
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Taken over by another copy: its record stands.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
     }
 
     async fn release(&self, key: &str, in_progress_until_ms: i64) -> Result<(), StoreError> {

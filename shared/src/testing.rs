@@ -44,6 +44,8 @@ impl SecretSource for FakeSecrets {
 #[derive(Default)]
 pub struct FakeStore {
     pub items: Mutex<HashMap<String, (String, Option<Value>)>>,
+    /// Keys given up part-way: the payload hash and the parts done.
+    pub partials: Mutex<HashMap<String, (String, Vec<String>)>>,
     pub replays: Mutex<HashMap<String, String>>,
     pub down: AtomicBool,
 }
@@ -61,6 +63,13 @@ impl IdempotencyStore for FakeStore {
     async fn claim(&self, key: &str, hash: &str, _: i64, _: i64) -> Result<Claim, StoreError> {
         self.check()?;
         let mut items = self.items.lock().unwrap();
+        if let Some((h, done)) = self.partials.lock().unwrap().remove(key) {
+            if h != hash {
+                return Ok(Claim::Conflict);
+            }
+            items.insert(key.into(), (hash.into(), None));
+            return Ok(Claim::Resumed(done));
+        }
         Ok(match items.get(key) {
             None => {
                 items.insert(key.into(), (hash.into(), None));
@@ -83,6 +92,22 @@ impl IdempotencyStore for FakeStore {
             .lock()
             .unwrap()
             .insert(key.into(), (hash.into(), Some(response.clone())));
+        Ok(())
+    }
+    async fn partial(
+        &self,
+        key: &str,
+        hash: &str,
+        done: &[String],
+        _: i64,
+        _: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.items.lock().unwrap().remove(key);
+        self.partials
+            .lock()
+            .unwrap()
+            .insert(key.into(), (hash.into(), done.to_vec()));
         Ok(())
     }
     async fn release(&self, key: &str, _: i64) -> Result<(), StoreError> {
@@ -113,16 +138,20 @@ impl ReplayGuard for FakeStore {
     }
 }
 
-/// Queues that keep what they were sent; `down` makes every send fail.
+/// Queues that keep what they were sent; `down` makes every send fail, and `refusing`
+/// names the queues that refuse them.
 #[derive(Default)]
 pub struct FakeQueue {
     pub sent: Mutex<Vec<(String, OutboundMessage)>>,
     pub down: AtomicBool,
+    pub refusing: Mutex<Vec<String>>,
 }
 
 impl MessageQueue for FakeQueue {
     async fn send_all(&self, queue: &str, messages: &[OutboundMessage]) -> Result<(), QueueError> {
-        if self.down.load(Ordering::SeqCst) {
+        if self.down.load(Ordering::SeqCst)
+            || self.refusing.lock().unwrap().iter().any(|q| q == queue)
+        {
             return Err(QueueError {
                 queue: queue.into(),
                 detail: "down".into(),

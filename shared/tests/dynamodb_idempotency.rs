@@ -219,3 +219,108 @@ async fn a_missing_table_is_an_error_not_a_claim() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_key_given_up_part_way_is_resumed_with_its_parts_by_the_same_payload_only() {
+    let (_, _, store) = store().await;
+    assert_eq!(
+        store
+            .claim("delivery#p", "h1", NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
+    store
+        .partial(
+            "delivery#p",
+            "h1",
+            &["q/events".to_owned()],
+            NOW_MS + 5000,
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim("delivery#p", "h2", NOW_MS + 1, NOW_MS + 5001)
+            .await
+            .unwrap(),
+        Claim::Conflict,
+        "another body under the same id"
+    );
+    assert_eq!(
+        store
+            .claim("delivery#p", "h1", NOW_MS + 1, NOW_MS + 5001)
+            .await
+            .unwrap(),
+        Claim::Resumed(vec!["q/events".to_owned()])
+    );
+    assert_eq!(
+        store
+            .claim("delivery#p", "h1", NOW_MS + 2, NOW_MS + 5002)
+            .await
+            .unwrap(),
+        Claim::InProgress,
+        "the resumed claim is held like any other"
+    );
+    // The resumed copy dies; once its claim lapses the parts are still there.
+    assert_eq!(
+        store
+            .claim("delivery#p", "h1", NOW_MS + 6000, NOW_MS + 11_000)
+            .await
+            .unwrap(),
+        Claim::Resumed(vec!["q/events".to_owned()])
+    );
+    store
+        .complete(
+            "delivery#p",
+            "h1",
+            &json!({"status": "accepted"}),
+            NOW_MS + 6001,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim("delivery#p", "h1", NOW_MS + 6002, NOW_MS + 11_002)
+            .await
+            .unwrap(),
+        Claim::Completed(json!({"status": "accepted"}))
+    );
+}
+
+#[tokio::test]
+async fn parts_left_by_another_payload_are_never_taken_for_this_one() {
+    let (_, _, store) = store().await;
+    store
+        .claim("delivery#q", "h1", NOW_MS, NOW_MS + 5000)
+        .await
+        .unwrap();
+    store
+        .partial(
+            "delivery#q",
+            "h1",
+            &["q/events".to_owned()],
+            NOW_MS + 5000,
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    // Long after the record expired, the id comes back with another body.
+    let much_later = NOW_MS + 400 * 24 * 3600 * 1000;
+    assert_eq!(
+        store
+            .claim("delivery#q", "h2", much_later, much_later + 5000)
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store
+            .claim("delivery#q", "h2", much_later + 6000, much_later + 11_000)
+            .await
+            .unwrap(),
+        Claim::Acquired,
+        "the old parts were cleared"
+    );
+}

@@ -416,7 +416,8 @@ where
             .await
             .map_err(|e| ApiError::unavailable("the de-duplication store", e))?;
         match claim {
-            Claim::Acquired => {}
+            // Turns never record parts done, so a resumed claim is a plain one.
+            Claim::Acquired | Claim::Resumed(_) => {}
             Claim::Completed(saved) => {
                 let status = saved["status"]
                     .as_u64()

@@ -476,8 +476,9 @@ where
             .claim(&key, &prepared.payload_hash, now_ms, in_progress_until_ms)
             .await
             .map_err(|e| ApiError::unavailable("the idempotency store", e))?;
-        match claim {
-            Claim::Acquired => {}
+        let done = match claim {
+            Claim::Acquired => Vec::new(),
+            Claim::Resumed(done) => done,
             Claim::Completed(_) => {
                 return Ok(Outcome::Duplicate(
                     json!({"status": "duplicate", "deliveryId": id}),
@@ -494,21 +495,43 @@ where
                     format!("delivery {id} was already received with a different body"),
                 ));
             }
-        }
+        };
 
         // Every target is tried, so one failing queue never keeps the others from their
-        // events; if any failed, the whole delivery is retried (at-least-once).
+        // events. A target an earlier copy already reached is skipped: each gets the event
+        // once, whatever happens to the others.
         let mut failure = None;
+        let mut reached = done.clone();
         for (queue, messages) in &prepared.messages {
-            if let Err(err) = self.queue.send_all(queue, messages).await {
-                tracing::warn!(delivery_id = %id, error = %err, "a target could not be enqueued");
-                failure.get_or_insert(err);
+            if done.contains(queue) {
+                continue;
+            }
+            match self.queue.send_all(queue, messages).await {
+                Ok(()) => reached.push(queue.clone()),
+                Err(err) => {
+                    tracing::warn!(delivery_id = %id, error = %err, "a target could not be enqueued");
+                    failure.get_or_insert(err);
+                }
             }
         }
         if let Some(err) = failure {
-            // Let the sender's retry succeed at once instead of waiting out the claim.
-            if let Err(release) = self.store.release(&key, in_progress_until_ms).await {
-                tracing::warn!(delivery_id = %id, error = %release, "could not release the idempotency record");
+            // Let the sender's retry go at once instead of waiting out the claim, with the
+            // targets reached so far recorded so that it sends only to the rest.
+            let given_up = if reached.is_empty() {
+                self.store.release(&key, in_progress_until_ms).await
+            } else {
+                self.store
+                    .partial(
+                        &key,
+                        &prepared.payload_hash,
+                        &reached,
+                        in_progress_until_ms,
+                        now_ms,
+                    )
+                    .await
+            };
+            if let Err(e) = given_up {
+                tracing::warn!(delivery_id = %id, error = %e, "could not give up the idempotency record");
             }
             return Err(ApiError::unavailable("the event queue", err));
         }
@@ -636,6 +659,43 @@ mod tests {
                 .await
                 .unwrap(),
             Outcome::Accepted(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_target_reached_before_another_failed_never_gets_the_event_again() {
+        let r = receiver(Some(
+            r#"{"routes": [{"name": "both", "targets": [{"queue": "events"}, {"queue": "https://sqs.eu-west-1.amazonaws.com/1/crm"}]}]}"#,
+        ));
+        let crm = "https://sqs.eu-west-1.amazonaws.com/1/crm".to_owned();
+        r.queue.refusing.lock().unwrap().push(crm.clone());
+        let req = Request::new("current", CHAT, "d-fan");
+        let err = r
+            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::DependencyUnavailable);
+        r.queue.refusing.lock().unwrap().clear();
+        // CXone's retry: only the target that failed is sent to.
+        let retry = r
+            .receive(&req.inbound(), NOW_MS + 1000, NOW_MS + 6000)
+            .await
+            .unwrap();
+        assert!(matches!(retry, Outcome::Accepted(_)));
+        let queues: Vec<String> = r
+            .queue
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(q, _)| q.clone())
+            .collect();
+        assert_eq!(queues, ["http://q/events".to_owned(), crm]);
+        assert!(matches!(
+            r.receive(&req.inbound(), NOW_MS + 2000, NOW_MS + 7000)
+                .await
+                .unwrap(),
+            Outcome::Duplicate(_)
         ));
     }
 

@@ -691,3 +691,54 @@ async fn a_retired_secret_is_refused_once_the_cache_lapses_even_if_it_is_tried_f
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_one_target_fails_the_retry_sends_only_to_it_and_each_target_gets_the_event_once() {
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    // A second target whose queue does not exist yet: every send to it fails.
+    let crm_name = unique("crm-");
+    let crm_url = format!(
+        "{}/123456789012/{crm_name}",
+        cxbridge_e2e::aws_endpoint().trim_end_matches('/')
+    );
+    let routes =
+        json!({"routes": [{"name": "both", "targets": [{"queue": "events"}, {"queue": crm_url}]}]});
+    let mut opts = options();
+    opts.env_overrides.push(cxbridge_local::EnvOverride {
+        function: "webhook-receiver".into(),
+        key: "CXBRIDGE_WEBHOOK_CONFIG".into(),
+        value: routes.to_string(),
+    });
+    let stack = start(opts).await;
+    let client = reqwest::Client::new();
+    let request = signed(
+        &stack.resources.secrets.webhook,
+        &sample("chat"),
+        &unique("d-"),
+    );
+
+    let (status, body) = request.send(&client, &stack.gateway_url).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let events = &stack.resources.queues["events"].url;
+    assert_eq!(
+        queue_depth(&sqs, events).await,
+        1,
+        "the target that worked has it"
+    );
+
+    // The failing target comes back; CXone retries the 503.
+    let created = sqs
+        .create_queue()
+        .queue_name(&crm_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.queue_url(), Some(crm_url.as_str()));
+    let (status, body) = request.send(&client, &stack.gateway_url).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, _) = request.send(&client, &stack.gateway_url).await;
+    assert_eq!(status, StatusCode::OK);
+
+    assert_eq!(receive_all(&sqs, events).await.len(), 1, "never twice");
+    assert_eq!(receive_all(&sqs, &crm_url).await.len(), 1);
+}
