@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result, anyhow};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Serialize;
@@ -95,7 +95,7 @@ pub async fn bootstrap(
         return Err(anyhow!("the template must declare exactly one table"));
     };
     let table = format!("{prefix}-table");
-    dynamodb
+    let mut create = dynamodb
         .create_table()
         .table_name(&table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -110,7 +110,38 @@ pub async fn bootstrap(
                 .attribute_name(&table_spec.hash_key)
                 .key_type(KeyType::Hash)
                 .build()?,
-        )
+        );
+    let mut defined = vec![table_spec.hash_key.clone()];
+    for index in &table_spec.indexes {
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(&index.name)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::from(index.projection.as_str()))
+                    .build(),
+            );
+        let keys = std::iter::once((&index.hash, KeyType::Hash))
+            .chain(index.range.iter().map(|r| (r, KeyType::Range)));
+        for ((name, kind), key_type) in keys {
+            gsi = gsi.key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(key_type)
+                    .build()?,
+            );
+            if !defined.contains(name) {
+                defined.push(name.clone());
+                create = create.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                        .build()?,
+                );
+            }
+        }
+        create = create.global_secondary_indexes(gsi.build()?);
+    }
+    create
         .send()
         .await
         .with_context(|| format!("cannot create table {table}"))?;

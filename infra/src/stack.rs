@@ -168,6 +168,8 @@ pub struct StackOptions {
     pub profile: String,
     /// Turn on the local diagnostics in the functions (`x-cxbridge-probe`).
     pub probe: bool,
+    /// Run the template's schedules this often instead of at their own rate.
+    pub schedule_every: Option<Duration>,
     pub log: LogSink,
 }
 
@@ -188,6 +190,7 @@ impl StackOptions {
             // The real platform's API, as a tenant gets it.
             profile: "incontact".to_owned(),
             probe: false,
+            schedule_every: None,
             log: LogSink::Stdout,
         }
     }
@@ -407,6 +410,51 @@ impl Stack {
             for _ in 0..POLLERS_PER_MAPPING {
                 tasks.push(tokio::spawn(poller.clone().run()));
             }
+        }
+
+        // EventBridge schedules with a queue target: the emulator keeps no schedules, so
+        // the stack sends each rule's input itself, at the rule's rate.
+        for schedule in &template.schedules {
+            let queue = template
+                .queues
+                .iter()
+                .find(|q| q.logical_id == schedule.queue)
+                .and_then(|q| resources.queues.get(&q.local_name()))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "rule {} targets unknown queue {}",
+                        schedule.logical_id,
+                        schedule.queue
+                    )
+                })?;
+            let every = options.schedule_every.unwrap_or(schedule.every);
+            let (sqs, url, input, log) = (
+                sqs.clone(),
+                queue.url.clone(),
+                schedule.input.clone(),
+                log.clone(),
+            );
+            let rule = schedule.logical_id.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    if let Err(e) = sqs
+                        .send_message()
+                        .queue_url(&url)
+                        .message_body(&input)
+                        .send()
+                        .await
+                    {
+                        log.line(format!(
+                            "cxbridge-local: schedule {rule}: could not send: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(&e)
+                        ));
+                    }
+                }
+            }));
         }
 
         let gateway = Arc::new(Gateway {

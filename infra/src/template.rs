@@ -105,6 +105,29 @@ pub struct TableSpec {
     pub logical_id: String,
     pub hash_key: String,
     pub ttl_attribute: Option<String>,
+    /// `GlobalSecondaryIndexes`, with their keys' types from `AttributeDefinitions`.
+    pub indexes: Vec<IndexSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    /// (attribute, `S`/`N`/`B`)
+    pub hash: (String, String),
+    pub range: Option<(String, String)>,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection: String,
+}
+
+/// An EventBridge rule on a schedule whose target is a queue, with a constant input: what
+/// the local stack runs itself, since the emulator keeps no schedules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    pub logical_id: String,
+    pub every: std::time::Duration,
+    /// The target queue's logical id.
+    pub queue: String,
+    pub input: String,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +139,7 @@ pub struct Template {
     pub sqs_mappings: Vec<SqsMapping>,
     pub queues: Vec<QueueSpec>,
     pub tables: Vec<TableSpec>,
+    pub schedules: Vec<ScheduleSpec>,
     pub secrets: Vec<String>,
 }
 
@@ -156,6 +180,7 @@ impl Template {
             sqs_mappings: Vec::new(),
             queues: Vec::new(),
             tables: Vec::new(),
+            schedules: Vec::new(),
             secrets: Vec::new(),
         };
         for (id, resource) in resources {
@@ -175,6 +200,11 @@ impl Template {
                 "AWS::SQS::Queue" => template.queues.push(queue(&id, props)?),
                 "AWS::DynamoDB::Table" => template.tables.push(table(&id, props)?),
                 "AWS::SecretsManager::Secret" => template.secrets.push(id),
+                "AWS::Events::Rule" => {
+                    if let Some(schedule) = schedule(&id, props)? {
+                        template.schedules.push(schedule);
+                    }
+                }
                 _ => {}
             }
         }
@@ -376,11 +406,117 @@ fn table(id: &str, props: Option<&Value>) -> Result<TableSpec> {
         .and_then(|t| t.get("AttributeName"))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let types: std::collections::HashMap<&str, &str> = props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d.get("AttributeName")?.as_str()?,
+                d.get("AttributeType")?.as_str()?,
+            ))
+        })
+        .collect();
+    let key = |keys: &Value, kind: &str| -> Result<Option<(String, String)>> {
+        let Some(name) = keys
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|k| k.get("KeyType").and_then(Value::as_str) == Some(kind))
+            .and_then(|k| k.get("AttributeName"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let kind = types
+            .get(name)
+            .ok_or_else(|| anyhow!("table {id}: {name} has no AttributeDefinitions entry"))?;
+        Ok(Some((name.to_owned(), (*kind).to_owned())))
+    };
+    let mut indexes = Vec::new();
+    for index in props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        let name = index
+            .get("IndexName")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("table {id}: an index has no IndexName"))?;
+        let keys = index
+            .get("KeySchema")
+            .ok_or_else(|| anyhow!("table {id}: index {name} has no KeySchema"))?;
+        indexes.push(IndexSpec {
+            name: name.to_owned(),
+            hash: key(keys, "HASH")?
+                .ok_or_else(|| anyhow!("table {id}: index {name} has no HASH key"))?,
+            range: key(keys, "RANGE")?,
+            projection: index
+                .get("Projection")
+                .and_then(|p| p.get("ProjectionType"))
+                .and_then(Value::as_str)
+                .unwrap_or("ALL")
+                .to_owned(),
+        });
+    }
     Ok(TableSpec {
         logical_id: id.to_owned(),
         hash_key: hash_key.to_owned(),
         ttl_attribute,
+        indexes,
     })
+}
+
+/// `rate(N unit)`, as EventBridge writes a fixed schedule.
+fn rate(expression: &str) -> Result<std::time::Duration> {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("{expression:?} is not rate(N unit)"))?;
+    let (count, unit) = inner
+        .split_once(' ')
+        .ok_or_else(|| anyhow!("{expression:?} is not rate(N unit)"))?;
+    let count: u64 = count
+        .parse()
+        .map_err(|_| anyhow!("{expression:?}: {count:?} is not a whole number"))?;
+    let seconds = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        other => bail!("{expression:?}: unknown unit {other:?}"),
+    };
+    Ok(std::time::Duration::from_secs(count * seconds))
+}
+
+/// A scheduled rule whose target is a queue; `None` for a rule of another kind.
+fn schedule(id: &str, props: Option<&Value>) -> Result<Option<ScheduleSpec>> {
+    let Some(expression) = props
+        .and_then(|p| p.get("ScheduleExpression"))
+        .and_then(Value::as_str)
+    else {
+        return Ok(None);
+    };
+    let target = props
+        .and_then(|p| p.get("Targets"))
+        .and_then(Value::as_sequence)
+        .and_then(|t| t.first())
+        .ok_or_else(|| anyhow!("rule {id} has no Targets"))?;
+    let queue = match target.get("Arn").map(value).transpose()? {
+        Some(TemplateValue::GetAtt(queue, attr)) if attr == "Arn" => queue,
+        other => bail!("rule {id}: the target must be !GetAtt X.Arn of a queue, not {other:?}"),
+    };
+    let input = target
+        .get("Input")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("rule {id}: the target has no Input"))?;
+    Ok(Some(ScheduleSpec {
+        logical_id: id.to_owned(),
+        every: rate(expression).with_context(|| format!("rule {id}"))?,
+        queue,
+        input: input.to_owned(),
+    }))
 }
 
 #[cfg(test)]
@@ -392,6 +528,29 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let template = Template::parse(&text).unwrap();
         (text, template)
+    }
+
+    #[test]
+    fn the_sweep_schedule_and_the_due_index_are_read_from_the_template() {
+        let (_, t) = project_template();
+        let [sweep] = t.schedules.as_slice() else {
+            panic!("one schedule: {:?}", t.schedules);
+        };
+        assert_eq!(sweep.queue, "JobsQueue");
+        assert_eq!(sweep.every, std::time::Duration::from_secs(60));
+        let job: serde_json::Value = serde_json::from_str(&sweep.input).unwrap();
+        assert_eq!(job["kind"], "sweep");
+        assert_eq!(
+            t.tables[0].indexes,
+            [IndexSpec {
+                name: "due".into(),
+                hash: ("dueShard".into(), "S".into()),
+                range: Some(("dueAt".into(), "N".into())),
+                projection: "KEYS_ONLY".into(),
+            }]
+        );
+        assert!(rate("rate(5 minutes)").is_ok_and(|d| d.as_secs() == 300));
+        assert!(rate("cron(0 * * * ? *)").is_err());
     }
 
     #[test]

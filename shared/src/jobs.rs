@@ -16,6 +16,8 @@ pub enum JobKind {
     Context,
     /// Check, after its deadline, an execution whose completion callback has not come.
     Reconcile,
+    /// Settle every execution past its deadline (put on the queue by a schedule).
+    Sweep,
 }
 
 fn version_one() -> u32 {

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use cxbridge::aws::{AwsClients, load_sdk_config};
 use cxbridge::signals::store::{AttemptClaim, DynamoDbExecutionStore, ExecutionStore};
@@ -39,6 +40,46 @@ async fn store() -> DynamoDbExecutionStore {
             KeySchemaElement::builder()
                 .attribute_name("pk")
                 .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        // The template's sparse `due` index.
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("dueShard")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("dueAt")
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("due")
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("dueShard")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("dueAt")
+                        .key_type(KeyType::Range)
+                        .build()
+                        .unwrap(),
+                )
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -104,4 +145,37 @@ async fn a_job_run_is_claimed_once_per_attempt_and_ended_attempts_stay_ended() {
     let other = |attempt, at| store.begin_run("intent:def", attempt, LEASE, at);
     assert_eq!(other(2, NOW_MS).await.unwrap(), AttemptClaim::Started);
     assert_eq!(other(2, LATER_MS).await.unwrap(), AttemptClaim::Started);
+}
+
+#[tokio::test]
+async fn only_executions_still_dispatched_past_their_deadline_are_overdue() {
+    let store = store().await;
+    for id in ["late", "early", "answered", "pending"] {
+        store.create(id, "order-update", "h", NOW_MS).await.unwrap();
+    }
+    let answer = json!({"status": "dispatched"});
+    let dispatch = |id, due| store.dispatched(id, None, &answer, due, NOW_MS);
+    dispatch("late", NOW_MS + 1000).await.unwrap();
+    dispatch("early", NOW_MS + 90_000).await.unwrap();
+    dispatch("answered", NOW_MS + 1000).await.unwrap();
+    store
+        .callback(
+            "answered",
+            "completed",
+            &json!({}),
+            None,
+            None,
+            NOW_MS + 500,
+        )
+        .await
+        .unwrap();
+    let mut overdue = store.overdue(NOW_MS + 2000, 100).await.unwrap();
+    overdue.sort();
+    assert_eq!(overdue, ["late"]);
+    assert!(store.timed_out("late", NOW_MS + 2000).await.unwrap());
+    assert!(store.overdue(NOW_MS + 2000, 100).await.unwrap().is_empty());
+    assert_eq!(
+        store.overdue(NOW_MS + 100_000, 100).await.unwrap(),
+        ["early"]
+    );
 }

@@ -107,6 +107,7 @@ pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String
     let outcome = match job.kind {
         JobKind::Signal => app.dispatcher.run_signal_job(&job, now).await,
         JobKind::Reconcile => app.dispatcher.reconcile(&job, now).await,
+        JobKind::Sweep => app.dispatcher.sweep(now).await,
         JobKind::Context => app.dispatcher.run_context_job(&job, now).await,
     };
     let failure = match outcome {

@@ -23,6 +23,10 @@ use store::{Created, ExecutionStore};
 /// Longest idempotency key accepted.
 const MAX_KEY_LEN: usize = 128;
 
+/// Executions one sweep settles from each shard of the due index at most; the rest wait
+/// for the next sweep.
+const SWEEP_LIMIT: i32 = 100;
+
 /// What a job run reports to the drainer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFailure {
@@ -446,7 +450,8 @@ where
             answer["signalExecutionId"] = json!(id);
         }
         let id = accepted.signal_execution_id.as_deref();
-        if let Err(e) = self.store.dispatched(key, id, &answer, now_ms).await {
+        let due = now_ms + i64::try_from(self.deadline.as_millis()).unwrap_or(0);
+        if let Err(e) = self.store.dispatched(key, id, &answer, due, now_ms).await {
             tracing::warn!(correlation_id = %key, error = %e, "could not record the dispatch");
         }
         if let Err(e) = self.schedule_reconcile(key, now_ms).await {
@@ -664,6 +669,39 @@ where
                 Some(wait),
             ));
         }
+        self.settle(key, now_ms).await
+    }
+
+    /// The scheduled sweep (a `sweep` job, put on the jobs queue by a schedule): settles
+    /// every execution still `dispatched` past its deadline, found in the sparse `due`
+    /// index, so that none stays `dispatched` if its own reconcile job was lost. What fails
+    /// is left for the next sweep.
+    pub async fn sweep(&self, now_ms: i64) -> Result<(), JobFailure> {
+        let overdue = match self.store.overdue(now_ms, SWEEP_LIMIT).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "the sweep could not read the due index; the next sweep will");
+                return Ok(());
+            }
+        };
+        let mut settled = 0;
+        for key in &overdue {
+            match self.settle(key, now_ms).await {
+                Ok(()) => settled += 1,
+                Err(f) => {
+                    tracing::warn!(correlation_id = %key, reason = %f.reason, "the sweep could not settle an execution; the next sweep will")
+                }
+            }
+        }
+        if !overdue.is_empty() {
+            tracing::info!(overdue = overdue.len(), settled, "sweep");
+        }
+        Ok(())
+    }
+
+    /// An execution past its deadline: settled from CXone's history where there is one,
+    /// else `timed_out`. One that has moved on is left alone.
+    async fn settle(&self, key: &str, now_ms: i64) -> Result<(), JobFailure> {
         let record = match self.store.get(key).await {
             Ok(Some(record)) => record,
             Ok(None) => return Ok(()),

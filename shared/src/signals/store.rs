@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::idempotency::StoreError;
 
@@ -81,14 +82,24 @@ pub trait ExecutionStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Execution>, StoreError>> + Send;
-    /// `pending` → `dispatched`, with CXone's execution id and the answer given.
+    /// `pending` → `dispatched`, with CXone's execution id and the answer given. Until it
+    /// moves on, the execution sits in the sparse `due` index under `due_at_ms`, where the
+    /// sweep finds it once its deadline has passed.
     fn dispatched(
         &self,
         id: &str,
         signal_execution_id: Option<&str>,
         response: &Value,
+        due_at_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` executions still `dispatched` whose deadline is before `now_ms`, read
+    /// from the sparse `due` index (never a scan).
+    fn overdue(
+        &self,
+        now_ms: i64,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Stays `pending`: the work is queued as a job.
     /// A retryable failure: one more attempt counted. `finished_attempt` is the job
     /// attempt that ended, so that no stale copy of it can run again once its lease lapses.
@@ -187,6 +198,18 @@ impl DynamoDbExecutionStore {
 
 fn key(id: &str) -> AttributeValue {
     AttributeValue::S(format!("exec#{id}"))
+}
+
+/// The sparse index of dispatched executions by deadline (template.yaml, `Table`).
+pub const DUE_INDEX: &str = "due";
+
+/// The index's partition values (`due#0`…): spread so that no one partition takes every
+/// dispatch's write.
+const DUE_SHARDS: u8 = 4;
+
+fn due_shard(id: &str) -> String {
+    let first = Sha256::digest(id.as_bytes())[0];
+    format!("due#{}", first % DUE_SHARDS)
 }
 
 /// The run record of a job with no execution record of its own.
@@ -338,6 +361,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
         id: &str,
         signal_execution_id: Option<&str>,
         response: &Value,
+        due_at_ms: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut update = self
@@ -346,9 +370,9 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .table_name(&self.table)
             .key("pk", key(id))
             .update_expression(if signal_execution_id.is_some() {
-                "SET #s = :dispatched, attempts = attempts + :one, updatedAt = :u, dispatchedAt = :at, #r = if_not_exists(#r, :r), signalExecutionId = :x REMOVE lastError"
+                "SET #s = :dispatched, attempts = attempts + :one, updatedAt = :u, dispatchedAt = :at, #r = if_not_exists(#r, :r), signalExecutionId = :x, dueShard = :shard, dueAt = :due REMOVE lastError"
             } else {
-                "SET #s = :dispatched, attempts = attempts + :one, updatedAt = :u, dispatchedAt = :at, #r = if_not_exists(#r, :r) REMOVE lastError"
+                "SET #s = :dispatched, attempts = attempts + :one, updatedAt = :u, dispatchedAt = :at, #r = if_not_exists(#r, :r), dueShard = :shard, dueAt = :due REMOVE lastError"
             })
             .condition_expression("#s = :pending")
             .expression_attribute_names("#s", "status")
@@ -358,6 +382,8 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
             .expression_attribute_values(":at", n(now_ms))
+            .expression_attribute_values(":shard", s(due_shard(id)))
+            .expression_attribute_values(":due", n(due_at_ms))
             .expression_attribute_values(":r", s(response.to_string()));
         if let Some(x) = signal_execution_id {
             update = update.expression_attribute_values(":x", s(x));
@@ -411,9 +437,9 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .table_name(&self.table)
             .key("pk", key(id))
             .update_expression(if response.is_some() {
-                "SET #s = :status, lastError = :e, updatedAt = :u, attempts = attempts + :tried, #r = if_not_exists(#r, :r)"
+                "SET #s = :status, lastError = :e, updatedAt = :u, attempts = attempts + :tried, #r = if_not_exists(#r, :r) REMOVE dueShard, dueAt"
             } else {
-                "SET #s = :status, lastError = :e, updatedAt = :u, attempts = attempts + :tried"
+                "SET #s = :status, lastError = :e, updatedAt = :u, attempts = attempts + :tried REMOVE dueShard, dueAt"
             })
             .condition_expression("#s IN (:pending, :dispatched)")
             .expression_attribute_names("#s", "status")
@@ -447,8 +473,8 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .table_name(&self.table)
             .key("pk", key(id))
             .update_expression(match signal_execution_id {
-                Some(_) => "SET #s = :status, outputs = :o, lastError = :e, updatedAt = :u, signalExecutionId = if_not_exists(signalExecutionId, :x)",
-                None => "SET #s = :status, outputs = :o, lastError = :e, updatedAt = :u",
+                Some(_) => "SET #s = :status, outputs = :o, lastError = :e, updatedAt = :u, signalExecutionId = if_not_exists(signalExecutionId, :x) REMOVE dueShard, dueAt",
+                None => "SET #s = :status, outputs = :o, lastError = :e, updatedAt = :u REMOVE dueShard, dueAt",
             })
             .condition_expression("attribute_exists(pk) AND expiresAt >= :now AND #s IN (:pending, :dispatched, :timed_out)")
             .expression_attribute_names("#s", "status")
@@ -482,7 +508,9 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", key(id))
-            .update_expression("SET #s = :timed_out, updatedAt = :u, lastError = :e")
+            .update_expression(
+                "SET #s = :timed_out, updatedAt = :u, lastError = :e REMOVE dueShard, dueAt",
+            )
             .condition_expression("#s = :dispatched")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":timed_out", s("timed_out"))
@@ -495,6 +523,31 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .send()
             .await;
         applied(result)
+    }
+
+    async fn overdue(&self, now_ms: i64, limit: i32) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("dueShard = :shard AND dueAt < :now")
+                .expression_attribute_values(":shard", s(format!("due#{shard}")))
+                .expression_attribute_values(":now", n(now_ms))
+                .limit(limit)
+                .send()
+                .await
+                .map_err(err)?;
+            ids.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|item| item.get("pk")?.as_s().ok()?.strip_prefix("exec#"))
+                    .map(str::to_owned),
+            );
+        }
+        Ok(ids)
     }
 
     async fn begin_attempt(

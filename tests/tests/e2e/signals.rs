@@ -535,6 +535,48 @@ async fn an_execution_whose_callback_never_comes_times_out_after_the_deadline() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_execution_whose_reconcile_job_was_lost_is_timed_out_by_the_scheduled_sweep() {
+    let mut opts = options();
+    opts.env_overrides
+        .push("*:CXBRIDGE_EXECUTION_DEADLINE_SECS=2".parse().unwrap());
+    // signal-dispatcher's jobs queue does not exist: its reconcile job cannot be enqueued.
+    let lost = format!(
+        "{}/123456789012/{}",
+        cxbridge_e2e::aws_endpoint().trim_end_matches('/'),
+        unique("gone-")
+    );
+    opts.env_overrides.push(
+        format!("signal-dispatcher:CXBRIDGE_JOBS_QUEUE_URL={lost}")
+            .parse()
+            .unwrap(),
+    );
+    opts.schedule_every = Some(Duration::from_secs(1));
+    let stack = start(opts).await;
+    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    let key = unique("swept-");
+    assert_eq!(
+        post_signal(&stack, Some(&key), &order("C-1")).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(execution(&stack, &key).await.1["status"], "dispatched");
+    eventually(
+        "the reconcile job to be lost",
+        Duration::from_secs(10),
+        || async {
+            stack
+                .log
+                .lines()
+                .iter()
+                .any(|l| l.contains("could not schedule the deadline check"))
+                .then_some(())
+        },
+    )
+    .await;
+    let record = wait_status(&stack, &key, "timed_out").await;
+    assert!(record["lastError"].as_str().unwrap().contains("deadline"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_retryable_cxone_failure_is_queued_and_the_drainer_dispatches_it() {
     let mut opts = options();
     opts.queue_overrides.visibility_timeout = Some(2);
