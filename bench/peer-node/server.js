@@ -7,8 +7,8 @@
 //
 // With PEER_STORE=aws it does the durable work cxbridge does instead, with the AWS SDK for
 // JavaScript v3: a conditional PutItem against replays of the signature, a conditional
-// PutItem that claims the delivery, SendMessageBatch of the event, and a PutItem that marks
-// the delivery completed. TABLE and QUEUE_URL name the table and queue; AWS_ENDPOINT_URL,
+// UpdateItem that claims the delivery, SendMessageBatch of the event, and a PutItem that
+// marks the delivery completed. TABLE and QUEUE_URL name the table and queue; AWS_ENDPOINT_URL,
 // AWS_REGION and the credentials come from the environment.
 
 'use strict';
@@ -107,6 +107,7 @@ function awsStore() {
   const {
     DynamoDBClient,
     PutItemCommand,
+    UpdateItemCommand,
     ConditionalCheckFailedException,
   } = require('@aws-sdk/client-dynamodb');
   const { SQSClient, SendMessageBatchCommand } = require('@aws-sdk/client-sqs');
@@ -130,8 +131,21 @@ function awsStore() {
     }
   }
 
+  // The same for a conditional update.
+  async function conditionalUpdate(input) {
+    try {
+      await dynamodb.send(
+        new UpdateItemCommand({ ...input, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' }),
+      );
+      return null;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return err.Item || {};
+      throw err;
+    }
+  }
+
   return {
-    // -> 'accepted' | 'duplicate' | 'replayed' | 'in_progress' | 'conflict'
+    // -> 'accepted'' | 'duplicate' | 'replayed' | 'in_progress' | 'conflict'
     async accept(delivery, signature, timestamp, rawBody, event) {
       const nowS = Math.floor(Date.now() / 1000);
       const replay = await conditionalPut({
@@ -148,19 +162,18 @@ function awsStore() {
 
       const hash = crypto.createHash('sha256').update(rawBody).digest('hex');
       const key = `delivery#${delivery}`;
-      const claimed = await conditionalPut({
+      const claimed = await conditionalUpdate({
         TableName: table,
-        Item: {
-          pk: { S: key },
-          status: { S: 'in_progress' },
-          payloadHash: { S: hash },
-          expiresAt: { N: String(nowS + day) },
-          inProgressExpiresAt: { N: String(Date.now() + 30_000) },
-        },
+        Key: { pk: { S: key } },
+        UpdateExpression:
+          'SET #status = :in_progress, payloadHash = :hash, expiresAt = :expires, inProgressExpiresAt = :until',
         ConditionExpression:
           'attribute_not_exists(pk) OR expiresAt < :now OR (#status = :in_progress AND inProgressExpiresAt < :now_ms)',
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: {
+          ':hash': { S: hash },
+          ':expires': { N: String(nowS + day) },
+          ':until': { N: String(Date.now() + 30_000) },
           ':now': { N: String(nowS) },
           ':now_ms': { N: String(Date.now()) },
           ':in_progress': { S: 'in_progress' },

@@ -556,7 +556,7 @@ fn peers(w: &mut String, r: &Report) {
          series. The in-memory variant is the receiver the integration guides describe: HMAC \
          check, a `Map` of delivery ids, JSONPath normalisation. With `PEER_STORE=aws` it \
          writes what cxbridge's webhook-receiver writes, to the same moto: a conditional \
-         `PutItem` against signature replays, a conditional `PutItem` claiming the delivery, \
+         `PutItem` against signature replays, a conditional `UpdateItem` claiming the delivery, \
          `SendMessageBatch` of the event and a `PutItem` completing the delivery (its SQS \
          client also checks the MD5 of each message it sent, as it does by default). The \
          durable variant runs while the cold-start stack is up, for its moto; the in-memory \

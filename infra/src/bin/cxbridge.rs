@@ -502,7 +502,14 @@ async fn dlq(what: Dlq) -> Result<ExitCode> {
                     Ok(mut job) => {
                         job.attempt = 0;
                         job.redriven = true;
-                        serde_json::to_string(&job)?
+                        if job.kind == cxbridge::jobs::JobKind::Context {
+                            // A context job's attempts are claimed under its id: a redriven
+                            // one starts a new series, which its earlier attempts cannot
+                            // block.
+                            let base = job.id.split("~redrive-").next().unwrap_or_default();
+                            job.id = format!("{base}~redrive-{}", cxbridge::clock::now_ms());
+                        }
+                        cxbridge::queue::sqs_json(&job)
                     }
                     Err(_) => body.to_owned(),
                 };

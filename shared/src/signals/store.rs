@@ -657,7 +657,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .table_name(&self.table)
             .key("pk", key(id))
             .update_expression(
-                "SET #s = :pending, updatedAt = :u REMOVE runningAttempt, runningUntil",
+                "SET #s = :pending, updatedAt = :u REMOVE runningAttempt, runningUntil, finishedAttempt",
             )
             // Also a job that reached the DLQ by the queue's receive limit, whose record
             // still says pending with a claimed attempt.
