@@ -123,6 +123,10 @@ enum Dlq {
     List {
         #[arg(long)]
         dlq: String,
+        /// How long the read hides each message it has seen (seconds). Messages are told
+        /// apart by id, so a read that outlasts this still lists each once.
+        #[arg(long, default_value_t = READ_VISIBILITY_SECS)]
+        hold_secs: i32,
     },
     /// One message in full.
     Show {
@@ -130,6 +134,8 @@ enum Dlq {
         dlq: String,
         /// The message id, as `list` shows it.
         id: String,
+        #[arg(long, default_value_t = READ_VISIBILITY_SECS)]
+        hold_secs: i32,
     },
     /// Send every message back (attempts reset to 0), then delete it from the DLQ.
     Redrive {
@@ -141,6 +147,9 @@ enum Dlq {
         /// Show what would be redriven, and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// How long a dry run hides each message it has seen (seconds).
+        #[arg(long, default_value_t = READ_VISIBILITY_SECS)]
+        hold_secs: i32,
     },
 }
 
@@ -364,50 +373,299 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Every message on `queue`, each received once (hidden for a minute while collected).
+/// How long a read hides what it has received. Messages are told apart by id, so one that
+/// shows again after this (a read of a very large queue) is never counted twice.
+const READ_VISIBILITY_SECS: i32 = 900;
+
+/// SQS's longest visibility timeout: 12 hours.
+const MAX_VISIBILITY_SECS: i32 = 43_200;
+
+/// Receives that bring nothing new, in a row, before a read may end; each waits up to a
+/// second (long polling), and the queue's own count must agree, so a sampled empty answer
+/// cannot end a read early.
+const QUIET_RECEIVES: u32 = 3;
+
+/// Quiet receives after which a read ends even though the queue says more is there.
+const GIVE_UP_RECEIVES: u32 = 30;
+
+fn sqs_error(what: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {e}")
+}
+
+/// Messages on `queue` now, visible or not.
+async fn on_queue(sqs: &aws_sdk_sqs::Client, queue: &str) -> Result<i64> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| {
+            sqs_error(
+                &format!("cannot read {queue}"),
+                aws_sdk_sqs::error::DisplayErrorContext(&e),
+            )
+        })?;
+    Ok(out
+        .attributes
+        .unwrap_or_default()
+        .values()
+        .filter_map(|v| v.parse::<i64>().ok())
+        .sum())
+}
+
+/// One receive of up to ten messages, long-polling up to a second.
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    visibility: i32,
+) -> Result<Vec<aws_sdk_sqs::types::Message>> {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .visibility_timeout(visibility)
+        .wait_time_seconds(1)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(|e| {
+            sqs_error(
+                &format!("cannot receive from {queue}"),
+                aws_sdk_sqs::error::DisplayErrorContext(&e),
+            )
+        })?;
+    Ok(out.messages.unwrap_or_default())
+}
+
+/// Whether a read that has seen nothing new for `quiet` receives may end: once the queue
+/// holds no more than it has accounted for (`accounted`: the messages it has seen and
+/// still holds), or after `GIVE_UP_RECEIVES` quiet receives, when what is left is held by
+/// another reader (said on stderr).
+async fn read_is_over(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    quiet: u32,
+    accounted: usize,
+) -> Result<bool> {
+    if quiet < QUIET_RECEIVES {
+        return Ok(false);
+    }
+    let left = on_queue(sqs, queue).await?;
+    let unseen = left - i64::try_from(accounted).unwrap_or(i64::MAX);
+    if unseen <= 0 {
+        return Ok(true);
+    }
+    if quiet >= GIVE_UP_RECEIVES {
+        eprintln!(
+            "cxbridge: about {unseen} message(s) on {queue} stayed out of reach (held by another reader?)"
+        );
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Every message on `queue`, each once (by message id), hidden while the read lasts; or,
+/// with `wanted`, until that message is found. A message seen again (the read outlasted
+/// `hold_secs`) is hidden again, so that it does not crowd out the ones not yet seen.
 async fn collect(
     sqs: &aws_sdk_sqs::Client,
     queue: &str,
+    wanted: Option<&str>,
+    hold_secs: i32,
 ) -> Result<Vec<aws_sdk_sqs::types::Message>> {
     let mut all: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut quiet = 0;
+    let started = std::time::Instant::now();
     loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .wait_time_seconds(if all.is_empty() { 1 } else { 0 })
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot receive from {queue}: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
-        let batch = out.messages.unwrap_or_default();
-        if batch.is_empty() {
+        let batch = receive(sqs, queue, hold_secs).await?;
+        let before = all.len();
+        let mut again = Vec::new();
+        for m in batch {
+            let id = m.message_id().unwrap_or_default().to_owned();
+            match index.get(&id) {
+                // The newest receipt handle is the one that can release it.
+                Some(&i) => {
+                    again.push(m.clone());
+                    all[i] = m;
+                }
+                None => {
+                    index.insert(id, all.len());
+                    all.push(m);
+                }
+            }
+        }
+        // Out of the way for twice as long as the read has taken so far: it cannot come
+        // back to crowd the front of the queue again before the read ends.
+        let elapsed = i32::try_from(started.elapsed().as_secs()).unwrap_or(MAX_VISIBILITY_SECS);
+        let again_for = hold_secs
+            .max(elapsed.saturating_mul(2).saturating_add(1))
+            .min(MAX_VISIBILITY_SECS);
+        hide(sqs, queue, &again, again_for).await;
+        if wanted.is_some_and(|id| index.contains_key(id)) {
             return Ok(all);
         }
-        all.extend(batch);
-        if all.len() % 100 < 10 {
-            eprintln!("… {} messages read", all.len());
+        if all.len() == before {
+            quiet += 1;
+            if read_is_over(sqs, queue, quiet, all.len()).await? {
+                return Ok(all);
+            }
+        } else {
+            quiet = 0;
+            if all.len() / 1000 != before / 1000 {
+                eprintln!("… {} messages read", all.len());
+            }
         }
+    }
+}
+
+/// Sets the visibility of `messages` to `secs`, ten at a time.
+async fn hide(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    secs: i32,
+) {
+    for chunk in messages.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .visibility_timeout(secs)
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        let _ = sqs
+            .change_message_visibility_batch()
+            .queue_url(queue)
+            .set_entries(Some(entries))
+            .send()
+            .await;
     }
 }
 
 /// Makes collected messages visible again at once.
 async fn release(sqs: &aws_sdk_sqs::Client, queue: &str, messages: &[aws_sdk_sqs::types::Message]) {
-    for m in messages {
-        if let Some(handle) = m.receipt_handle() {
-            let _ = sqs
-                .change_message_visibility()
-                .queue_url(queue)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
+    hide(sqs, queue, messages, 0).await;
+}
+
+/// A DLQ message as it goes back: a job starts its attempts again, anything else goes
+/// back as it was.
+fn redriven_body(body: &str) -> String {
+    match serde_json::from_str::<cxbridge::jobs::Job>(body) {
+        Ok(mut job) => {
+            job.attempt = 0;
+            job.redriven = true;
+            if job.kind == cxbridge::jobs::JobKind::Context {
+                // A context job's attempts are claimed under its id: a redriven one starts
+                // a new series, which its earlier attempts cannot block.
+                let base = job.id.split("~redrive-").next().unwrap_or_default();
+                job.id = format!("{base}~redrive-{}", cxbridge::clock::now_ms());
+            }
+            cxbridge::queue::sqs_json(&job)
+        }
+        Err(_) => body.to_owned(),
+    }
+}
+
+/// Moves every message from `dlq` to `target` ten at a time: each batch is sent, then
+/// deleted, before the next is received, so a message is never held longer than a batch
+/// takes. A message that shows again after it was sent (its delete was lost) is deleted,
+/// not sent twice.
+async fn redrive(sqs: &aws_sdk_sqs::Client, dlq: &str, target: &str) -> Result<usize> {
+    let mut sent = std::collections::HashSet::new();
+    let mut moved = 0;
+    let mut quiet = 0;
+    loop {
+        let batch = receive(sqs, dlq, 60).await?;
+        if batch.is_empty() {
+            quiet += 1;
+            // Every message received is deleted before the next receive: nothing is held.
+            if read_is_over(sqs, dlq, quiet, 0).await? {
+                return Ok(moved);
+            }
+            continue;
+        }
+        quiet = 0;
+        let fresh: Vec<&aws_sdk_sqs::types::Message> = batch
+            .iter()
+            .filter(|m| !sent.contains(m.message_id().unwrap_or_default()))
+            .collect();
+        if !fresh.is_empty() {
+            let entries = fresh
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(redriven_body(m.body().unwrap_or_default()))
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = sqs
+                .send_message_batch()
+                .queue_url(target)
+                .set_entries(Some(entries))
                 .send()
-                .await;
+                .await
+                .map_err(|e| {
+                    sqs_error(
+                        &format!("cannot send to {target}"),
+                        aws_sdk_sqs::error::DisplayErrorContext(&e),
+                    )
+                })?;
+            if let Some(failed) = out.failed.first() {
+                bail!(
+                    "cannot send to {target}: {} of {} refused ({}: {}); {moved} redriven so far, the rest stay in the DLQ",
+                    out.failed.len(),
+                    fresh.len(),
+                    failed.code,
+                    failed.message.as_deref().unwrap_or_default()
+                );
+            }
+            for m in &fresh {
+                sent.insert(m.message_id().unwrap_or_default().to_owned());
+            }
+            moved += fresh.len();
+        }
+        let deletes = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        let out = sqs
+            .delete_message_batch()
+            .queue_url(dlq)
+            .set_entries(Some(deletes))
+            .send()
+            .await
+            .map_err(|e| {
+                sqs_error(
+                    "sent, but cannot delete from the DLQ",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e),
+                )
+            })?;
+        if !out.failed.is_empty() {
+            eprintln!(
+                "cxbridge: {} sent message(s) could not be deleted from the DLQ yet; they will be deleted when they show again",
+                out.failed.len()
+            );
+        }
+        if moved / 1000 != (moved - fresh.len()) / 1000 {
+            eprintln!("… {moved} redriven");
         }
     }
 }
@@ -421,10 +679,22 @@ fn attribute(m: &aws_sdk_sqs::types::Message, name: &str) -> String {
 }
 
 async fn dlq(what: Dlq) -> Result<ExitCode> {
-    let sqs = aws_sdk_sqs::Client::new(&cxbridge::aws::load_sdk_config().await);
+    // An operator's tool, not a request path: long polls and large batches get time.
+    let config = cxbridge::aws::load_sdk_config()
+        .await
+        .into_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(30))
+                .operation_timeout(std::time::Duration::from_secs(90))
+                .build(),
+        )
+        .build();
+    let sqs = aws_sdk_sqs::Client::new(&config);
     match what {
-        Dlq::List { dlq } => {
-            let messages = collect(&sqs, &dlq).await?;
+        Dlq::List { dlq, hold_secs } => {
+            let messages = collect(&sqs, &dlq, None, hold_secs).await?;
             println!(
                 "{:<38} {:<10} {:<40} {:>8}  REASON",
                 "MESSAGE ID", "KIND", "CORRELATION ID", "ATTEMPTS"
@@ -448,8 +718,8 @@ async fn dlq(what: Dlq) -> Result<ExitCode> {
             release(&sqs, &dlq, &messages).await;
             Ok(ExitCode::SUCCESS)
         }
-        Dlq::Show { dlq, id } => {
-            let messages = collect(&sqs, &dlq).await?;
+        Dlq::Show { dlq, id, hold_secs } => {
+            let messages = collect(&sqs, &dlq, Some(&id), hold_secs).await?;
             let found = messages
                 .iter()
                 .find(|m| m.message_id() == Some(id.as_str()));
@@ -481,7 +751,12 @@ async fn dlq(what: Dlq) -> Result<ExitCode> {
             release(&sqs, &dlq, &messages).await;
             Ok(code)
         }
-        Dlq::Redrive { dlq, to, dry_run } => {
+        Dlq::Redrive {
+            dlq,
+            to,
+            dry_run,
+            hold_secs,
+        } => {
             let target = match to {
                 Some(t) => t,
                 None => sqs
@@ -493,71 +768,23 @@ async fn dlq(what: Dlq) -> Result<ExitCode> {
                     .and_then(|o| o.queue_urls.into_iter().next())
                     .context("no queue redrives to this DLQ: name the target with --to")?,
             };
-            let messages = collect(&sqs, &dlq).await?;
-            let mut moved = 0;
-            for m in &messages {
-                let body = m.body().unwrap_or_default();
-                // A job starts its attempts again; anything else goes back as it was.
-                let body = match serde_json::from_str::<cxbridge::jobs::Job>(body) {
-                    Ok(mut job) => {
-                        job.attempt = 0;
-                        job.redriven = true;
-                        if job.kind == cxbridge::jobs::JobKind::Context {
-                            // A context job's attempts are claimed under its id: a redriven
-                            // one starts a new series, which its earlier attempts cannot
-                            // block.
-                            let base = job.id.split("~redrive-").next().unwrap_or_default();
-                            job.id = format!("{base}~redrive-{}", cxbridge::clock::now_ms());
-                        }
-                        cxbridge::queue::sqs_json(&job)
-                    }
-                    Err(_) => body.to_owned(),
-                };
-                if dry_run {
+            if dry_run {
+                let messages = collect(&sqs, &dlq, None, hold_secs).await?;
+                for m in &messages {
                     println!(
                         "would redrive {} to {target}",
                         m.message_id().unwrap_or_default()
                     );
-                    continue;
                 }
-                sqs.send_message()
-                    .queue_url(&target)
-                    .message_body(body)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot send to {target}: {}",
-                            aws_sdk_sqs::error::DisplayErrorContext(&e)
-                        )
-                    })?;
-                if let Some(handle) = m.receipt_handle() {
-                    sqs.delete_message()
-                        .queue_url(&dlq)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            anyhow::anyhow!(
-                                "sent, but cannot delete from the DLQ: {}",
-                                aws_sdk_sqs::error::DisplayErrorContext(&e)
-                            )
-                        })?;
-                }
-                moved += 1;
-                if moved % 50 == 0 {
-                    eprintln!("… {moved} of {} redriven", messages.len());
-                }
-            }
-            if dry_run {
                 release(&sqs, &dlq, &messages).await;
                 println!(
                     "{} message(s) would be redriven to {target}",
                     messages.len()
                 );
-            } else {
-                println!("{moved} message(s) redriven to {target}");
+                return Ok(ExitCode::SUCCESS);
             }
+            let moved = redrive(&sqs, &dlq, &target).await?;
+            println!("{moved} message(s) redriven to {target}");
             Ok(ExitCode::SUCCESS)
         }
     }

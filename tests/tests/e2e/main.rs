@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cxone;
+mod dlq;
 mod edges;
 mod gateway;
 mod health;
