@@ -68,6 +68,11 @@ impl Moto {
         })
     }
 
+    /// The emulator's process id (also its process group's), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }

@@ -481,6 +481,11 @@ impl Stack {
         })
     }
 
+    /// The emulator's process id, when the stack started it (fault tests freeze it).
+    pub fn emulator_pid(&self) -> Option<u32> {
+        self.moto.as_ref().and_then(Moto::pid)
+    }
+
     /// Waits until every function is ready or has failed to initialise.
     pub async fn settled(&self) -> BTreeMap<String, Health> {
         let mut out = BTreeMap::new();

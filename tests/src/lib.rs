@@ -3,6 +3,8 @@
 //! starts, so tests run in parallel without seeing each other.
 #![allow(clippy::expect_used, clippy::panic)]
 
+pub mod chaos;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
