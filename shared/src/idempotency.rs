@@ -146,6 +146,24 @@ where
     StoreError(DisplayErrorContext(&err).to_string())
 }
 
+/// A write made only while the claim is still this caller's: a failed condition means
+/// another copy took the key over, and its record stands.
+fn unless_taken_over<T, E>(result: Result<T, SdkError<E>>) -> Result<(), StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(unavailable(err)),
+    }
+}
+
 /// The item that blocked a conditional put, if that is why it failed.
 fn conflicting_item(err: &SdkError<PutItemError>) -> Option<HashMap<String, AttributeValue>> {
     match err.as_service_error() {
@@ -293,18 +311,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Taken over by another copy: its record stands.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(unavailable(err)),
-        }
+        // Taken over by another copy: its record stands.
+        unless_taken_over(result)
     }
 
     async fn release(&self, key: &str, in_progress_until_ms: i64) -> Result<(), StoreError> {
@@ -319,18 +327,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Someone else's record, or already gone: nothing of ours to release.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(unavailable(err)),
-        }
+        // Someone else's record, or already gone: nothing of ours to release.
+        unless_taken_over(result)
     }
 }
 

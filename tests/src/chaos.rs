@@ -410,37 +410,37 @@ fn bad_requests(stack: &Stack, client: &reqwest::Client) -> Vec<Bad> {
     let hook = |r: &WebhookRequest| post_webhook(stack, r)(client);
     add(
         "webhook without a signature",
-        hook(&good.clone_without("x-nexus-signature-256")),
+        hook(&good.clone().without("x-nexus-signature-256")),
         401,
         "missing_signature_header",
     );
     add(
         "webhook without a timestamp",
-        hook(&good.clone_without("x-nexus-timestamp")),
+        hook(&good.clone().without("x-nexus-timestamp")),
         401,
         "missing_signature_header",
     );
     add(
         "webhook with a malformed signature",
-        hook(&good.clone_set("x-nexus-signature-256", "sha256=zz")),
+        hook(&good.clone().set("x-nexus-signature-256", "sha256=zz")),
         401,
         "malformed_signature",
     );
     add(
         "webhook signed with sha1",
-        hook(&good.clone_set("x-nexus-signature-256", "sha1=abcd")),
+        hook(&good.clone().set("x-nexus-signature-256", "sha1=abcd")),
         401,
         "malformed_signature",
     );
     add(
         "webhook with a word for a timestamp",
-        hook(&good.clone_set("x-nexus-timestamp", "soon")),
+        hook(&good.clone().set("x-nexus-timestamp", "soon")),
         401,
         "timestamp_not_numeric",
     );
     add(
         "webhook from an hour ago",
-        hook(&good.clone_set(
+        hook(&good.clone().set(
             "x-nexus-timestamp",
             &(cxbridge::clock::now_secs() - 3600).to_string(),
         )),
@@ -449,7 +449,7 @@ fn bad_requests(stack: &Stack, client: &reqwest::Client) -> Vec<Bad> {
     );
     add(
         "webhook from an hour ahead",
-        hook(&good.clone_set(
+        hook(&good.clone().set(
             "x-nexus-timestamp",
             &(cxbridge::clock::now_secs() + 3600).to_string(),
         )),
@@ -464,7 +464,7 @@ fn bad_requests(stack: &Stack, client: &reqwest::Client) -> Vec<Bad> {
     );
     add(
         "webhook without a delivery id",
-        hook(&good.clone_without("x-nexus-delivery-id")),
+        hook(&good.clone().without("x-nexus-delivery-id")),
         400,
         "missing_delivery_id",
     );
@@ -476,7 +476,7 @@ fn bad_requests(stack: &Stack, client: &reqwest::Client) -> Vec<Bad> {
     );
     add(
         "webhook with a delivery id with a space",
-        hook(&good.clone_set("x-nexus-delivery-id", "a b")),
+        hook(&good.clone().set("x-nexus-delivery-id", "a b")),
         400,
         "missing_delivery_id",
     );
@@ -985,26 +985,6 @@ fn webhook_with_secret(secret: &str, body: &Value) -> WebhookRequest {
     )
 }
 
-impl WebhookRequest {
-    fn clone_without(&self, name: &str) -> Self {
-        Self {
-            content_type: self.content_type.clone(),
-            body: self.body.clone(),
-            headers: self.headers.clone(),
-        }
-        .without(name)
-    }
-
-    fn clone_set(&self, name: &str, value: &str) -> Self {
-        Self {
-            content_type: self.content_type.clone(),
-            body: self.body.clone(),
-            headers: self.headers.clone(),
-        }
-        .set(name, value)
-    }
-}
-
 /// Every bad request gets its documented 4xx, and nothing is enqueued or sent.
 async fn bad_input(stack: &Stack, answers: &mut Answers) -> (Row, usize, usize) {
     let client = reqwest::Client::new();
@@ -1071,7 +1051,9 @@ async fn duplicate_webhooks(stack: &Arc<Stack>, size: Size, answers: &mut Answer
     }
     // The same signature under new delivery ids: replays, refused.
     for _ in 0..5 {
-        let replay = request.clone_set("x-nexus-delivery-id", &unique("replay-"));
+        let replay = request
+            .clone()
+            .set("x-nexus-delivery-id", &unique("replay-"));
         let outcome = send(post_webhook(stack, &replay)(&client)).await;
         if outcome.0 != Some(StatusCode::CONFLICT) {
             row.wrong += 1;

@@ -292,6 +292,7 @@ pub async fn take_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::
 }
 
 /// A request to the webhook route, signed as CXone signs it.
+#[derive(Debug, Clone)]
 pub struct WebhookRequest {
     pub content_type: String,
     pub body: Vec<u8>,

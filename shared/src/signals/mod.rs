@@ -154,6 +154,23 @@ fn store_down(e: crate::idempotency::StoreError) -> ApiError {
     .with_cause(e)
 }
 
+/// Whether a job run may go ahead after claiming its attempt: `false` when the attempt
+/// is done (or overtaken), a held failure (the message stays with the queue, no attempt
+/// spent) while another run holds it.
+fn may_run(
+    claim: Result<store::AttemptClaim, crate::idempotency::StoreError>,
+) -> Result<bool, JobFailure> {
+    match claim {
+        Ok(store::AttemptClaim::Started) => Ok(true),
+        Ok(store::AttemptClaim::Done) => Ok(false),
+        Ok(store::AttemptClaim::Held) => Err(JobFailure {
+            hold: true,
+            ..JobFailure::retry("another run holds this attempt", None)
+        }),
+        Err(e) => Err(JobFailure::retry(e.to_string(), None)),
+    }
+}
+
 /// How a permanent CXone failure reaches the caller.
 fn permanent(err: &CxoneError, request: &SignalRequest) -> ApiError {
     let (code, what) = match err {
@@ -541,20 +558,12 @@ where
         {
             return Err(JobFailure::retry(e.to_string(), None));
         }
-        match self
+        let claim = self
             .store
             .begin_attempt(key, job.attempt + 1, self.lease, now_ms)
-            .await
-        {
-            Ok(store::AttemptClaim::Started) => {}
-            Ok(store::AttemptClaim::Done) => return Ok(()),
-            Ok(store::AttemptClaim::Held) => {
-                return Err(JobFailure {
-                    hold: true,
-                    ..JobFailure::retry("another run holds this attempt", None)
-                });
-            }
-            Err(e) => return Err(JobFailure::retry(e.to_string(), None)),
+            .await;
+        if !may_run(claim)? {
+            return Ok(());
         }
         match self.cxone.signal(&request).await {
             Ok(accepted) => {
@@ -600,20 +609,12 @@ where
         C: crate::cxone::ContextSink,
     {
         let attempt = job.attempt + 1;
-        match self
+        let claim = self
             .store
             .begin_run(&job.id, attempt, self.lease, now_ms)
-            .await
-        {
-            Ok(store::AttemptClaim::Started) => {}
-            Ok(store::AttemptClaim::Done) => return Ok(()),
-            Ok(store::AttemptClaim::Held) => {
-                return Err(JobFailure {
-                    hold: true,
-                    ..JobFailure::retry("another run holds this attempt", None)
-                });
-            }
-            Err(e) => return Err(JobFailure::retry(e.to_string(), None)),
+            .await;
+        if !may_run(claim)? {
+            return Ok(());
         }
         let outcome = self.send_context(job).await;
         if let Err(e) = self.store.finish_run(&job.id, attempt, now_ms).await {

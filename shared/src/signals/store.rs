@@ -638,16 +638,8 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .expression_attribute_values(":exp", n(expires))
             .send()
             .await;
-        match result {
-            // A later attempt already finished: nothing to record.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            other => other.map(|_| ()).map_err(err),
-        }
+        // A later attempt already finished: nothing to record.
+        applied(result).map(|_| ())
     }
 
     async fn revive(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
