@@ -5,11 +5,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
-use cxbridge::aws::{AwsClients, load_sdk_config};
+mod common;
+
 use cxbridge::signals::store::{AttemptClaim, DynamoDbExecutionStore, ExecutionStore};
 use serde_json::json;
 
@@ -19,73 +16,7 @@ const LEASE: Duration = Duration::from_secs(15);
 const LATER_MS: i64 = NOW_MS + 60_000;
 
 async fn store() -> DynamoDbExecutionStore {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
-        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto"
-    );
-    let client = AwsClients::new(&load_sdk_config().await).dynamodb;
-    let table = format!("executions-{}", cxbridge::ids::new_uuid());
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        // The template's sparse `due` index.
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("dueShard")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("dueAt")
-                .attribute_type(ScalarAttributeType::N)
-                .build()
-                .unwrap(),
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("due")
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("dueShard")
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .unwrap(),
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name("dueAt")
-                        .key_type(KeyType::Range)
-                        .build()
-                        .unwrap(),
-                )
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (client, table) = common::table("executions", true).await;
     DynamoDbExecutionStore::new(client, table)
 }
 

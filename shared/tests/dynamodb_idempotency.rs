@@ -3,22 +3,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
-use cxbridge::aws::{AwsClients, load_sdk_config};
+mod common;
 
-/// The emulator, with timeouts relaxed for a busy parallel test run.
-async fn emulator() -> aws_config::SdkConfig {
-    let config = load_sdk_config().await;
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .operation_attempt_timeout(std::time::Duration::from_secs(10))
-        .operation_timeout(std::time::Duration::from_secs(20))
-        .build();
-    config.into_builder().timeout_config(timeouts).build()
-}
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use cxbridge::idempotency::{
     Claim, DynamoDbIdempotencyStore, IdempotencyStore, ReplayCheck, ReplayGuard,
 };
@@ -27,33 +15,7 @@ use serde_json::json;
 const NOW_MS: i64 = 1_800_000_000_000;
 
 async fn store() -> (Client, String, DynamoDbIdempotencyStore) {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
-        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto"
-    );
-    let client = AwsClients::new(&emulator().await).dynamodb;
-    let table = format!("adapter-{}", cxbridge::ids::new_uuid());
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (client, table) = common::table("adapter", false).await;
     let store =
         DynamoDbIdempotencyStore::new(client.clone(), table.clone(), Duration::from_secs(3600));
     (client, table, store)

@@ -1,0 +1,73 @@
+//! What the adapter tests share: the emulator `make test` starts, and a table shaped like
+//! the template's, of each test's own.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use cxbridge::aws::{AwsClients, load_sdk_config};
+
+/// The emulator, with timeouts relaxed for a busy parallel test run.
+pub async fn emulator() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto"
+    );
+    let config = load_sdk_config().await;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(20))
+        .build();
+    config.into_builder().timeout_config(timeouts).build()
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .unwrap()
+}
+
+/// A new table keyed by `pk`, named from `prefix`; with `due_index`, the template's
+/// sparse `due` index too.
+pub async fn table(prefix: &str, due_index: bool) -> (Client, String) {
+    let client = AwsClients::new(&emulator().await).dynamodb;
+    let table = format!("{prefix}-{}", cxbridge::ids::new_uuid());
+    let mut create = client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .key_schema(key("pk", KeyType::Hash));
+    if due_index {
+        create = create
+            .attribute_definitions(attribute("dueShard", ScalarAttributeType::S))
+            .attribute_definitions(attribute("dueAt", ScalarAttributeType::N))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("due")
+                    .key_schema(key("dueShard", KeyType::Hash))
+                    .key_schema(key("dueAt", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+    }
+    create.send().await.unwrap();
+    (client, table)
+}
