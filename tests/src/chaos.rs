@@ -26,6 +26,8 @@ pub struct Size {
     pub frozen_webhooks: usize,
     /// Jobs in flight when the drainer is killed.
     pub drainer_jobs: usize,
+    /// The longest any one scenario may take.
+    pub scenario_limit: Duration,
 }
 
 impl Size {
@@ -35,6 +37,7 @@ impl Size {
         cxone_items: 12,
         frozen_webhooks: 20,
         drainer_jobs: 6,
+        scenario_limit: Duration::from_secs(300),
     };
     /// `make chaos`.
     pub const FULL: Self = Self {
@@ -42,6 +45,7 @@ impl Size {
         cxone_items: 60,
         frozen_webhooks: 100,
         drainer_jobs: 20,
+        scenario_limit: Duration::from_secs(900),
     };
 }
 
@@ -74,6 +78,8 @@ pub struct Report {
     pub bad_input_5xx: usize,
     /// Work enqueued or sent to CXone for bad input.
     pub bad_input_work: usize,
+    /// Scenarios that did not finish within their time limit.
+    pub unfinished: Vec<String>,
 }
 
 impl Report {
@@ -87,6 +93,19 @@ impl Report {
 
     pub fn wrong(&self) -> usize {
         self.rows.iter().map(|r| r.wrong).sum()
+    }
+
+    /// Nothing lost, duplicated, leaked, crashed or answered wrongly, and every scenario
+    /// finished.
+    pub fn clean(&self) -> bool {
+        self.lost() == 0
+            && self.duplicated() == 0
+            && self.wrong() == 0
+            && self.leaks == 0
+            && self.bad_input_5xx == 0
+            && self.bad_input_work == 0
+            && self.crashes == 0
+            && self.unfinished.is_empty()
     }
 
     /// The table `make chaos` prints.
@@ -122,6 +141,9 @@ impl Report {
             self.bad_input_work,
             self.crashes
         );
+        if !self.unfinished.is_empty() {
+            let _ = writeln!(out, "unfinished: {}", self.unfinished.join("; "));
+        }
         out
     }
 }
@@ -170,40 +192,127 @@ pub async fn run(setup: &Setup, size: Size) -> Report {
     let mut answers = Answers::default();
     let mut report = Report::default();
 
-    let (row, fives, work) = bad_input(&stack, &mut answers).await;
-    report.rows.push(row);
-    report.bad_input_5xx = fives;
-    report.bad_input_work = work;
-    report
-        .rows
-        .push(duplicate_webhooks(&stack, size, &mut answers).await);
-    report
-        .rows
-        .push(duplicate_signals(&stack, size, &mut answers).await);
-    report
-        .rows
-        .push(duplicate_turns(&stack, size, &mut answers).await);
-    report
-        .rows
-        .push(cxone_faults(&stack, size, &mut answers).await);
-    report
-        .rows
-        .push(frozen_emulator(&stack, size, &mut answers).await);
-    report
-        .rows
-        .push(in_progress_race(&stack, &mut answers).await);
-    report
-        .rows
-        .push(drainer_killed(&stack, size, &mut answers).await);
-    // A queue that refuses messages needs routes of its own: a second stack on the same
-    // emulator.
-    report
-        .rows
-        .push(queue_refuses(setup, &stack.aws_endpoint, &mut answers).await);
+    let limit = size.scenario_limit;
+    let bad = bounded(
+        limit,
+        "bad input",
+        &mut report,
+        bad_input(&stack, &mut answers),
+    )
+    .await;
+    if let Some((row, fives, work)) = bad {
+        report.rows.push(row);
+        report.bad_input_5xx = fives;
+        report.bad_input_work = work;
+    }
+    let rows = [
+        bounded(
+            limit,
+            "duplicate webhooks",
+            &mut report,
+            duplicate_webhooks(&stack, size, &mut answers),
+        )
+        .await,
+        bounded(
+            limit,
+            "duplicate signals",
+            &mut report,
+            duplicate_signals(&stack, size, &mut answers),
+        )
+        .await,
+        bounded(
+            limit,
+            "duplicate turns",
+            &mut report,
+            duplicate_turns(&stack, size, &mut answers),
+        )
+        .await,
+        bounded(
+            limit,
+            "CXone faults",
+            &mut report,
+            cxone_faults(&stack, size, &mut answers),
+        )
+        .await,
+        bounded(
+            limit,
+            "frozen emulator",
+            &mut report,
+            frozen_emulator(&stack, size, &mut answers),
+        )
+        .await,
+        bounded(
+            limit,
+            "in-progress race",
+            &mut report,
+            in_progress_race(&stack, &mut answers),
+        )
+        .await,
+        bounded(
+            limit,
+            "drainer killed",
+            &mut report,
+            drainer_killed(&stack, size, &mut answers),
+        )
+        .await,
+        // A queue that refuses messages needs routes of its own: a second stack on the
+        // same emulator.
+        bounded(
+            limit,
+            "refusing queue",
+            &mut report,
+            queue_refuses(setup, &stack.aws_endpoint, &mut answers),
+        )
+        .await,
+    ];
+    report.rows.extend(rows.into_iter().flatten());
 
     report.leaks = leaks(&stack, &answers);
     report.crashes = crashes(&stack);
     report
+}
+
+/// Runs one scenario, at most for `limit`; one that does not finish is named in the report
+/// (and makes it unclean) instead of holding up the rest.
+async fn bounded<T>(
+    limit: Duration,
+    name: &str,
+    report: &mut Report,
+    scenario: impl Future<Output = T>,
+) -> Option<T> {
+    let out = tokio::time::timeout(limit, scenario).await.ok();
+    if out.is_none() {
+        report
+            .unfinished
+            .push(format!("{name} (over {} s)", limit.as_secs()));
+    }
+    out
+}
+
+/// The suite's HTTP client: no request waits longer than 30 s.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
+}
+
+/// The emulator's process group, stopped (SIGSTOP) until this is dropped, even when the
+/// scenario that froze it is cut short.
+struct Frozen(u32);
+
+impl Frozen {
+    fn new(pid: u32) -> Self {
+        signal_group(pid, "STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal_group(self.0, "CONT");
+    }
 }
 
 /// Every answer body the suite saw, for the secret scan.
@@ -996,7 +1105,7 @@ async fn work_jobs(stack: &Stack) -> usize {
 
 /// Every bad request gets its documented 4xx, and nothing is enqueued or sent.
 async fn bad_input(stack: &Stack, answers: &mut Answers) -> (Row, usize, usize) {
-    let client = reqwest::Client::new();
+    let client = client();
     let mut row = Row {
         scenario: "bad input on every route".into(),
         ..Row::default()
@@ -1047,7 +1156,7 @@ async fn duplicate_webhooks(stack: &Arc<Stack>, size: Size, answers: &mut Answer
     let delivery = unique("dup-");
     let request = webhook(stack, &chat(&unique("c")), &delivery);
     let build = Arc::new(post_webhook(stack, &request));
-    let client = reqwest::Client::new();
+    let client = client();
     let mut copies = tokio::task::JoinSet::new();
     for _ in 0..size.copies {
         let (build, client) = (build.clone(), client.clone());
@@ -1103,7 +1212,7 @@ async fn duplicate_signals(stack: &Arc<Stack>, size: Size, answers: &mut Answers
     };
     let key = unique("dup-sig-");
     let build = Arc::new(post_signal(stack, &key, &order_update("4100")));
-    let client = reqwest::Client::new();
+    let client = client();
     let mut copies = tokio::task::JoinSet::new();
     for _ in 0..size.copies {
         let (build, client) = (build.clone(), client.clone());
@@ -1141,7 +1250,7 @@ async fn duplicate_turns(stack: &Arc<Stack>, size: Size, answers: &mut Answers) 
     let token = stack.resources.secrets.cognigy.clone();
     let build =
         Arc::new(move |c: &reqwest::Client| c.post(&url).header("x-api-key", &token).json(&body));
-    let client = reqwest::Client::new();
+    let client = client();
     let mut copies = tokio::task::JoinSet::new();
     for _ in 0..size.copies {
         let (build, client) = (build.clone(), client.clone());
@@ -1259,7 +1368,7 @@ async fn cxone_faults(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> 
         json!({"match": "signal", "status": 200, "delayMs": 12_000, "times": n / 4 + 1}),
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = client();
     let keys: Vec<String> = (0..size.cxone_items).map(|_| unique("cx-")).collect();
     let mut sends = tokio::task::JoinSet::new();
     for (i, key) in keys.iter().enumerate() {
@@ -1308,7 +1417,7 @@ async fn frozen_emulator(stack: &Arc<Stack>, size: Size, answers: &mut Answers) 
         row.wrong += 1;
         return row;
     };
-    let client = reqwest::Client::new();
+    let client = client();
     let ids: Vec<String> = (0..size.frozen_webhooks).map(|_| unique("frz-")).collect();
     let mut sends = tokio::task::JoinSet::new();
     for (i, id) in ids.iter().enumerate() {
@@ -1321,9 +1430,9 @@ async fn frozen_emulator(stack: &Arc<Stack>, size: Size, answers: &mut Answers) 
         });
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    signal_group(pid, "STOP");
+    let frozen = Frozen::new(pid);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    signal_group(pid, "CONT");
+    drop(frozen);
     let results = in_order(sends.join_all().await);
     let landed = messages(stack, "events").await;
     for (id, outcomes) in ids.iter().zip(&results) {
@@ -1354,9 +1463,11 @@ async fn frozen_emulator(stack: &Arc<Stack>, size: Size, answers: &mut Answers) 
     row
 }
 
+/// Sends `signal` to the process group `pid` leads. The group is given after `--`: procps
+/// `kill` reads a bare `-PID` as options, and can end up signalling every process.
 fn signal_group(pid: u32, signal: &str) {
     let _ = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &format!("-{pid}")])
+        .args(["-s", signal, "--", &format!("-{pid}")])
         .status();
 }
 
@@ -1374,14 +1485,14 @@ async fn in_progress_race(stack: &Arc<Stack>, answers: &mut Answers) -> Row {
     };
     let id = unique("race-");
     let build = Arc::new(post_webhook(stack, &webhook(stack, &chat("8100"), &id)));
-    let client = reqwest::Client::new();
+    let client = client();
     // The first copy claims the delivery, then the emulator freezes under it.
     let first = {
         let (build, client) = (build.clone(), client.clone());
         tokio::spawn(async move { like_cxone(&client, 15, |c| build(c)).await })
     };
     tokio::time::sleep(Duration::from_millis(30)).await;
-    signal_group(pid, "STOP");
+    let frozen = Frozen::new(pid);
     let second = {
         let (build, client) = (build.clone(), client.clone());
         tokio::spawn(async move {
@@ -1390,7 +1501,7 @@ async fn in_progress_race(stack: &Arc<Stack>, answers: &mut Answers) -> Row {
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    signal_group(pid, "CONT");
+    drop(frozen);
     let mut any_ok = false;
     for outcomes in [
         first.await.unwrap_or_default(),
@@ -1437,7 +1548,7 @@ async fn drainer_killed(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -
         json!({"match": "signal", "status": 503, "times": n}),
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = client();
     let keys: Vec<String> = (0..size.drainer_jobs).map(|_| unique("drn-")).collect();
     let mut outcomes = Vec::new();
     for key in &keys {
@@ -1481,7 +1592,8 @@ async fn drainer_killed(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -
 
 /// Faults still armed in the simulator (their remaining `times`).
 async fn armed(stack: &Stack) -> u64 {
-    let faults: Vec<Value> = match reqwest::get(format!("{}/_sim/faults", stack.cxone_url)).await {
+    let url = format!("{}/_sim/faults", stack.cxone_url);
+    let faults: Vec<Value> = match client().get(url).send().await {
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(_) => Vec::new(),
     };
@@ -1515,7 +1627,7 @@ async fn queue_refuses(setup: &Setup, aws_endpoint: &str, answers: &mut Answers)
                 .to_string(),
     });
     let stack = started(options).await;
-    let client = reqwest::Client::new();
+    let client = client();
     let ids: Vec<String> = (0..5).map(|_| unique("ref-")).collect();
     let mut first = Vec::new();
     for id in &ids {

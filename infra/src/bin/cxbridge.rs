@@ -385,8 +385,11 @@ const MAX_VISIBILITY_SECS: i32 = 43_200;
 /// cannot end a read early.
 const QUIET_RECEIVES: u32 = 3;
 
-/// Quiet receives after which a read ends even though the queue says more is there.
+/// Quiet receives, and quiet time, after which a read ends even though the queue says more
+/// is there: a message another reader holds comes back when its hold ends, so both bounds
+/// must pass, however fast or slow each receive is.
 const GIVE_UP_RECEIVES: u32 = 30;
+const GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(90);
 
 fn sqs_error(what: &str, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{what}: {e}")
@@ -440,17 +443,40 @@ async fn receive(
     Ok(out.messages.unwrap_or_default())
 }
 
-/// Whether a read that has seen nothing new for `quiet` receives may end: once the queue
-/// holds no more than it has accounted for (`accounted`: the messages it has seen and
-/// still holds), or after `GIVE_UP_RECEIVES` quiet receives, when what is left is held by
-/// another reader (said on stderr).
+/// A read's run of receives that brought nothing new.
+struct Quiet {
+    receives: u32,
+    since: std::time::Instant,
+}
+
+impl Quiet {
+    fn new() -> Self {
+        Self {
+            receives: 0,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    fn heard(&mut self) {
+        *self = Self::new();
+    }
+
+    fn nothing(&mut self) {
+        self.receives += 1;
+    }
+}
+
+/// Whether a read that has seen nothing new for a while may end: once the queue holds no
+/// more than it has accounted for (`accounted`: the messages it has seen and still holds),
+/// or, when what is left is held by another reader (said on stderr), after
+/// `GIVE_UP_RECEIVES` quiet receives over at least `GIVE_UP_AFTER`.
 async fn read_is_over(
     sqs: &aws_sdk_sqs::Client,
     queue: &str,
-    quiet: u32,
+    quiet: &Quiet,
     accounted: usize,
 ) -> Result<bool> {
-    if quiet < QUIET_RECEIVES {
+    if quiet.receives < QUIET_RECEIVES {
         return Ok(false);
     }
     let left = on_queue(sqs, queue).await?;
@@ -458,7 +484,7 @@ async fn read_is_over(
     if unseen <= 0 {
         return Ok(true);
     }
-    if quiet >= GIVE_UP_RECEIVES {
+    if quiet.receives >= GIVE_UP_RECEIVES && quiet.since.elapsed() >= GIVE_UP_AFTER {
         eprintln!(
             "cxbridge: about {unseen} message(s) on {queue} stayed out of reach (held by another reader?)"
         );
@@ -478,7 +504,7 @@ async fn collect(
 ) -> Result<Vec<aws_sdk_sqs::types::Message>> {
     let mut all: Vec<aws_sdk_sqs::types::Message> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut quiet = 0;
+    let mut quiet = Quiet::new();
     let started = std::time::Instant::now();
     loop {
         let batch = receive(sqs, queue, hold_secs).await?;
@@ -509,12 +535,12 @@ async fn collect(
             return Ok(all);
         }
         if all.len() == before {
-            quiet += 1;
-            if read_is_over(sqs, queue, quiet, all.len()).await? {
+            quiet.nothing();
+            if read_is_over(sqs, queue, &quiet, all.len()).await? {
                 return Ok(all);
             }
         } else {
-            quiet = 0;
+            quiet.heard();
             if all.len() / 1000 != before / 1000 {
                 eprintln!("… {} messages read", all.len());
             }
@@ -582,18 +608,18 @@ fn redriven_body(body: &str) -> String {
 async fn redrive(sqs: &aws_sdk_sqs::Client, dlq: &str, target: &str) -> Result<usize> {
     let mut sent = std::collections::HashSet::new();
     let mut moved = 0;
-    let mut quiet = 0;
+    let mut quiet = Quiet::new();
     loop {
         let batch = receive(sqs, dlq, 60).await?;
         if batch.is_empty() {
-            quiet += 1;
+            quiet.nothing();
             // Every message received is deleted before the next receive: nothing is held.
-            if read_is_over(sqs, dlq, quiet, 0).await? {
+            if read_is_over(sqs, dlq, &quiet, 0).await? {
                 return Ok(moved);
             }
             continue;
         }
-        quiet = 0;
+        quiet.heard();
         let fresh: Vec<&aws_sdk_sqs::types::Message> = batch
             .iter()
             .filter(|m| !sent.contains(m.message_id().unwrap_or_default()))

@@ -20,17 +20,10 @@ async fn main() -> ExitCode {
     };
     let report = chaos::run(&setup, size).await;
     println!("{}", report.table());
-    let clean = report.lost() == 0
-        && report.duplicated() == 0
-        && report.wrong() == 0
-        && report.leaks == 0
-        && report.bad_input_5xx == 0
-        && report.bad_input_work == 0
-        && report.crashes == 0;
-    if clean {
+    if report.clean() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("chaos: something was lost, duplicated, leaked or answered wrongly");
+        eprintln!("chaos: something was lost, duplicated, leaked or answered wrongly, or a scenario did not finish");
         ExitCode::FAILURE
     }
 }

@@ -2,7 +2,9 @@
 //! Run with `make test`, which builds the binaries and starts the AWS emulator.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod chaos;
 mod cxone;
+mod dlq;
 mod edges;
 mod gateway;
 mod health;
