@@ -23,7 +23,9 @@ async fn main() -> ExitCode {
     if report.clean() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("chaos: something was lost, duplicated, leaked or answered wrongly, or a scenario did not finish");
+        eprintln!(
+            "chaos: something was lost, duplicated, leaked or answered wrongly, or a scenario did not finish"
+        );
         ExitCode::FAILURE
     }
 }

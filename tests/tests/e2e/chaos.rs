@@ -13,7 +13,10 @@ async fn the_fault_suite_loses_duplicates_and_leaks_nothing_and_refuses_bad_inpu
     };
     let report = chaos::run(&setup, Size::SMALL).await;
     let table = report.table();
-    assert!(report.unfinished.is_empty(), "unfinished scenarios:\n{table}");
+    assert!(
+        report.unfinished.is_empty(),
+        "unfinished scenarios:\n{table}"
+    );
     assert_eq!(report.lost(), 0, "lost:\n{table}");
     assert_eq!(report.duplicated(), 0, "duplicated:\n{table}");
     assert_eq!(report.wrong(), 0, "wrong answers:\n{table}");

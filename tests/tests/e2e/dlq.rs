@@ -95,7 +95,11 @@ async fn a_read_that_outlasts_its_hold_lists_shows_and_redrives_each_message_onc
         .filter(|l| l.contains("c-"))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(ids.len(), total, "every message listed; the read said:\n{err}");
+    assert_eq!(
+        ids.len(),
+        total,
+        "every message listed; the read said:\n{err}"
+    );
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), total, "each once");
     assert!(table.contains(&format!("{total} message(s)")), "{table}");
 
