@@ -34,11 +34,16 @@ pub struct LocalSecrets {
     pub api_key: String,
     /// The token Studio scripts present to `POST /webhooks/studio`.
     pub studio: String,
+    /// Each local target's Standard Webhooks signing secret (`whsec_…`), by name.
+    pub targets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Resources {
     pub table: String,
+    /// The local EventBridge bus the `bus` target puts events on; a rule forwards every
+    /// cxbridge event on it to the `bus-events` queue.
+    pub bus: String,
     /// By local name: `jobs`, `dlq`, `events`.
     pub queues: BTreeMap<String, Queue>,
     pub secret_id: String,
@@ -80,10 +85,26 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// `whsec_` and the base64 of 32 random bytes: a Standard Webhooks signing secret.
+fn random_whsec() -> Result<String> {
+    use base64::Engine as _;
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).map_err(|e| anyhow!("no OS randomness: {e}"))?;
+    Ok(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(buf)
+    ))
+}
+
+/// The local targets: an HTTPS target at the simulator's sink, and a bus.
+pub const LOCAL_TARGETS: [&str; 2] = ["audit", "bus"];
+
+#[allow(clippy::too_many_arguments)]
 pub async fn bootstrap(
     dynamodb: &aws_sdk_dynamodb::Client,
     sqs: &aws_sdk_sqs::Client,
     secrets: &aws_sdk_secretsmanager::Client,
+    events: &aws_sdk_eventbridge::Client,
     template: &Template,
     prefix: &str,
     overrides: &QueueOverrides,
@@ -235,7 +256,18 @@ pub async fn bootstrap(
         cognigy: random_hex(24)?,
         api_key: random_hex(24)?,
         studio: random_hex(24)?,
+        targets: BTreeMap::from([("audit".to_owned(), random_whsec()?)]),
     };
+    let target_credentials: serde_json::Map<String, serde_json::Value> = local
+        .targets
+        .iter()
+        .map(|(name, secret)| {
+            (
+                name.clone(),
+                serde_json::json!({"signingSecrets": [secret]}),
+            )
+        })
+        .collect();
     let document = serde_json::json!({
                 "cxone": {
             "clientId": local.cxone.client_id,
@@ -248,6 +280,7 @@ pub async fn bootstrap(
         "cognigyTokens": [local.cognigy],
         "apiKeys": [local.api_key],
         "studioTokens": [local.studio],
+        "targets": target_credentials,
     });
     let secret_id = format!("{prefix}/credentials");
     let created = secrets
@@ -260,8 +293,11 @@ pub async fn bootstrap(
     let secret_arn = created.arn.unwrap_or_else(|| secret_id.clone());
     refs.insert(secret_logical_id.clone(), secret_arn.clone());
 
+    let bus = local_bus(events, sqs, prefix, &mut queues).await?;
+
     Ok(Resources {
         table,
+        bus,
         queues,
         secret_id,
         secret_arn,
@@ -269,4 +305,79 @@ pub async fn bootstrap(
         refs,
         atts,
     })
+}
+
+/// The local bus, `{prefix}-local`, and its rule: every event from `cxbridge` goes to the
+/// `bus-events` queue, where a user (or a test) sees what the `bus` target put.
+async fn local_bus(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+    queues: &mut BTreeMap<String, Queue>,
+) -> Result<String> {
+    let bus = format!("{prefix}-local");
+    events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .with_context(|| format!("cannot create the event bus {bus}"))?;
+    let name = format!("{prefix}-bus-events");
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .with_context(|| format!("cannot create queue {name}"))?
+        .queue_url
+        .ok_or_else(|| anyhow!("queue {name} was created without a URL"))?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| anyhow!("queue {name} has no ARN"))?;
+    let rule = format!("{prefix}-to-bus-events");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source": ["cxbridge"]}"#)
+        .send()
+        .await
+        .with_context(|| format!("cannot create the rule {rule}"))?;
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("bus-events")
+                .arn(&arn)
+                .build()?,
+        )
+        .send()
+        .await
+        .with_context(|| format!("cannot point the rule {rule} at {name}"))?;
+    queues.insert("bus-events".to_owned(), Queue { name, url, arn });
+    Ok(bus)
+}
+
+/// The local stack's webhook configuration: every accepted event goes to `events`, to the
+/// HTTPS target `audit` (the simulator's sink) and to the bus.
+pub fn local_webhook_config(simulator_url: &str, bus: &str) -> String {
+    serde_json::json!({
+        "targets": [
+            {"name": "audit", "type": "https", "url": format!("{simulator_url}/_sim/targets/audit"),
+             "timeoutMs": 5000, "retry": {"maxRetries": 3, "backoff": "exponential", "delayMs": 500},
+             "breaker": {"failures": 5, "cooldownSecs": 10}},
+            {"name": "bus", "type": "eventbridge", "bus": bus, "source": "cxbridge", "detailType": "CXone event"}
+        ],
+        "routes": [{"name": "all-events", "priority": 1000,
+                    "targets": [{"queue": "events"}, {"target": "audit"}, {"target": "bus"}]}]
+    })
+    .to_string()
 }

@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod gateway;
 pub mod log;
 pub mod moto;
+pub mod operator;
 pub mod poller;
 pub mod runtime_api;
 pub mod samples;

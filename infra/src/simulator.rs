@@ -226,9 +226,17 @@ fn empty(status: StatusCode) -> (StatusCode, HeaderMap, Vec<u8>) {
     (status, HeaderMap::new(), Vec::new())
 }
 
+/// Whether a path is a target sink's: `/_sim/targets/{name}`.
+fn is_sink(path: &str) -> bool {
+    path.strip_prefix("/_sim/targets/")
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
 /// Which fault `match` a request falls under.
 fn kind(method: &Method, path: &str) -> &'static str {
-    if path == "/api/v2/oauth/token" || path == "/auth/token" {
+    if is_sink(path) {
+        "target"
+    } else if path == "/api/v2/oauth/token" || path == "/auth/token" {
         "token"
     } else if crate::setup::Kind::of_path(path).is_some() {
         "setup"
@@ -260,14 +268,17 @@ async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
 
-    let (status, headers, out) = if path.starts_with("/_sim/") {
+    let sink = parts.method == Method::POST && is_sink(&path);
+    let (status, headers, out) = if sink {
+        sim.sink(&path).await
+    } else if path.starts_with("/_sim/") {
         sim.control(&parts.method, &path, &body).await
     } else {
         sim.api(&parts.method, &path, &query, &parts.headers, &body)
             .await
     };
 
-    if !path.starts_with("/_sim/") {
+    if !path.starts_with("/_sim/") || sink {
         let header_map: Map<String, Value> = parts
             .headers
             .iter()
@@ -431,9 +442,9 @@ impl Sim {
 
     fn take_fault(&self, kind: &str) -> Option<Fault> {
         let mut faults = self.faults.lock().ok()?;
-        let index = faults
-            .iter()
-            .position(|f| f.times > 0 && (f.matches == kind || f.matches == "any"))?;
+        let index = faults.iter().position(|f| {
+            f.times > 0 && (f.matches == kind || (f.matches == "any" && kind != "target"))
+        })?;
         if let Some(p) = faults[index].probability {
             let mut b = [0u8; 4];
             let _ = getrandom::fill(&mut b);
@@ -449,6 +460,40 @@ impl Sim {
         Some(fault)
     }
 
+    /// The answer an armed fault of `kind` gives, after its delay; `None` when no fault
+    /// applies, or when it only delays.
+    async fn fault_answer(&self, kind: &str) -> Option<(StatusCode, HeaderMap, Vec<u8>)> {
+        let fault = self.take_fault(kind)?;
+        if let Some(ms) = fault.delay_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if fault.status < 300 && fault.body.is_none() {
+            return None;
+        }
+        let status =
+            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut h = HeaderMap::new();
+        if let Some(secs) = fault.retry_after
+            && let Ok(v) = secs.to_string().parse()
+        {
+            h.insert("retry-after", v);
+        }
+        let out = fault.body.unwrap_or_else(|| {
+            json!({"error": "injected_fault", "status": fault.status}).to_string()
+        });
+        Some((status, h, out.into_bytes()))
+    }
+
+    /// A target sink, `POST /_sim/targets/{name}`: takes any delivery (journalled with its
+    /// headers and body by the caller), or answers as an armed `target` fault says.
+    async fn sink(&self, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        if let Some(answer) = self.fault_answer("target").await {
+            return answer;
+        }
+        let name = path.trim_start_matches("/_sim/targets/");
+        reply(StatusCode::OK, json!({"received": true, "sink": name}))
+    }
+
     async fn api(
         &self,
         method: &Method,
@@ -457,24 +502,8 @@ impl Sim {
         headers: &HeaderMap,
         body: &[u8],
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
-        if let Some(fault) = self.take_fault(kind(method, path)) {
-            if let Some(ms) = fault.delay_ms {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            if fault.status >= 300 || fault.body.is_some() {
-                let status =
-                    StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let mut h = HeaderMap::new();
-                if let Some(secs) = fault.retry_after
-                    && let Ok(v) = secs.to_string().parse()
-                {
-                    h.insert("retry-after", v);
-                }
-                let out = fault.body.unwrap_or_else(|| {
-                    json!({"error": "injected_fault", "status": fault.status}).to_string()
-                });
-                return (status, h, out.into_bytes());
-            }
+        if let Some(answer) = self.fault_answer(kind(method, path)).await {
+            return answer;
         }
         let limit = self.config.lock().ok().and_then(|c| c.max_url_length);
         let length =
@@ -1036,8 +1065,10 @@ impl Sim {
             }
             ("POST", "/_sim/faults") => match serde_json::from_value::<Fault>(parsed) {
                 Ok(fault)
-                    if ["token", "signal", "spawn", "context", "setup", "any"]
-                        .contains(&fault.matches.as_str()) =>
+                    if [
+                        "token", "signal", "spawn", "context", "setup", "target", "any",
+                    ]
+                    .contains(&fault.matches.as_str()) =>
                 {
                     if let Ok(mut f) = self.faults.lock() {
                         f.push(fault);
@@ -1047,7 +1078,7 @@ impl Sim {
                 Ok(_) => error(
                     StatusCode::BAD_REQUEST,
                     "bad_fault",
-                    "match must be token, signal, spawn, context, setup or any",
+                    "match must be token, signal, spawn, context, setup, target or any",
                 ),
                 Err(e) => error(StatusCode::BAD_REQUEST, "bad_fault", &e.to_string()),
             },

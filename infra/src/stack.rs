@@ -126,6 +126,8 @@ pub fn local_defaults() -> Vec<EnvOverride> {
         ("CXBRIDGE_JOB_MAX_ATTEMPTS", "4"),
         ("CXBRIDGE_JOB_BACKOFF_BASE_MS", "1000"),
         ("CXBRIDGE_JOB_BACKOFF_CAP_SECS", "5"),
+        // A resumed target gets its parked deliveries within seconds.
+        ("CXBRIDGE_TARGET_PARK_SECS", "2"),
         // The emulator is far slower than AWS, above all under a parallel test run.
         ("CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS", "5000"),
         ("CXBRIDGE_AWS_TIMEOUT_MS", "10000"),
@@ -170,6 +172,9 @@ pub struct StackOptions {
     pub probe: bool,
     /// Run the template's schedules this often instead of at their own rate.
     pub schedule_every: Option<Duration>,
+    /// The webhook configuration instead of the local one, with `{simulator}` and `{bus}`
+    /// standing for the simulator's URL and the local bus.
+    pub webhook_config: Option<String>,
     pub log: LogSink,
 }
 
@@ -191,6 +196,7 @@ impl StackOptions {
             profile: "incontact".to_owned(),
             probe: false,
             schedule_every: None,
+            webhook_config: None,
             log: LogSink::Stdout,
         }
     }
@@ -203,6 +209,9 @@ pub struct Stack {
     pub aws_endpoint: String,
     pub profile: String,
     pub resources: Resources,
+    /// The webhook configuration the functions get (`CXBRIDGE_WEBHOOK_CONFIG`), with the
+    /// local targets.
+    pub webhook_config: String,
     pub hosts: BTreeMap<String, Arc<FunctionHost>>,
     pub log: LogSink,
     moto: Option<Moto>,
@@ -242,6 +251,7 @@ impl Stack {
             &aws_sdk_dynamodb::Client::new(&sdk),
             &sqs,
             &aws_sdk_secretsmanager::Client::new(&sdk),
+            &aws_sdk_eventbridge::Client::new(&sdk),
             &template,
             &options.prefix,
             &options.queue_overrides,
@@ -276,6 +286,12 @@ impl Stack {
             options.profile, simulator.url
         ));
         let documented = options.profile == "documented";
+        let webhook_config = match &options.webhook_config {
+            Some(text) => text
+                .replace("{simulator}", &simulator.url)
+                .replace("{bus}", &resources.bus),
+            None => crate::bootstrap::local_webhook_config(&simulator.url, &resources.bus),
+        };
         let parameters: BTreeMap<&str, String> = BTreeMap::from([
             ("CxoneProfile", options.profile.clone()),
             (
@@ -295,6 +311,7 @@ impl Stack {
                 },
             ),
             ("CxoneIssuer", simulator.url.clone()),
+            ("WebhookConfig", webhook_config.clone()),
         ]);
         let resolve = |value: &TemplateValue| -> Result<String> {
             if let TemplateValue::Ref(id) = value {
@@ -474,6 +491,7 @@ impl Stack {
             aws_endpoint,
             profile: options.profile,
             resources,
+            webhook_config,
             hosts,
             log,
             moto,
@@ -513,6 +531,8 @@ impl Stack {
             "queues": queues,
             "secretId": self.resources.secret_arn,
             "secrets": self.resources.secrets,
+            "bus": self.resources.bus,
+            "webhookConfig": serde_json::from_str::<Value>(&self.webhook_config).unwrap_or(Value::Null),
         })
     }
 

@@ -15,6 +15,8 @@ pub enum InitError {
     Secret(#[from] SecretError),
     #[error("CXone client: {0}")]
     Cxone(#[from] crate::cxone::CxoneError),
+    #[error("delivery client: {0}")]
+    Delivery(String),
 }
 
 /// Configuration, AWS clients and the secret source: what all five functions need.
@@ -183,6 +185,64 @@ impl Base {
             deadline: self.config.execution_deadline,
             retry: self.config.retry,
             lease: self.config.job_lease,
+        })
+    }
+}
+
+/// The deliverer as deployed: HTTPS and EventBridge senders, breaker states and the
+/// delivery log in the table, runs claimed on the table's run records.
+pub type LiveDeliverer = crate::targets::deliver::Deliverer<
+    crate::targets::send::LiveSender<Arc<SecretsManagerSource>>,
+    crate::targets::store::DynamoDbTargetStore,
+    crate::signals::store::DynamoDbExecutionStore,
+>;
+
+impl Base {
+    /// `CXBRIDGE_WEBHOOK_CONFIG` over the defaults, refused at cold start when a named
+    /// target's credentials are missing from the secret (read at init, so no extra call).
+    pub async fn webhook_config(&self) -> Result<crate::webhook::config::WebhookConfig, InitError> {
+        use crate::webhook::config::{CONFIG_VAR, WebhookConfig};
+        let webhook =
+            WebhookConfig::from_env(&self.config.events_queue_url, &self.config.jobs_queue_url)?;
+        let secrets = self.secrets.current().await?;
+        let missing = crate::targets::missing_credentials(&webhook.targets, &secrets);
+        if !missing.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: CONFIG_VAR,
+                value: "(targets and the secret)".to_owned(),
+                reason: missing.join("; "),
+            }
+            .into());
+        }
+        Ok(webhook)
+    }
+
+    /// The deliverer for the declared targets.
+    pub fn deliverer(
+        &self,
+        targets: crate::targets::Targets,
+        function: &'static str,
+    ) -> Result<LiveDeliverer, InitError> {
+        let http = crate::targets::send::http_client().map_err(InitError::Delivery)?;
+        Ok(crate::targets::deliver::Deliverer {
+            targets: Arc::new(targets),
+            sender: crate::targets::send::LiveSender {
+                http,
+                events: self.aws.events.clone(),
+                secrets: self.secrets.clone(),
+            },
+            store: crate::targets::store::DynamoDbTargetStore::new(
+                self.aws.dynamodb.clone(),
+                self.config.table.clone(),
+                self.config.delivery_log_ttl,
+            ),
+            runs: crate::signals::store::DynamoDbExecutionStore::new(
+                self.aws.dynamodb.clone(),
+                self.config.table.clone(),
+            ),
+            lease: self.config.job_lease,
+            park: self.config.target_park,
+            function,
         })
     }
 }

@@ -26,6 +26,8 @@ pub mod vars {
     pub const JOB_BACKOFF_CAP_SECS: &str = "CXBRIDGE_JOB_BACKOFF_CAP_SECS";
     pub const JOB_LEASE_SECS: &str = "CXBRIDGE_JOB_LEASE_SECS";
     pub const AWS_NATIVE_ROOTS: &str = "CXBRIDGE_AWS_NATIVE_ROOTS";
+    pub const DELIVERY_LOG_DAYS: &str = "CXBRIDGE_DELIVERY_LOG_DAYS";
+    pub const TARGET_PARK_SECS: &str = "CXBRIDGE_TARGET_PARK_SECS";
 
     /// Every variable a deployed function is given.
     pub const ALL: &[&str] = &[
@@ -90,6 +92,11 @@ pub struct Config {
     pub job_lease: Duration,
     /// Whether the AWS clients trust the system's root certificates besides Amazon's.
     pub aws_native_roots: bool,
+    /// How long the delivery log keeps an attempt.
+    pub delivery_log_ttl: Duration,
+    /// The longest a delivery to a paused target waits before it looks again (so that a
+    /// resumed target gets its parked deliveries within this).
+    pub target_park: Duration,
 }
 
 /// Why configuration could not be read. Always names the variable.
@@ -154,6 +161,12 @@ impl Config {
             job_lease: env
                 .seconds(vars::JOB_LEASE_SECS, Duration::from_secs(900))?
                 .unwrap_or(Duration::from_secs(15)),
+            target_park: env
+                .seconds(vars::TARGET_PARK_SECS, crate::jobs::MAX_DELAY)?
+                .unwrap_or(Duration::from_secs(60)),
+            delivery_log_ttl: Duration::from_secs(
+                u64::from(env.count(vars::DELIVERY_LOG_DAYS, 1, 3650)?.unwrap_or(14)) * 86_400,
+            ),
             callback_auth: match env.optional(vars::CALLBACK_AUTH)?.as_deref() {
                 // Studio's REST action cannot sign, so on the platform a callback brings a
                 // token; the documented API signs its callbacks.

@@ -18,6 +18,8 @@ pub enum JobKind {
     Reconcile,
     /// Settle every execution past its deadline (put on the queue by a schedule).
     Sweep,
+    /// Deliver one routed event to one named HTTPS or EventBridge target.
+    Delivery,
 }
 
 fn version_one() -> u32 {

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod runtime;
 pub mod secrets;
 pub mod signals;
+pub mod targets;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -29,6 +29,22 @@ pub struct Secrets {
     /// `Authorization: Bearer`); Studio cannot sign a request.
     #[serde(default)]
     pub studio_tokens: Vec<SecretString>,
+    /// Credentials of the named outbound targets, by target name.
+    #[serde(default)]
+    pub targets: std::collections::BTreeMap<String, TargetCredentials>,
+}
+
+/// One target's credentials: its Standard Webhooks signing secrets (`whsec_…`, current
+/// first; more than one during a rotation) and what its auth type needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetCredentials {
+    #[serde(default)]
+    pub signing_secrets: Vec<SecretString>,
+    pub token: Option<SecretString>,
+    pub username: Option<SecretString>,
+    pub password: Option<SecretString>,
+    pub api_key: Option<SecretString>,
 }
 
 /// Credentials for both CXone API profiles; a deployment fills in the pair it uses.

@@ -63,3 +63,40 @@ pub fn request_metrics(route: &str, outcome: &str, latency_ms: f64, correlation_
     });
     println!("{record}");
 }
+
+/// One EMF record of a named target's metric (`Delivered`, `Failed`, `Retried`, `Paused`),
+/// by target.
+pub fn target_metric(function: &str, target: &str, name: &str, value: f64) {
+    let record = serde_json::json!({
+        "_aws": {
+            "Timestamp": crate::clock::now_ms(),
+            "CloudWatchMetrics": [{
+                "Namespace": "cxbridge",
+                "Dimensions": [["Target"]],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
+            }],
+        },
+        "Function": function,
+        "Target": target,
+        name: value,
+    });
+    println!("{record}");
+}
+
+/// `DeliveryLatency` of one attempt to a named target, by target.
+pub fn target_latency(function: &str, target: &str, latency_ms: u64) {
+    let record = serde_json::json!({
+        "_aws": {
+            "Timestamp": crate::clock::now_ms(),
+            "CloudWatchMetrics": [{
+                "Namespace": "cxbridge",
+                "Dimensions": [["Target"]],
+                "Metrics": [{"Name": "DeliveryLatency", "Unit": "Milliseconds"}],
+            }],
+        },
+        "Function": function,
+        "Target": target,
+        "DeliveryLatency": latency_ms,
+    });
+    println!("{record}");
+}

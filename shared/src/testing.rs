@@ -162,3 +162,217 @@ impl MessageQueue for FakeQueue {
         Ok(())
     }
 }
+
+/// Run claims in a map: a run number at or below the last one finished, or the one
+/// running, is refused; `hold` makes every claim `Held`.
+#[derive(Default)]
+pub struct FakeRuns {
+    pub runs: Mutex<HashMap<String, (u32, Option<u32>)>>,
+    pub hold: AtomicBool,
+}
+
+impl crate::targets::deliver::RunGuard for FakeRuns {
+    async fn begin(
+        &self,
+        job_id: &str,
+        run: u32,
+        _lease: std::time::Duration,
+        _now_ms: i64,
+    ) -> Result<crate::signals::store::AttemptClaim, StoreError> {
+        use crate::signals::store::AttemptClaim;
+        if self.hold.load(Ordering::SeqCst) {
+            return Ok(AttemptClaim::Held);
+        }
+        let mut runs = self.runs.lock().unwrap();
+        let entry = runs.entry(job_id.to_owned()).or_insert((0, None));
+        if entry.1.is_some_and(|f| f >= run) || entry.0 >= run {
+            return Ok(AttemptClaim::Done);
+        }
+        entry.0 = run;
+        Ok(AttemptClaim::Started)
+    }
+
+    async fn finish(&self, job_id: &str, run: u32, _now_ms: i64) -> Result<(), StoreError> {
+        let mut runs = self.runs.lock().unwrap();
+        let entry = runs.entry(job_id.to_owned()).or_insert((0, None));
+        entry.1 = Some(entry.1.map_or(run, |f| f.max(run)));
+        Ok(())
+    }
+}
+
+/// A target that records every send; `fail_next` makes the next sends fail.
+#[derive(Default)]
+pub struct FakeSender {
+    pub sent: Mutex<Vec<(String, String, Value)>>,
+    /// Failures still to give, and whether they are retryable.
+    pub failing: Mutex<(usize, bool)>,
+}
+
+impl FakeSender {
+    pub fn fail_next(&self, times: usize, retryable: bool) {
+        *self.failing.lock().unwrap() = (times, retryable);
+    }
+}
+
+impl crate::targets::deliver::TargetSender for FakeSender {
+    async fn send(
+        &self,
+        spec: &crate::targets::TargetSpec,
+        message_id: &str,
+        event: &Value,
+        _now_ms: i64,
+    ) -> Result<crate::targets::deliver::Sent, crate::targets::deliver::SendError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((spec.name.clone(), message_id.to_owned(), event.clone()));
+        let mut failing = self.failing.lock().unwrap();
+        if failing.0 > 0 {
+            failing.0 -= 1;
+            return Err(crate::targets::deliver::SendError {
+                retryable: failing.1,
+                http_status: Some(if failing.1 { 500 } else { 400 }),
+                reason: "HTTP 500".into(),
+                retry_after: None,
+            });
+        }
+        Ok(crate::targets::deliver::Sent {
+            http_status: Some(200),
+            excerpt: String::new(),
+        })
+    }
+}
+
+/// Breaker states and the delivery log in memory, with the breaker's rules.
+#[derive(Default)]
+pub struct FakeTargetStore {
+    /// State, and the paused-until and probe-until times.
+    pub states: Mutex<HashMap<String, (crate::targets::deliver::TargetState, Option<i64>)>>,
+    pub entries: Mutex<Vec<crate::targets::deliver::LogEntry>>,
+}
+
+impl FakeTargetStore {
+    fn with<T>(
+        &self,
+        target: &str,
+        f: impl FnOnce(&mut crate::targets::deliver::TargetState, &mut Option<i64>) -> T,
+    ) -> T {
+        let mut states = self.states.lock().unwrap();
+        let (state, probe) = states.entry(target.to_owned()).or_insert_with(|| {
+            (
+                crate::targets::deliver::TargetState {
+                    name: target.to_owned(),
+                    state: "active".into(),
+                    ..Default::default()
+                },
+                None,
+            )
+        });
+        f(state, probe)
+    }
+}
+
+impl crate::targets::deliver::TargetStore for FakeTargetStore {
+    async fn admit(
+        &self,
+        target: &str,
+        breaker: crate::targets::Breaker,
+        now_ms: i64,
+        probe_lease: std::time::Duration,
+    ) -> Result<crate::targets::deliver::Admission, StoreError> {
+        use crate::targets::deliver::Admission;
+        let cooldown = i64::try_from(breaker.cooldown.as_millis()).unwrap_or(0);
+        let lease = i64::try_from(probe_lease.as_millis()).unwrap_or(0);
+        Ok(self.with(target, |s, probe| {
+            if s.state != "paused" {
+                Admission::Send
+            } else if s.manual {
+                Admission::Park {
+                    until_ms: now_ms + cooldown,
+                }
+            } else if let Some(until) = s.paused_until_ms.filter(|u| *u > now_ms) {
+                Admission::Park { until_ms: until }
+            } else if let Some(until) = probe.filter(|u| *u > now_ms) {
+                Admission::Park { until_ms: until }
+            } else {
+                *probe = Some(now_ms + lease);
+                Admission::Probe
+            }
+        }))
+    }
+
+    async fn succeeded(&self, target: &str, _now_ms: i64) -> Result<(), StoreError> {
+        self.with(target, |s, probe| {
+            s.consecutive_failures = 0;
+            if !s.manual {
+                s.state = "active".into();
+                s.paused_until_ms = None;
+                *probe = None;
+            }
+        });
+        Ok(())
+    }
+
+    async fn failed(
+        &self,
+        target: &str,
+        error: &str,
+        breaker: crate::targets::Breaker,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let cooldown = i64::try_from(breaker.cooldown.as_millis()).unwrap_or(0);
+        Ok(self.with(target, |s, probe| {
+            s.consecutive_failures += 1;
+            s.last_error = Some(error.to_owned());
+            if s.manual {
+                return false;
+            }
+            let newly = s.state != "paused";
+            if s.state == "paused" || s.consecutive_failures >= breaker.failures {
+                s.state = "paused".into();
+                s.paused_until_ms = Some(now_ms + cooldown);
+                *probe = None;
+            }
+            newly && s.state == "paused"
+        }))
+    }
+
+    async fn set_paused(&self, target: &str, paused: bool, _now_ms: i64) -> Result<(), StoreError> {
+        self.with(target, |s, probe| {
+            s.state = if paused { "paused" } else { "active" }.into();
+            s.manual = paused;
+            s.paused_until_ms = None;
+            s.consecutive_failures = 0;
+            *probe = None;
+        });
+        Ok(())
+    }
+
+    async fn state(
+        &self,
+        target: &str,
+    ) -> Result<crate::targets::deliver::TargetState, StoreError> {
+        Ok(self.with(target, |s, _| s.clone()))
+    }
+
+    async fn log(&self, entry: &crate::targets::deliver::LogEntry) -> Result<(), StoreError> {
+        self.entries.lock().unwrap().push(entry.clone());
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        target: &str,
+        since_ms: i64,
+        _now_ms: i64,
+    ) -> Result<Vec<crate::targets::deliver::LogEntry>, StoreError> {
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.target == target && e.at_ms >= since_ms)
+            .cloned()
+            .collect())
+    }
+}

@@ -399,3 +399,51 @@ pub async fn aws_calls(aws_endpoint: &str, app: &str) -> std::collections::BTree
         .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v)))
         .collect()
 }
+
+/// What a CLI run printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The standard output, once the run is known to have ended with `code`.
+    pub fn expect(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "{}{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+}
+
+/// Runs the `cxbridge` binary against `stack` (through its state file).
+pub async fn cli(stack: &Stack, args: &[&str]) -> Run {
+    let state = std::env::temp_dir().join(format!("{}.json", unique("cxbridge-state-")));
+    stack.write_state(&state).unwrap();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(bin_dir().join("cxbridge"));
+        command
+            .args(&args)
+            .env("CXBRIDGE_STATE", &state)
+            .current_dir(project_root());
+        for var in [
+            "CXBRIDGE_CXONE_PROFILE",
+            "CXBRIDGE_CXONE_API_BASE",
+            "CXBRIDGE_CXONE_TOKEN_URL",
+            "CXBRIDGE_SECRET_ID",
+            "CXBRIDGE_URL",
+        ] {
+            command.env_remove(var);
+        }
+        let output = command.output().expect("the cxbridge binary runs");
+        let _ = std::fs::remove_file(&state);
+        output
+    })
+    .await
+    .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

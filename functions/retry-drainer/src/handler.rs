@@ -1,5 +1,5 @@
 use aws_lambda_events::event::sqs::SqsMessage;
-use cxbridge::app::{InitError, LiveDispatcher};
+use cxbridge::app::{InitError, LiveDeliverer, LiveDispatcher};
 use cxbridge::jobs::{Job, JobKind, jitter};
 use cxbridge::queue::{MessageQueue, OutboundMessage};
 use cxbridge::signals::store::ExecutionStore;
@@ -8,12 +8,21 @@ use cxbridge::{Base, clock};
 pub struct App {
     pub base: Base,
     pub dispatcher: LiveDispatcher,
+    pub deliverer: LiveDeliverer,
 }
+
+const FUNCTION: &str = "retry-drainer";
 
 impl App {
     pub async fn init() -> Result<Self, InitError> {
         let (base, dispatcher) = Base::init_with_dispatcher().await?;
-        Ok(Self { base, dispatcher })
+        let targets = base.webhook_config().await?.targets;
+        let deliverer = base.deliverer(targets, FUNCTION)?;
+        Ok(Self {
+            base,
+            dispatcher,
+            deliverer,
+        })
     }
 
     async fn send(
@@ -61,6 +70,9 @@ impl App {
             ),
             None => (message.body.clone().unwrap_or_default(), Vec::new()),
         };
+        if let Some(target) = job.and_then(|j| cxbridge::targets::deliver::Delivery::of(j)) {
+            attributes.push(("target".to_owned(), target.target.to_owned()));
+        }
         attributes.push((
             "deadLetterReason".to_owned(),
             reason.chars().take(256).collect(),
@@ -76,7 +88,7 @@ impl App {
         .await
         .map_err(|e| format!("could not dead-letter the job ({reason}): {e}"))?;
         tracing::warn!(message_id = %id, correlation_id = ?job.map(|j| &j.correlation_id), attempts = ?job.map(|j| j.attempt), %reason, "job dead-lettered");
-        cxbridge::telemetry::metric("retry-drainer", "JobsDeadLettered", 1.0);
+        cxbridge::telemetry::metric(FUNCTION, "JobsDeadLettered", 1.0);
         Ok(())
     }
 }
@@ -109,20 +121,36 @@ pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String
         JobKind::Reconcile => app.dispatcher.reconcile(&job, now).await,
         JobKind::Sweep => app.dispatcher.sweep(now).await,
         JobKind::Context => app.dispatcher.run_context_job(&job, now).await,
+        JobKind::Delivery => app.deliverer.run(&job, now).await,
     };
     let failure = match outcome {
         Ok(()) => return Ok(()),
         Err(f) if f.hold => return Err(f.reason),
         Err(f) => f,
     };
+    if let Some(wait) = failure.park {
+        return park(app, job, wait).await;
+    }
+    // A delivery is retried by its target's own policy.
+    let target = app.deliverer.spec(&job).map(|t| (t.name.clone(), t.retry));
     let policy = app.base.config.retry;
     job.attempt += 1;
     job.last_attempt_at = Some(clock::rfc3339(now));
     job.last_error = Some(failure.reason.clone());
     job.redriven = false;
     let counted = job.kind != JobKind::Reconcile;
-    if failure.retryable && (!counted || policy.may_retry(job.attempt)) {
-        let wait = policy.delay(job.attempt, failure.retry_after, jitter());
+    let may_retry = match &target {
+        Some((_, retry)) => retry.may_retry(job.attempt),
+        None => !counted || policy.may_retry(job.attempt),
+    };
+    if failure.retryable && may_retry {
+        let wait = match &target {
+            Some((name, retry)) => {
+                cxbridge::telemetry::target_metric(FUNCTION, name, "Retried", 1.0);
+                retry.delay_after(job.attempt, failure.retry_after, jitter())
+            }
+            None => policy.delay(job.attempt, failure.retry_after, jitter()),
+        };
         let delay = i32::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(900);
         let dedup = format!("{}:{}", job.id, job.attempt);
         tracing::info!(correlation_id = %job.correlation_id, attempt = job.attempt, delay_s = delay, reason = %failure.reason, "job will be retried");
@@ -153,4 +181,29 @@ pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String
         tracing::warn!(correlation_id = %job.correlation_id, error = %e, "could not mark the execution dead_lettered");
     }
     Ok(())
+}
+
+/// Sends a delivery for a paused target back to wait, its attempts unspent: the park
+/// counts toward its run number instead, so that this copy can run when it comes back.
+async fn park(app: &'static App, mut job: Job, wait: std::time::Duration) -> Result<(), String> {
+    let parks = job
+        .payload
+        .get("parks")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+        + 1;
+    if let Some(p) = job.payload.as_object_mut() {
+        p.insert("parks".to_owned(), parks.into());
+    }
+    let delay = i32::try_from(wait.as_secs().clamp(1, 900)).unwrap_or(900);
+    tracing::info!(job_id = %job.id, parks, delay_s = delay, "delivery parked: its target is paused");
+    let dedup = format!("{}:park:{parks}", job.id);
+    app.send(
+        &app.base.config.jobs_queue_url,
+        cxbridge::queue::sqs_json(&job),
+        vec![("kind".into(), "parked".into())],
+        Some(delay),
+        dedup,
+    )
+    .await
 }

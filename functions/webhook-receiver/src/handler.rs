@@ -5,7 +5,6 @@ use cxbridge::http::{RequestMeta, json};
 use cxbridge::idempotency::DynamoDbIdempotencyStore;
 use cxbridge::queue::SqsMessageQueue;
 use cxbridge::secrets::SecretsManagerSource;
-use cxbridge::webhook::config::WebhookConfig;
 use cxbridge::webhook::signature::{
     DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
@@ -29,7 +28,7 @@ impl App {
     pub async fn init() -> Result<Self, InitError> {
         let base = Base::init().await?;
         let config = &base.config;
-        let webhook = WebhookConfig::from_env(&config.events_queue_url, &config.jobs_queue_url)?;
+        let webhook = base.webhook_config().await?;
         let receiver = Receiver::new(
             webhook,
             base.secrets.clone(),

@@ -60,6 +60,92 @@ enum Command {
         #[command(subcommand)]
         what: Dlq,
     },
+    /// Check a webhook configuration offline.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCmd,
+    },
+    /// Named outbound targets: state, a test delivery, pause and resume.
+    Targets {
+        #[command(subcommand)]
+        what: Targets,
+        #[command(flatten)]
+        place: PlaceFlags,
+    },
+    /// The delivery log: every attempt to a named target.
+    Deliveries {
+        #[command(subcommand)]
+        what: Deliveries,
+        #[command(flatten)]
+        place: PlaceFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate a CXBRIDGE_WEBHOOK_CONFIG document as a function's cold start does, and
+    /// print every problem at once. Exits 1 when there is any.
+    Check {
+        /// The configuration document (JSON).
+        file: PathBuf,
+        /// The secret's JSON document, to check the targets' credentials too.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+}
+
+/// Where the target commands act (default: the local stack's state file).
+#[derive(clap::Args)]
+struct PlaceFlags {
+    /// The webhook configuration (default: the local stack's).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The table (default: CXBRIDGE_TABLE, or the local stack's).
+    #[arg(long, global = true)]
+    table: Option<String>,
+    /// The secret (default: CXBRIDGE_SECRET_ID, or the local stack's).
+    #[arg(long, global = true)]
+    secret_id: Option<String>,
+    #[arg(
+        long,
+        global = true,
+        env = "CXBRIDGE_STATE",
+        default_value = "target/cxbridge-local.json"
+    )]
+    state: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Targets {
+    /// State, consecutive failures, last error, and deliveries in the last hour and day.
+    List {
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Send a signed synthetic `integration.test` event now; print the status, latency and
+    /// the first bytes of the answer.
+    Test { name: String },
+    /// Park every delivery to the target until it is resumed.
+    Pause { name: String },
+    /// Let deliveries go again (and reset the failure count).
+    Resume { name: String },
+}
+
+#[derive(Subcommand)]
+enum Deliveries {
+    /// Attempts since a time, by a query on the log's index.
+    List {
+        /// How far back: 45s, 30m, 1h, 2d.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        #[arg(long)]
+        target: Option<String>,
+        /// delivered, failed or parked.
+        #[arg(long, value_parser = ["delivered", "failed", "parked"])]
+        status: Option<String>,
+        #[arg(long, value_parser = ["table", "json", "csv"], default_value = "table")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +270,17 @@ enum Send {
     },
 }
 
+impl PlaceFlags {
+    fn args(&self) -> cxbridge_local::operator::PlaceArgs<'_> {
+        cxbridge_local::operator::PlaceArgs {
+            config: self.config.as_deref(),
+            table: self.table.clone(),
+            secret_id: self.secret_id.clone(),
+            state: &self.state,
+        }
+    }
+}
+
 fn state(path: &PathBuf) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
@@ -272,6 +369,68 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { what } => dlq(what).await,
+        Command::Config {
+            what: ConfigCmd::Check { file, secret_file },
+        } => {
+            use cxbridge_local::operator::config_check;
+            let problems = config_check(&file, secret_file.as_deref())?;
+            if problems.is_empty() {
+                println!("{}: ok", file.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &problems {
+                    eprintln!("{}: {p}", file.display());
+                }
+                eprintln!("{} problem(s)", problems.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Targets { what, place } => {
+            use cxbridge_local::operator as op;
+            let place = op::Place::find(place.args()).await?;
+            match what {
+                Targets::List { format } => print!("{}", op::targets_list(&place, &format).await?),
+                Targets::Test { name } => {
+                    let (ok, text) = op::targets_test(&place, &name).await?;
+                    println!("{text}");
+                    if !ok {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                Targets::Pause { name } => {
+                    println!("{}", op::set_paused(&place, &name, true).await?)
+                }
+                Targets::Resume { name } => {
+                    println!("{}", op::set_paused(&place, &name, false).await?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deliveries {
+            what:
+                Deliveries::List {
+                    since,
+                    target,
+                    status,
+                    format,
+                },
+            place,
+        } => {
+            use cxbridge_local::operator as op;
+            let place = op::Place::find(place.args()).await?;
+            print!(
+                "{}",
+                op::deliveries_list(
+                    &place,
+                    &since,
+                    target.as_deref(),
+                    status.as_deref(),
+                    &format
+                )
+                .await?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cxone { what } => {
             use cxbridge_local::setup::run;
             let code = match what {
@@ -589,9 +748,16 @@ fn redriven_body(body: &str) -> String {
         Ok(mut job) => {
             job.attempt = 0;
             job.redriven = true;
-            if job.kind == cxbridge::jobs::JobKind::Context {
-                // A context job's attempts are claimed under its id: a redriven one starts
-                // a new series, which its earlier attempts cannot block.
+            if matches!(
+                job.kind,
+                cxbridge::jobs::JobKind::Context | cxbridge::jobs::JobKind::Delivery
+            ) {
+                // A context or delivery job's runs are claimed under its id: a redriven
+                // one starts a new series, which its earlier runs cannot block. A
+                // delivery goes to its own target only, as before.
+                if let Some(p) = job.payload.as_object_mut() {
+                    p.remove("parks");
+                }
                 let base = job.id.split("~redrive-").next().unwrap_or_default();
                 job.id = format!("{base}~redrive-{}", cxbridge::clock::now_ms());
             }

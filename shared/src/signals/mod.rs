@@ -36,6 +36,9 @@ pub struct JobFailure {
     /// Leave the message to the queue (another run holds the attempt): no attempt is
     /// spent and nothing is re-sent.
     pub hold: bool,
+    /// Send the job back after this wait without spending an attempt (its target is
+    /// paused).
+    pub park: Option<Duration>,
 }
 
 impl JobFailure {
@@ -45,6 +48,14 @@ impl JobFailure {
             reason: reason.into(),
             retry_after,
             hold: false,
+            park: None,
+        }
+    }
+
+    pub fn park(wait: Duration) -> Self {
+        Self {
+            park: Some(wait),
+            ..Self::retry("the target is paused", None)
         }
     }
 
@@ -54,6 +65,7 @@ impl JobFailure {
             reason: reason.into(),
             retry_after: None,
             hold: false,
+            park: None,
         }
     }
 }

@@ -233,15 +233,15 @@ fn refused_claim(item: &HashMap<String, AttributeValue>, attempt: u32, open: boo
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn err<E: std::error::Error + Send + Sync + 'static>(
+pub(crate) fn err<E: std::error::Error + Send + Sync + 'static>(
     e: aws_sdk_dynamodb::error::SdkError<E>,
 ) -> StoreError {
     StoreError(DisplayErrorContext(&e).to_string())
@@ -278,7 +278,7 @@ fn parse(item: &HashMap<String, AttributeValue>, now_ms: i64) -> Option<Executio
 }
 
 /// Whether a conditional write was applied: a failed condition is an answer, not an error.
-fn applied<T, E>(
+pub(crate) fn applied<T, E>(
     result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
 ) -> Result<bool, StoreError>
 where

@@ -10,6 +10,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::config::ConfigError;
+use crate::targets::{TargetKind, Targets};
 
 pub const CONFIG_VAR: &str = "CXBRIDGE_WEBHOOK_CONFIG";
 
@@ -44,6 +45,8 @@ pub enum Target {
         name: String,
         mapping: BTreeMap<String, String>,
     },
+    /// A delivery job on the jobs queue for a named HTTPS or EventBridge target.
+    Deliver(String),
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +75,8 @@ pub struct WebhookConfig {
     pub routes: Vec<Route>,
     pub jobs_queue_url: String,
     pub studio: StudioFields,
+    /// The named targets routes may send to.
+    pub targets: Targets,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +86,7 @@ struct RawConfig {
     channels: BTreeMap<String, RawChannel>,
     routes: Option<Vec<RawRoute>>,
     studio: Option<RawStudio>,
+    targets: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +144,8 @@ struct RawCondition {
 struct RawTarget {
     queue: Option<String>,
     signal: Option<String>,
+    /// A named target from `targets`.
+    target: Option<String>,
     #[serde(default)]
     mapping: BTreeMap<String, String>,
 }
@@ -191,17 +199,39 @@ impl WebhookConfig {
         events_queue_url: &str,
         jobs_queue_url: &str,
     ) -> Result<Self, ConfigError> {
-        let defaults: RawConfig = serde_json::from_str(DEFAULT_CONFIG)
-            .map_err(|e| invalid("(defaults)", e.to_string()))?;
+        Self::parse_all(custom, events_queue_url, jobs_queue_url)
+            .map_err(|problems| invalid(custom.unwrap_or(DEFAULT_CONFIG), problems.join("; ")))
+    }
+
+    /// Every problem in a document, for `cxbridge config check`: the targets and the
+    /// routes' targets are all reported; a mistake elsewhere stops at the first.
+    pub fn check(custom: &str) -> Vec<String> {
+        Self::parse_all(
+            Some(custom),
+            "https://sqs.local/events",
+            "https://sqs.local/jobs",
+        )
+        .err()
+        .unwrap_or_default()
+    }
+
+    fn parse_all(
+        custom: Option<&str>,
+        events_queue_url: &str,
+        jobs_queue_url: &str,
+    ) -> Result<Self, Vec<String>> {
+        let defaults: RawConfig =
+            serde_json::from_str(DEFAULT_CONFIG).map_err(|e| bad(format!("(defaults): {e}")))?;
         let mut channels = defaults.channels;
         let mut routes = defaults.routes.unwrap_or_default();
         let mut studio = defaults.studio.unwrap_or(RawStudio {
             delivery_id_field: None,
             event_type_field: None,
         });
+        let mut raw_targets = Vec::new();
         if let Some(text) = custom {
-            let raw: RawConfig =
-                serde_json::from_str(text).map_err(|e| invalid(text, e.to_string()))?;
+            let raw: RawConfig = serde_json::from_str(text).map_err(|e| vec![e.to_string()])?;
+            raw_targets = raw.targets.unwrap_or_default();
             channels.extend(raw.channels);
             if let Some(custom_routes) = raw.routes {
                 routes = custom_routes;
@@ -213,13 +243,11 @@ impl WebhookConfig {
                     custom_studio.event_type_field.or(studio.event_type_field);
             }
         }
-        let text = custom.unwrap_or(DEFAULT_CONFIG);
         let studio_field = |name: &str, value: Option<String>| match value {
             Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(invalid(
-                text,
-                format!("studio.{name} must name a top-level body field"),
-            )),
+            _ => Err(bad(format!(
+                "studio.{name} must name a top-level body field"
+            ))),
         };
         let studio = StudioFields {
             delivery_id: studio_field("deliveryIdField", studio.delivery_id_field)?,
@@ -229,16 +257,14 @@ impl WebhookConfig {
         let mut compiled_channels = BTreeMap::new();
         for (name, raw) in channels {
             let at = |field: &str, path: &str| {
-                compile_path(path)
-                    .map_err(|e| invalid(text, format!("channels.{name}.{field}: {e}")))
+                compile_path(path).map_err(|e| bad(format!("channels.{name}.{field}: {e}")))
             };
             let mut customer = Vec::new();
             for (i, c) in raw.customer.iter().enumerate() {
                 if !matches!(c.kind.as_str(), "phone" | "email") {
-                    return Err(invalid(
-                        text,
-                        format!("channels.{name}.customer[{i}].type must be phone or email"),
-                    ));
+                    return Err(bad(format!(
+                        "channels.{name}.customer[{i}].type must be phone or email"
+                    )));
                 }
                 customer.push((at(&format!("customer[{i}].path"), &c.path)?, c.kind.clone()));
             }
@@ -262,6 +288,16 @@ impl WebhookConfig {
             );
         }
 
+        // The named targets: every problem in them, and in the routes' targets, is
+        // reported at once.
+        let mut problems = Vec::new();
+        let named = match crate::targets::parse_targets(&raw_targets) {
+            Ok(named) => Some(named),
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        };
         let mut compiled_routes = Vec::new();
         for (r, raw) in routes.into_iter().enumerate() {
             let mut when = Vec::new();
@@ -273,16 +309,13 @@ impl WebhookConfig {
                     (None, Some(v), None, None) => Condition::Contains(field, v),
                     (None, None, Some(v), None) => Condition::Regex(
                         field,
-                        Regex::new(&v).map_err(|e| invalid(text, format!("{here}.regex: {e}")))?,
+                        Regex::new(&v).map_err(|e| bad(format!("{here}.regex: {e}")))?,
                     ),
                     (None, None, None, Some(v)) => Condition::Exists(field, v),
                     _ => {
-                        return Err(invalid(
-                            text,
-                            format!(
-                                "{here} needs exactly one of equals, contains, regex or exists"
-                            ),
-                        ));
+                        return Err(bad(format!(
+                            "{here} needs exactly one of equals, contains, regex or exists"
+                        )));
                     }
                 };
                 when.push(condition);
@@ -290,36 +323,41 @@ impl WebhookConfig {
             let mut targets = Vec::new();
             for (t, target) in raw.targets.into_iter().enumerate() {
                 let here = format!("routes[{r}].targets[{t}]");
-                targets.push(match (target.queue, target.signal) {
-                    (Some(queue), None) => Target::Queue(match queue.as_str() {
-                        "events" => events_queue_url.to_owned(),
-                        "jobs" => jobs_queue_url.to_owned(),
+                match (target.queue, target.signal, target.target) {
+                    (Some(queue), None, None) => match queue.as_str() {
+                        "events" => targets.push(Target::Queue(events_queue_url.to_owned())),
+                        "jobs" => targets.push(Target::Queue(jobs_queue_url.to_owned())),
                         url if url.starts_with("https://") || url.starts_with("http://") => {
-                            url.to_owned()
+                            targets.push(Target::Queue(url.to_owned()));
                         }
-                        other => {
-                            return Err(invalid(
-                                text,
-                                format!(
-                                    "{here}.queue {other:?} is neither events, jobs nor a queue URL"
-                                ),
-                            ));
-                        }
-                    }),
-                    (None, Some(name)) if !name.is_empty() => Target::Signal {
-                        name,
-                        mapping: target.mapping,
+                        other => problems.push(format!(
+                            "{here}.queue {other:?} is neither events, jobs nor a queue URL"
+                        )),
                     },
-                    _ => {
-                        return Err(invalid(
-                            text,
-                            format!("{here} needs exactly one of queue or signal"),
-                        ));
+                    (None, Some(name), None) if !name.is_empty() => {
+                        targets.push(Target::Signal {
+                            name,
+                            mapping: target.mapping,
+                        });
                     }
-                });
+                    (None, None, Some(name)) => match named.as_ref().map(|n| n.get(&name)) {
+                        Some(Some(spec)) => targets.push(match &spec.kind {
+                            TargetKind::Sqs { queue_url } => Target::Queue(queue_url.clone()),
+                            _ => Target::Deliver(name),
+                        }),
+                        Some(None) => problems.push(format!(
+                            "{here} names the target {name:?}, which targets does not declare"
+                        )),
+                        // The declarations have problems of their own, already reported.
+                        None => {}
+                    },
+                    _ => problems.push(format!(
+                        "{here} needs exactly one of queue, signal or target"
+                    )),
+                }
             }
-            if targets.is_empty() {
-                return Err(invalid(text, format!("routes[{r}] has no targets")));
+            if targets.is_empty() && problems.is_empty() {
+                problems.push(format!("routes[{r}] has no targets"));
             }
             compiled_routes.push(Route {
                 name: raw.name,
@@ -329,18 +367,26 @@ impl WebhookConfig {
                 stop: raw.stop,
             });
         }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         compiled_routes.sort_by_key(|r| r.priority);
         Ok(Self {
             channels: compiled_channels,
             routes: compiled_routes,
             jobs_queue_url: jobs_queue_url.to_owned(),
             studio,
+            targets: named.unwrap_or_default(),
         })
     }
 }
 
 fn compile_path(path: &str) -> Result<JsonPath, String> {
     JsonPath::parse(path).map_err(|e| format!("invalid JSONPath {path:?}: {e}"))
+}
+
+fn bad(reason: String) -> Vec<String> {
+    vec![reason]
 }
 
 fn invalid(value: &str, reason: String) -> ConfigError {

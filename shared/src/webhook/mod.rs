@@ -301,6 +301,29 @@ fn plan(
                 };
                 (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
             }
+            Target::Deliver(target) => {
+                // One job per (delivery, target): each is retried, parked and
+                // dead-lettered on its own, and runs once.
+                let id = format!("{scoped}@{target}");
+                let job = Job {
+                    version: crate::jobs::JOB_VERSION,
+                    last_attempt_at: None,
+                    redriven: false,
+                    id: id.clone(),
+                    kind: JobKind::Delivery,
+                    correlation_id: id,
+                    attempt: 0,
+                    first_attempt_at: crate::clock::rfc3339(now_ms),
+                    payload: json!({
+                        "target": target,
+                        "deliveryId": delivery_id,
+                        "route": route,
+                        "event": event,
+                    }),
+                    last_error: None,
+                };
+                (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
+            }
         };
         let message = OutboundMessage {
             body,

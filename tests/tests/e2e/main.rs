@@ -17,4 +17,5 @@ mod setup;
 mod signals;
 mod sqs;
 mod studio;
+mod targets;
 mod webhooks;

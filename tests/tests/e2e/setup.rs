@@ -3,58 +3,10 @@
 
 use std::path::PathBuf;
 
-use cxbridge_e2e::{bin_dir, options, platform_options, project_root, sim_journal, start, unique};
+use cxbridge_e2e::{cli, options, platform_options, project_root, sim_journal, start, unique};
 use cxbridge_local::Stack;
 use cxbridge_local::setup::Kind;
 use serde_json::{Value, json};
-
-/// What a CLI run printed and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The standard output, once the run is known to have ended with `code`.
-    fn expect(&self, code: i32) -> &str {
-        assert_eq!(self.code, code, "{}{}", self.stdout, self.stderr);
-        &self.stdout
-    }
-}
-
-/// Runs the `cxbridge` binary against `stack` (through its state file).
-async fn cli(stack: &Stack, args: &[&str]) -> Run {
-    let state = std::env::temp_dir().join(format!("{}.json", unique("cxbridge-state-")));
-    stack.write_state(&state).unwrap();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut command = std::process::Command::new(bin_dir().join("cxbridge"));
-        command
-            .args(&args)
-            .env("CXBRIDGE_STATE", &state)
-            .current_dir(project_root());
-        for var in [
-            "CXBRIDGE_CXONE_PROFILE",
-            "CXBRIDGE_CXONE_API_BASE",
-            "CXBRIDGE_CXONE_TOKEN_URL",
-            "CXBRIDGE_SECRET_ID",
-            "CXBRIDGE_URL",
-        ] {
-            command.env_remove(var);
-        }
-        let output = command.output().expect("the cxbridge binary runs");
-        let _ = std::fs::remove_file(&state);
-        output
-    })
-    .await
-    .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 const EXAMPLE: &str = "examples/cxone-setup.json";
 
