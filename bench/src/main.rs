@@ -93,7 +93,11 @@ async fn run(args: Args) -> Result<()> {
     // One instance per function, so that every request after a cold start reaches the same
     // process; then a stack that scales out as the deployed functions do.
     println!("cxbridge-bench: starting the local stack (release binaries, one instance each)");
-    let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}c"), 1)).await?;
+    let mut options = stack_options(&args, &root, &log, &format!("{run_id}c"), 1);
+    // Like for like with the peer, which does the durable work of the route to `events`
+    // alone; the end-to-end runs below keep the local named targets.
+    options.webhook_config = Some(cxbridge_local::bootstrap::EVENTS_ONLY_CONFIG.to_owned());
+    let stack = Stack::start(options).await?;
     let outcome = cold_starts(&args, &stack, &run_id).await;
     // The durable peer runs beside this stack, for its emulator, table and queue.
     let outcome = match outcome {

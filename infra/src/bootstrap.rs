@@ -366,6 +366,11 @@ async fn local_bus(
     Ok(bus)
 }
 
+/// The deployed default routing, for a stack that should have no named targets: every
+/// accepted event to `events`.
+pub const EVENTS_ONLY_CONFIG: &str =
+    r#"{"routes": [{"name": "all-events", "priority": 1000, "targets": [{"queue": "events"}]}]}"#;
+
 /// The local stack's webhook configuration: every accepted event goes to `events`, to the
 /// HTTPS target `audit` (the simulator's sink) and to the bus.
 pub fn local_webhook_config(simulator_url: &str, bus: &str) -> String {

@@ -531,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_schedule_and_the_due_index_are_read_from_the_template() {
+    fn the_sweep_schedule_and_the_due_and_log_indexes_are_read_from_the_template() {
         let (_, t) = project_template();
         let [sweep] = t.schedules.as_slice() else {
             panic!("one schedule: {:?}", t.schedules);
@@ -542,12 +542,20 @@ mod tests {
         assert_eq!(job["kind"], "sweep");
         assert_eq!(
             t.tables[0].indexes,
-            [IndexSpec {
-                name: "due".into(),
-                hash: ("dueShard".into(), "S".into()),
-                range: Some(("dueAt".into(), "N".into())),
-                projection: "KEYS_ONLY".into(),
-            }]
+            [
+                IndexSpec {
+                    name: "due".into(),
+                    hash: ("dueShard".into(), "S".into()),
+                    range: Some(("dueAt".into(), "N".into())),
+                    projection: "KEYS_ONLY".into(),
+                },
+                IndexSpec {
+                    name: "log".into(),
+                    hash: ("logKey".into(), "S".into()),
+                    range: Some(("logAt".into(), "S".into())),
+                    projection: "ALL".into(),
+                }
+            ]
         );
         assert!(rate("rate(5 minutes)").is_ok_and(|d| d.as_secs() == 300));
         assert!(rate("cron(0 * * * ? *)").is_err());

@@ -217,14 +217,16 @@ impl Base {
         Ok(webhook)
     }
 
-    /// The deliverer for the declared targets.
+    /// The deliverer for the declared targets, over `http` (see
+    /// [`crate::targets::send::http_client`]: build it on a blocking thread while init's
+    /// other work goes on, since its TLS setup loads the system's root certificates).
     pub fn deliverer(
         &self,
         targets: crate::targets::Targets,
+        http: reqwest::Client,
         function: &'static str,
-    ) -> Result<LiveDeliverer, InitError> {
-        let http = crate::targets::send::http_client().map_err(InitError::Delivery)?;
-        Ok(crate::targets::deliver::Deliverer {
+    ) -> LiveDeliverer {
+        crate::targets::deliver::Deliverer {
             targets: Arc::new(targets),
             sender: crate::targets::send::LiveSender {
                 http,
@@ -243,6 +245,6 @@ impl Base {
             lease: self.config.job_lease,
             park: self.config.target_park,
             function,
-        })
+        }
     }
 }

@@ -60,6 +60,16 @@ pub fn options() -> StackOptions {
     // These tests were written against the integration guides' API: they say so, since
     // the platform is the default.
     options.profile = "documented".to_owned();
+    // The deployed default routing (every event to `events`, no named targets); the
+    // targets' tests take the local default with [`with_local_targets`].
+    options.webhook_config = Some(cxbridge_local::bootstrap::EVENTS_ONLY_CONFIG.to_owned());
+    options
+}
+
+/// `options` with the local stack's default routing: `events`, the HTTPS target `audit`
+/// and the EventBridge target `bus`.
+pub fn with_local_targets(mut options: StackOptions) -> StackOptions {
+    options.webhook_config = None;
     options
 }
 

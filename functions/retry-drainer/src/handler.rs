@@ -15,9 +15,15 @@ const FUNCTION: &str = "retry-drainer";
 
 impl App {
     pub async fn init() -> Result<Self, InitError> {
+        // The delivery client's TLS setup runs on a blocking thread meanwhile.
+        let http = tokio::task::spawn_blocking(cxbridge::targets::send::http_client);
         let (base, dispatcher) = Base::init_with_dispatcher().await?;
         let targets = base.webhook_config().await?.targets;
-        let deliverer = base.deliverer(targets, FUNCTION)?;
+        let http = http
+            .await
+            .map_err(|e| InitError::Delivery(e.to_string()))?
+            .map_err(InitError::Delivery)?;
+        let deliverer = base.deliverer(targets, http, FUNCTION);
         Ok(Self {
             base,
             dispatcher,
@@ -102,7 +108,7 @@ impl App {
 /// and the operator see them, and works the same on every queue. A crash between the send
 /// and the delete leaves two copies; the execution record's attempt claim runs only one.
 pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String> {
-    let mut job: Job = match message.body.as_deref().map(serde_json::from_str) {
+    let job: Job = match message.body.as_deref().map(serde_json::from_str) {
         Some(Ok(job)) => job,
         Some(Err(e)) => {
             return app
@@ -128,9 +134,32 @@ pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String
         Err(f) if f.hold => return Err(f.reason),
         Err(f) => f,
     };
-    if let Some(wait) = failure.park {
-        return park(app, job, wait).await;
+    // This copy is settled only once what replaces it (its retry, its parked copy or its
+    // DLQ copy) is sent: if that send fails, the message comes back and runs again.
+    let original = job.clone();
+    let replaced = match failure.park {
+        Some(wait) => park(app, job, wait).await,
+        None => retry_or_dead_letter(app, &message, job, failure, now).await,
+    };
+    if replaced.is_ok() {
+        match original.kind {
+            JobKind::Delivery => app.deliverer.settle(&original, now).await,
+            JobKind::Context => app.dispatcher.settle_run(&original, now).await,
+            _ => {}
+        }
     }
+    replaced
+}
+
+/// Sends a failed job back as its next attempt after a backoff, or to the DLQ when it may
+/// not be retried.
+async fn retry_or_dead_letter(
+    app: &'static App,
+    message: &SqsMessage,
+    mut job: Job,
+    failure: cxbridge::signals::JobFailure,
+    now: i64,
+) -> Result<(), String> {
     // A delivery is retried by its target's own policy.
     let target = app.deliverer.spec(&job).map(|t| (t.name.clone(), t.retry));
     let policy = app.base.config.retry;
@@ -170,7 +199,7 @@ pub async fn handle(app: &'static App, message: SqsMessage) -> Result<(), String
     } else {
         failure.reason.clone()
     };
-    app.dead_letter(&message, Some(&job), &reason).await?;
+    app.dead_letter(message, Some(&job), &reason).await?;
     if failure.retryable
         && let Err(e) = app
             .dispatcher

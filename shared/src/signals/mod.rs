@@ -629,10 +629,20 @@ where
             return Ok(());
         }
         let outcome = self.send_context(job).await;
+        // A failed attempt is settled by the drainer once its retry (or its DLQ copy) is
+        // safely sent, so that a failed send leaves this copy to run again.
+        if outcome.is_ok() {
+            self.settle_run(job, now_ms).await;
+        }
+        outcome
+    }
+
+    /// Records a context job's attempt as finished, so that no copy of it runs again.
+    pub async fn settle_run(&self, job: &Job, now_ms: i64) {
+        let attempt = job.attempt + 1;
         if let Err(e) = self.store.finish_run(&job.id, attempt, now_ms).await {
             tracing::warn!(job_id = %job.id, attempt, error = %e, "could not record the finished attempt");
         }
-        outcome
     }
 
     async fn send_context(&self, job: &Job) -> Result<(), JobFailure>

@@ -227,9 +227,7 @@ impl<S: TargetSender, T: TargetStore, R: RunGuard> Deliverer<S, T, R> {
                 delivery.target
             )));
         };
-        // Every copy of the job that may run has a higher run number than the last:
-        // a retry spends an attempt, a parked copy a park.
-        let run = job.attempt + delivery.parks + 1;
+        let run = Self::run_number(job);
         let claim = self.runs.begin(&job.id, run, self.lease, now_ms).await;
         match claim {
             Ok(AttemptClaim::Started) => {}
@@ -243,10 +241,27 @@ impl<S: TargetSender, T: TargetStore, R: RunGuard> Deliverer<S, T, R> {
             Err(e) => return Err(JobFailure::retry(e.to_string(), None)),
         }
         let outcome = self.attempt(job, &delivery, spec, now_ms).await;
+        // A delivery that went is settled now. One that failed or was parked is settled by
+        // the drainer once its next copy (or its DLQ copy) is safely sent: if that send
+        // fails, this copy comes back and runs again instead of being lost.
+        if outcome.is_ok() {
+            self.settle(job, now_ms).await;
+        }
+        outcome
+    }
+
+    /// The run number of a delivery job's next run: a retry spends an attempt, a parked
+    /// copy a park, so every copy that may run has a higher one than the last.
+    pub fn run_number(job: &Job) -> u32 {
+        job.attempt + Delivery::of(job).map_or(0, |d| d.parks) + 1
+    }
+
+    /// Records this copy's run as finished, so that no copy of it runs again.
+    pub async fn settle(&self, job: &Job, now_ms: i64) {
+        let run = Self::run_number(job);
         if let Err(e) = self.runs.finish(&job.id, run, now_ms).await {
             tracing::warn!(job_id = %job.id, run, error = %e, "could not record the finished run");
         }
-        outcome
     }
 
     async fn attempt(
@@ -434,6 +449,8 @@ mod tests {
         let d = deliverer(2);
         d.sender.fail_next(2, true);
         let first = d.run(&job("d1", 0, 0), 1_000).await.unwrap_err();
+        // Not settled: were its retry never sent, this copy would run again.
+        assert_eq!(d.runs.runs.lock().unwrap()["d1@audit"].1, None);
         assert!(first.retryable && first.park.is_none());
         assert!(
             first.reason.starts_with("target audit: "),

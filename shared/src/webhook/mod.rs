@@ -523,13 +523,20 @@ where
         // Every target is tried, so one failing queue never keeps the others from their
         // events. A target an earlier copy already reached is skipped: each gets the event
         // once, whatever happens to the others.
+        // The queues are sent to at once: a route with named targets (whose jobs go on
+        // `jobs`) acknowledges as fast as one with `events` alone.
         let mut failure = None;
         let mut reached = done.clone();
-        for (queue, messages) in &prepared.messages {
-            if done.contains(queue) {
-                continue;
-            }
-            match self.queue.send_all(queue, messages).await {
+        let sends =
+            prepared
+                .messages
+                .iter()
+                .filter(|(queue, _)| !done.contains(queue))
+                .map(|(queue, messages)| async move {
+                    (queue, self.queue.send_all(queue, messages).await)
+                });
+        for (queue, sent) in futures_util::future::join_all(sends).await {
+            match sent {
                 Ok(()) => reached.push(queue.clone()),
                 Err(err) => {
                     tracing::warn!(delivery_id = %id, error = %err, "a target could not be enqueued");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cxbridge_e2e::{
     WebhookRequest, cli, eventually, options, queue_depth, receive_all, sdk, sim_control,
-    sim_requests_under, start, unique,
+    sim_requests_under, start, unique, with_local_targets,
 };
 use cxbridge_local::samples;
 use reqwest::StatusCode;
@@ -74,7 +74,7 @@ fn verify(secret: &str, delivery: &Value) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_webhook_reaches_events_the_signed_https_target_and_the_bus_once_each() {
-    let stack = start(options()).await;
+    let stack = start(with_local_targets(options())).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let client = reqwest::Client::new();
     let delivery = unique("d-");
@@ -116,7 +116,7 @@ async fn one_webhook_reaches_events_the_signed_https_target_and_the_bus_once_eac
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sink_failing_twice_gets_the_event_on_the_third_attempt_and_the_others_once() {
-    let stack = start(options()).await;
+    let stack = start(with_local_targets(options())).await;
     sim_control(
         &stack,
         "faults",
@@ -401,7 +401,7 @@ async fn a_delivery_out_of_retries_is_dead_lettered_with_its_target_and_redriven
 
 #[tokio::test(flavor = "multi_thread")]
 async fn targets_test_sends_a_signed_synthetic_event_and_reports_the_answer() {
-    let stack = start(options()).await;
+    let stack = start(with_local_targets(options())).await;
     let run = cli(&stack, &["targets", "test", "audit"]).await;
     let out = run.expect(0);
     assert!(out.starts_with("target audit: ok, HTTP 200 in "), "{out}");
