@@ -217,15 +217,7 @@ pub async fn bootstrap(
             .with_context(|| format!("cannot create queue {name}"))?
             .queue_url
             .ok_or_else(|| anyhow!("queue {name} was created without a URL"))?;
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .ok_or_else(|| anyhow!("queue {name} has no ARN"))?;
+        let arn = queue_arn(sqs, &url, &name).await?;
         refs.insert(spec.logical_id.clone(), url.clone());
         atts.insert((spec.logical_id.clone(), "Arn".to_owned()), arn.clone());
         atts.insert(
@@ -307,6 +299,17 @@ pub async fn bootstrap(
     })
 }
 
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str, name: &str) -> Result<String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| anyhow!("queue {name} has no ARN"))
+}
+
 /// The local bus, `{prefix}-local`, and its rule: every event from `cxbridge` goes to the
 /// `bus-events` queue, where a user (or a test) sees what the `bus` target put.
 async fn local_bus(
@@ -331,15 +334,7 @@ async fn local_bus(
         .with_context(|| format!("cannot create queue {name}"))?
         .queue_url
         .ok_or_else(|| anyhow!("queue {name} was created without a URL"))?;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| anyhow!("queue {name} has no ARN"))?;
+    let arn = queue_arn(sqs, &url, &name).await?;
     let rule = format!("{prefix}-to-bus-events");
     events
         .put_rule()

@@ -64,39 +64,26 @@ pub fn request_metrics(route: &str, outcome: &str, latency_ms: f64, correlation_
     println!("{record}");
 }
 
-/// One EMF record of a named target's metric (`Delivered`, `Failed`, `Retried`, `Paused`),
-/// by target.
+/// One EMF record of a named target's metric (`Delivered`, `Failed`, `Retried`, `Paused`,
+/// and `DeliveryLatency` in milliseconds), by target.
 pub fn target_metric(function: &str, target: &str, name: &str, value: f64) {
+    let unit = if name == "DeliveryLatency" {
+        "Milliseconds"
+    } else {
+        "Count"
+    };
     let record = serde_json::json!({
         "_aws": {
             "Timestamp": crate::clock::now_ms(),
             "CloudWatchMetrics": [{
                 "Namespace": "cxbridge",
                 "Dimensions": [["Target"]],
-                "Metrics": [{"Name": name, "Unit": "Count"}],
+                "Metrics": [{"Name": name, "Unit": unit}],
             }],
         },
         "Function": function,
         "Target": target,
         name: value,
-    });
-    println!("{record}");
-}
-
-/// `DeliveryLatency` of one attempt to a named target, by target.
-pub fn target_latency(function: &str, target: &str, latency_ms: u64) {
-    let record = serde_json::json!({
-        "_aws": {
-            "Timestamp": crate::clock::now_ms(),
-            "CloudWatchMetrics": [{
-                "Namespace": "cxbridge",
-                "Dimensions": [["Target"]],
-                "Metrics": [{"Name": "DeliveryLatency", "Unit": "Milliseconds"}],
-            }],
-        },
-        "Function": function,
-        "Target": target,
-        "DeliveryLatency": latency_ms,
     });
     println!("{record}");
 }

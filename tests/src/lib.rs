@@ -428,7 +428,9 @@ impl Run {
 /// Runs the `cxbridge` binary against `stack` (through its state file).
 pub async fn cli(stack: &Stack, args: &[&str]) -> Run {
     let state = std::env::temp_dir().join(format!("{}.json", unique("cxbridge-state-")));
-    stack.write_state(&state).unwrap();
+    stack
+        .write_state(&state)
+        .expect("the state file is written");
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let output = tokio::task::spawn_blocking(move || {
         let mut command = std::process::Command::new(bin_dir().join("cxbridge"));
@@ -450,7 +452,7 @@ pub async fn cli(stack: &Stack, args: &[&str]) -> Run {
         output
     })
     .await
-    .unwrap();
+    .expect("the CLI's thread ends");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

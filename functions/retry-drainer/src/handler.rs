@@ -76,7 +76,7 @@ impl App {
             ),
             None => (message.body.clone().unwrap_or_default(), Vec::new()),
         };
-        if let Some(target) = job.and_then(|j| cxbridge::targets::deliver::Delivery::of(j)) {
+        if let Some(target) = job.and_then(cxbridge::targets::deliver::Delivery::of) {
             attributes.push(("target".to_owned(), target.target.to_owned()));
         }
         attributes.push((

@@ -324,7 +324,10 @@ impl<S: TargetSender, T: TargetStore, R: RunGuard> Deliverer<S, T, R> {
                     tracing::warn!(target_name = name, error = %e, "could not record the success");
                 }
                 metric("Delivered", 1.0);
-                crate::telemetry::target_latency(self.function, name, latency);
+                metric(
+                    "DeliveryLatency",
+                    f64::from(u32::try_from(latency).unwrap_or(u32::MAX)),
+                );
                 Ok(())
             }
             Err(err) => {

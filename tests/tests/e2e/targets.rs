@@ -166,6 +166,21 @@ fn audit_config(retry: Value, breaker: Value) -> String {
     .to_string()
 }
 
+/// A stack whose `audit` target has these retry and breaker settings, and whose sink
+/// answers its next two deliveries with 500.
+async fn failing_audit(retry: Value, breaker: Value) -> cxbridge_local::Stack {
+    let mut opts = options();
+    opts.webhook_config = Some(audit_config(retry, breaker));
+    let stack = start(opts).await;
+    sim_control(
+        &stack,
+        "faults",
+        serde_json::json!({"match": "target", "status": 500, "times": 2}),
+    )
+    .await;
+    stack
+}
+
 /// The delivery log as `cxbridge deliveries list --format json` prints it.
 async fn delivery_log(stack: &cxbridge_local::Stack) -> Vec<Value> {
     let run = cli(
@@ -191,16 +206,9 @@ async fn delivered_ids(stack: &cxbridge_local::Stack) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_target_failing_past_its_threshold_is_paused_and_its_parked_deliveries_arrive_once_after_resume()
  {
-    let mut opts = options();
-    opts.webhook_config = Some(audit_config(
+    let stack = failing_audit(
         serde_json::json!({"maxRetries": 5, "backoff": "fixed", "delayMs": 100}),
         serde_json::json!({"failures": 2, "cooldownSecs": 3600}),
-    ));
-    let stack = start(opts).await;
-    sim_control(
-        &stack,
-        "faults",
-        serde_json::json!({"match": "target", "status": 500, "times": 2}),
     )
     .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
@@ -287,16 +295,9 @@ async fn a_target_failing_past_its_threshold_is_paused_and_its_parked_deliveries
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delivery_out_of_retries_is_dead_lettered_with_its_target_and_redriven_to_it_alone() {
-    let mut opts = options();
-    opts.webhook_config = Some(audit_config(
+    let stack = failing_audit(
         serde_json::json!({"maxRetries": 1, "backoff": "fixed", "delayMs": 100}),
         serde_json::json!({"failures": 10, "cooldownSecs": 60}),
-    ));
-    let stack = start(opts).await;
-    sim_control(
-        &stack,
-        "faults",
-        serde_json::json!({"match": "target", "status": 500, "times": 2}),
     )
     .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
@@ -340,7 +341,7 @@ async fn a_delivery_out_of_retries_is_dead_lettered_with_its_target_and_redriven
     })
     .await;
     drained(&stack, &sqs).await;
-    assert_eq!(delivered_ids(&stack).await, [delivery.clone()]);
+    assert_eq!(delivered_ids(&stack).await, std::slice::from_ref(&delivery));
     let events = on_queue(&sqs, &stack.resources.queues["events"].url, 1).await;
     let bus = on_queue(&sqs, &stack.resources.queues["bus-events"].url, 1).await;
     assert_eq!(
