@@ -95,7 +95,7 @@ async fn run(args: Args) -> Result<()> {
     println!("cxbridge-bench: starting the local stack (release binaries, one instance each)");
     let mut options = stack_options(&args, &root, &log, &format!("{run_id}c"), 1);
     // Like for like with the peer, which does the durable work of the route to `events`
-    // alone; the end-to-end runs below keep the local named targets.
+    // alone.
     options.webhook_config = Some(cxbridge_local::bootstrap::EVENTS_ONLY_CONFIG.to_owned());
     let stack = Stack::start(options).await?;
     let outcome = cold_starts(&args, &stack, &run_id).await;
@@ -123,7 +123,12 @@ async fn run(args: Args) -> Result<()> {
     .context("the Node.js peer")?;
 
     println!("cxbridge-bench: starting the local stack (release binaries, up to 4 instances)");
-    let stack = Stack::start(stack_options(&args, &root, &log, &format!("{run_id}e"), 4)).await?;
+    let mut options = stack_options(&args, &root, &log, &format!("{run_id}e"), 4);
+    // The events-only route here too: with the local named targets, every accepted webhook
+    // also puts two delivery jobs on `jobs`, and the drainer's work on them shares the one
+    // moto process with the load until requests wait past their signature's tolerance.
+    options.webhook_config = Some(cxbridge_local::bootstrap::EVENTS_ONLY_CONFIG.to_owned());
+    let stack = Stack::start(options).await?;
     let outcome = end_to_end(&args, &stack, &run_id).await;
     stack.shutdown().await;
     let (loads, duplicates) = outcome?;

@@ -468,10 +468,7 @@ pub fn render(r: &Report) -> String {
         "The load is an open loop: a new signed chat webhook (a new delivery id each) leaves \
          on schedule whatever the answers, and each latency counts from its scheduled time, \
          through the local gateway and runtime host (up to 4 instances) to the answer. \
-         The stack runs the local default routing: each accepted event goes to `events` and, \
-         as one delivery job each on `jobs` (sent at the same time), to the HTTPS target \
-         `audit` and the EventBridge target `bus`, which the drainer delivers meanwhile; the \
-         acknowledgement waits for neither delivery. \
+         The stack routes every accepted event to `events` alone (the deployed default). \
          \"Events enqueued\" is the growth of the events queue over the run (nothing consumes \
          it); every accepted webhook must have put exactly one event there. The emulator \
          counts the calls each function makes (by its SDK app id); pollers and other \

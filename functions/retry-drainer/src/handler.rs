@@ -161,7 +161,10 @@ async fn retry_or_dead_letter(
     now: i64,
 ) -> Result<(), String> {
     // A delivery is retried by its target's own policy.
-    let target = app.deliverer.spec(&job).map(|t| (t.name.clone(), t.retry));
+    let target = (job.kind == JobKind::Delivery)
+        .then(|| app.deliverer.spec(&job))
+        .flatten()
+        .map(|t| (t.name.clone(), t.retry));
     let policy = app.base.config.retry;
     job.attempt += 1;
     job.last_attempt_at = Some(clock::rfc3339(now));

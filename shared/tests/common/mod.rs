@@ -42,6 +42,15 @@ fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
 /// A new table keyed by `pk`, named from `prefix`; with `due_index`, the template's
 /// sparse `due` index too.
 pub async fn table(prefix: &str, due_index: bool) -> (Client, String) {
+    table_with(prefix, due_index, false).await
+}
+
+/// A new table with the template's delivery-log index `log`.
+pub async fn table_with_log(prefix: &str) -> (Client, String) {
+    table_with(prefix, false, true).await
+}
+
+async fn table_with(prefix: &str, due_index: bool, log_index: bool) -> (Client, String) {
     let client = AwsClients::new(&emulator().await).dynamodb;
     let table = format!("{prefix}-{}", cxbridge::ids::new_uuid());
     let mut create = client
@@ -62,6 +71,24 @@ pub async fn table(prefix: &str, due_index: bool) -> (Client, String) {
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+    }
+    if log_index {
+        create = create
+            .attribute_definitions(attribute("logKey", ScalarAttributeType::S))
+            .attribute_definitions(attribute("logAt", ScalarAttributeType::S))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("log")
+                    .key_schema(key("logKey", KeyType::Hash))
+                    .key_schema(key("logAt", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
                             .build(),
                     )
                     .build()
