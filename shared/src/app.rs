@@ -15,8 +15,6 @@ pub enum InitError {
     Secret(#[from] SecretError),
     #[error("CXone client: {0}")]
     Cxone(#[from] crate::cxone::CxoneError),
-    #[error("delivery client: {0}")]
-    Delivery(String),
 }
 
 /// Configuration, AWS clients and the secret source: what all five functions need.
@@ -217,22 +215,18 @@ impl Base {
         Ok(webhook)
     }
 
-    /// The deliverer for the declared targets, over `http` (see
-    /// [`crate::targets::send::http_client`]: build it on a blocking thread while init's
-    /// other work goes on, since its TLS setup loads the system's root certificates).
+    /// The deliverer for the declared targets.
     pub fn deliverer(
         &self,
         targets: crate::targets::Targets,
-        http: reqwest::Client,
         function: &'static str,
     ) -> LiveDeliverer {
         crate::targets::deliver::Deliverer {
             targets: Arc::new(targets),
-            sender: crate::targets::send::LiveSender {
-                http,
-                events: self.aws.events.clone(),
-                secrets: self.secrets.clone(),
-            },
+            sender: crate::targets::send::LiveSender::new(
+                self.aws.events.clone(),
+                self.secrets.clone(),
+            ),
             store: crate::targets::store::DynamoDbTargetStore::new(
                 self.aws.dynamodb.clone(),
                 self.config.table.clone(),

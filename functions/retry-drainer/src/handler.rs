@@ -15,15 +15,9 @@ const FUNCTION: &str = "retry-drainer";
 
 impl App {
     pub async fn init() -> Result<Self, InitError> {
-        // The delivery client's TLS setup runs on a blocking thread meanwhile.
-        let http = tokio::task::spawn_blocking(cxbridge::targets::send::http_client);
         let (base, dispatcher) = Base::init_with_dispatcher().await?;
         let targets = base.webhook_config().await?.targets;
-        let http = http
-            .await
-            .map_err(|e| InitError::Delivery(e.to_string()))?
-            .map_err(InitError::Delivery)?;
-        let deliverer = base.deliverer(targets, http, FUNCTION);
+        let deliverer = base.deliverer(targets, FUNCTION);
         Ok(Self {
             base,
             dispatcher,

@@ -9,11 +9,13 @@ use super::deliver::{SendError, Sent, TargetSender};
 use super::{Auth, BusTarget, HttpsTarget, TargetKind, TargetSpec};
 use crate::secrets::SecretSource;
 
-/// Every target type over its real transport; built once at cold start.
+/// Every target type over its real transport; built once at cold start. The HTTP client
+/// is built on the first HTTPS delivery (its TLS setup loads the system's root
+/// certificates, which would lengthen every drainer's cold start), then shared.
 pub struct LiveSender<S> {
-    pub http: reqwest::Client,
-    pub events: aws_sdk_eventbridge::Client,
-    pub secrets: S,
+    http: tokio::sync::OnceCell<reqwest::Client>,
+    events: aws_sdk_eventbridge::Client,
+    secrets: S,
 }
 
 /// The HTTP client every HTTPS target shares; each request sets its target's timeout.
@@ -57,6 +59,30 @@ pub fn retryable_status(status: u16) -> bool {
 }
 
 impl<S: SecretSource> LiveSender<S> {
+    pub fn new(events: aws_sdk_eventbridge::Client, secrets: S) -> Self {
+        Self {
+            http: tokio::sync::OnceCell::new(),
+            events,
+            secrets,
+        }
+    }
+
+    /// Builds the HTTP client now, so that the next HTTPS delivery's latency is its own.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.client().await.map(|_| ()).map_err(|e| e.reason)
+    }
+
+    async fn client(&self) -> Result<&reqwest::Client, SendError> {
+        self.http
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(http_client)
+                    .await
+                    .map_err(|e| retry(format!("cannot build the HTTP client: {e}")))?
+                    .map_err(permanent)
+            })
+            .await
+    }
+
     async fn https(
         &self,
         spec: &TargetSpec,
@@ -91,7 +117,8 @@ impl<S: SecretSource> LiveSender<S> {
             )));
         }
         let mut request = self
-            .http
+            .client()
+            .await?
             .post(&target.url)
             .timeout(target.timeout)
             .header("content-type", "application/json")
