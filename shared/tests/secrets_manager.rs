@@ -4,26 +4,15 @@
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use cxbridge::aws::{AwsClients, load_sdk_config};
+use cxbridge::aws::AwsClients;
 
-/// The emulator, with timeouts relaxed for a busy parallel test run.
-async fn emulator() -> aws_config::SdkConfig {
-    let config = load_sdk_config().await;
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .operation_attempt_timeout(std::time::Duration::from_secs(10))
-        .operation_timeout(std::time::Duration::from_secs(20))
-        .build();
-    config.into_builder().timeout_config(timeouts).build()
-}
+mod common;
+
 use cxbridge::secrets::{SecretError, SecretSource, SecretsManagerSource};
 use secrecy::ExposeSecret;
 
 async fn client() -> Client {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
-        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto"
-    );
-    AwsClients::new(&emulator().await).secrets
+    AwsClients::new(&common::emulator().await).secrets
 }
 
 fn unique(name: &str) -> String {

@@ -39,6 +39,17 @@ fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
         .unwrap()
 }
 
+/// A global secondary index as the template declares it: a hash and a range key.
+fn index(name: &str, hash: &str, range: &str, projection: ProjectionType) -> GlobalSecondaryIndex {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(hash, KeyType::Hash))
+        .key_schema(key(range, KeyType::Range))
+        .projection(Projection::builder().projection_type(projection).build())
+        .build()
+        .unwrap()
+}
+
 /// A new table keyed by `pk`, named from `prefix`; with `due_index`, the template's
 /// sparse `due` index too.
 pub async fn table(prefix: &str, due_index: bool) -> (Client, String) {
@@ -63,37 +74,13 @@ async fn table_with(prefix: &str, due_index: bool, log_index: bool) -> (Client, 
         create = create
             .attribute_definitions(attribute("dueShard", ScalarAttributeType::S))
             .attribute_definitions(attribute("dueAt", ScalarAttributeType::N))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("due")
-                    .key_schema(key("dueShard", KeyType::Hash))
-                    .key_schema(key("dueAt", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            );
+            .global_secondary_indexes(index("due", "dueShard", "dueAt", ProjectionType::KeysOnly));
     }
     if log_index {
         create = create
             .attribute_definitions(attribute("logKey", ScalarAttributeType::S))
             .attribute_definitions(attribute("logAt", ScalarAttributeType::S))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("log")
-                    .key_schema(key("logKey", KeyType::Hash))
-                    .key_schema(key("logAt", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            );
+            .global_secondary_indexes(index("log", "logKey", "logAt", ProjectionType::All));
     }
     create.send().await.unwrap();
     (client, table)
