@@ -105,18 +105,41 @@ fn verify(c: &mut Criterion) {
 }
 
 fn handler(c: &mut Criterion) {
-    let config = WebhookConfig::parse(
+    let events_only = WebhookConfig::parse(
         None,
         "https://sqs.example/events",
         "https://sqs.example/jobs",
     )
     .unwrap();
+    // The local stack's default: `events`, the HTTPS target `audit` and the bus.
+    let local = cxbridge_local::bootstrap::local_webhook_config(
+        "http://127.0.0.1:9",
+        "arn:aws:events:us-east-1:000000000000:event-bus/bench",
+    );
+    let with_targets = WebhookConfig::parse(
+        Some(&local),
+        "https://sqs.example/events",
+        "https://sqs.example/jobs",
+    )
+    .unwrap();
+    for (id, config) in [
+        ("handler/verify+parse+normalise+route/1KiB", &events_only),
+        (
+            "handler/verify+parse+normalise+route/1KiB+targets",
+            &with_targets,
+        ),
+    ] {
+        handler_with(c, id, config);
+    }
+}
+
+fn handler_with(c: &mut Criterion, id: &str, config: &WebhookConfig) {
     let secrets = [SecretString::from(SECRET)];
     let now_ms = cxbridge::clock::now_ms();
     let body = chat_event(1024);
     let sig = signature::sign(SECRET.as_bytes(), now_ms / 1000, &body);
     let ts = (now_ms / 1000).to_string();
-    c.bench_function("handler/verify+parse+normalise+route/1KiB", |b| {
+    c.bench_function(id, |b| {
         b.iter(|| {
             let inbound = Inbound {
                 content_type: Some("application/json"),
@@ -128,7 +151,7 @@ fn handler(c: &mut Criterion) {
             };
             black_box(
                 process(
-                    &config,
+                    config,
                     black_box(&inbound),
                     &secrets,
                     now_ms,

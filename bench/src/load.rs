@@ -87,26 +87,165 @@ pub struct Target {
     pub aws_endpoint: String,
 }
 
+/// Messages on a queue: visible, in flight and delayed.
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<i64> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await?;
+    Ok(attrs
+        .attributes()
+        .map(|a| {
+            a.values()
+                .filter_map(|v| v.parse::<i64>().ok())
+                .sum::<i64>()
+        })
+        .unwrap_or(0))
+}
+
+/// Where the local named targets put what they received.
+pub struct Sinks {
+    /// The CXone simulator, whose journal holds the `audit` sink's deliveries.
+    pub simulator: String,
+    /// The queue the bus's rule forwards to.
+    pub bus_queue: String,
+    /// The drainer's queue: empty once every delivery job has run.
+    pub jobs_queue: String,
+}
+
+/// What the named targets received for the accepted webhooks of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Fanout {
+    /// Distinct deliveries the `audit` sink answered 2xx.
+    pub audit: usize,
+    /// 2xx answers at the sink beyond the first for the same delivery.
+    pub audit_repeats: usize,
+    /// Events on `bus-events`.
+    pub bus: i64,
+    /// How long after the last answer every delivery job had run.
+    pub settled_after: Duration,
+}
+
+/// The same rate without and with the local named targets.
+#[derive(Debug, Clone)]
+pub struct TargetsRun {
+    pub events_only: LoadRun,
+    /// With the targets, the drainer's mapping disabled during the run.
+    pub held: LoadRun,
+    /// With the targets, the drainer delivering during the run.
+    pub delivering: LoadRun,
+    /// What the targets got for both runs.
+    pub fanout: Fanout,
+    /// The median time of one `SendMessageBatch` of one event, from this process to the
+    /// idle emulator: the most the second queue's send adds if the emulator serves it after
+    /// the first.
+    pub send_batch: Duration,
+}
+
 impl Target {
     async fn depth(&self) -> Result<i64> {
-        let attrs = self
+        queue_depth(&self.sqs, &self.events_queue).await
+    }
+
+    /// The median of `count` `SendMessageBatch` calls shaped like the one the named targets
+    /// add to a webhook (two delivery jobs of 1.5 KiB with three attributes each), to a new
+    /// queue of their own.
+    pub async fn send_batch_latency(&self, queue: &str, count: usize) -> Result<Duration> {
+        use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+        let url = self
             .sqs
-            .get_queue_attributes()
-            .queue_url(&self.events_queue)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(
-                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-            )
+            .create_queue()
+            .queue_name(queue)
             .send()
-            .await?;
-        Ok(attrs
-            .attributes()
-            .map(|a| {
-                a.values()
-                    .filter_map(|v| v.parse::<i64>().ok())
-                    .sum::<i64>()
-            })
-            .unwrap_or(0))
+            .await?
+            .queue_url
+            .context("no queue URL")?;
+        let body = "x".repeat(1536);
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("bench-0000000001")
+            .build()?;
+        let mut times = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut entries = Vec::new();
+            for id in ["0", "1"] {
+                let mut entry = SendMessageBatchRequestEntry::builder()
+                    .id(id)
+                    .message_body(&body);
+                for name in ["deliveryId", "route", "eventType"] {
+                    entry = entry.message_attributes(name, attribute.clone());
+                }
+                entries.push(entry.build()?);
+            }
+            let started = std::time::Instant::now();
+            self.sqs
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await?;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        Ok(percentile(&times, 50.0))
+    }
+
+    /// Waits, up to `limit`, until every one of `accepted` webhooks has reached the `audit`
+    /// sink and the bus and no delivery job is left; then counts what each target got.
+    pub async fn fanout(&self, sinks: &Sinks, accepted: usize, limit: Duration) -> Result<Fanout> {
+        let started = Instant::now();
+        loop {
+            let fanout = self.received(sinks).await?;
+            let done = fanout.audit >= accepted
+                && fanout.bus >= accepted as i64
+                && queue_depth(&self.sqs, &sinks.jobs_queue).await? == 0;
+            if done || started.elapsed() >= limit {
+                return Ok(Fanout {
+                    settled_after: started.elapsed(),
+                    ..fanout
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn received(&self, sinks: &Sinks) -> Result<Fanout> {
+        let journal: Vec<serde_json::Value> = self
+            .client
+            .get(format!("{}/_sim/requests", sinks.simulator))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
+            .context("the simulator's journal")?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut answered = 0;
+        for entry in &journal {
+            let ok = entry["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s));
+            if entry["path"] == "/_sim/targets/audit" && ok {
+                answered += 1;
+                seen.insert(
+                    entry["headers"]["webhook-id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+        Ok(Fanout {
+            audit: seen.len(),
+            audit_repeats: answered - seen.len(),
+            bus: queue_depth(&self.sqs, &sinks.bus_queue).await?,
+            settled_after: Duration::ZERO,
+        })
     }
 
     /// `rate` webhooks a second for `duration`, each a new delivery.

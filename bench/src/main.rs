@@ -53,6 +53,10 @@ struct Args {
     /// How long each rate runs, in seconds.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// The rate at which the acknowledgement is compared without and with the local named
+    /// targets: one the emulator holds with the drainer's delivery work beside the load.
+    #[arg(long, default_value_t = 5)]
+    targets_rate: u32,
     /// Deliveries sent twice to count AWS calls per duplicate.
     #[arg(long, default_value_t = 500)]
     duplicates: usize,
@@ -124,14 +128,22 @@ async fn run(args: Args) -> Result<()> {
 
     println!("cxbridge-bench: starting the local stack (release binaries, up to 4 instances)");
     let mut options = stack_options(&args, &root, &log, &format!("{run_id}e"), 4);
-    // The events-only route here too: with the local named targets, every accepted webhook
-    // also puts two delivery jobs on `jobs`, and the drainer's work on them shares the one
-    // moto process with the load until requests wait past their signature's tolerance.
+    // The events-only route for the rates past the emulator's limit: with the local named
+    // targets, every accepted webhook also puts two delivery jobs on `jobs`, and the
+    // drainer's work on them shares the one moto process with the load until requests wait
+    // past their signature's tolerance. The targets are measured at a rate it holds, below.
     options.webhook_config = Some(cxbridge_local::bootstrap::EVENTS_ONLY_CONFIG.to_owned());
     let stack = Stack::start(options).await?;
     let outcome = end_to_end(&args, &stack, &run_id).await;
     stack.shutdown().await;
-    let (loads, duplicates) = outcome?;
+    let (loads, duplicates, events_only) = outcome?;
+
+    println!("cxbridge-bench: starting the local stack with its named targets (up to 4 instances)");
+    let options = stack_options(&args, &root, &log, &format!("{run_id}t"), 4);
+    let stack = Stack::start(options).await?;
+    let outcome = with_targets(&args, &stack, &run_id, events_only).await;
+    stack.shutdown().await;
+    let targets = outcome?;
 
     let elapsed = started.elapsed().unwrap_or_default();
     let text = report::render(&report::Report {
@@ -141,6 +153,7 @@ async fn run(args: Args) -> Result<()> {
         functions,
         loads,
         duplicates,
+        targets,
         peer,
         durable_peer,
         cold_starts: args.cold_starts,
@@ -266,25 +279,35 @@ async fn durable_peer(args: &Args, stack: &Stack, run_id: &str) -> Result<peer::
     .context("the Node.js peer with DynamoDB and SQS")
 }
 
+/// The load generator for a stack's webhook route.
+async fn load_target(stack: &Stack, run: String) -> Result<load::Target> {
+    let client = ready(stack).await?;
+    let sdk = cxbridge_local::stack::emulator_config(&stack.aws_endpoint).await;
+    Ok(load::Target {
+        client,
+        url: format!("{}/webhooks/cxone", stack.gateway_url),
+        secret: stack.resources.secrets.webhook.clone(),
+        run,
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        events_queue: events_queue_url(stack)?,
+        aws_endpoint: stack.aws_endpoint.clone(),
+    })
+}
+
 async fn end_to_end(
     args: &Args,
     stack: &Stack,
     run_id: &str,
-) -> Result<(Vec<load::LoadRun>, load::DuplicateRun)> {
-    let client = ready(stack).await?;
-    let secrets = &stack.resources.secrets;
-    let sdk = cxbridge_local::stack::emulator_config(&stack.aws_endpoint).await;
-    let target = load::Target {
-        client,
-        url: format!("{}/webhooks/cxone", stack.gateway_url),
-        secret: secrets.webhook.clone(),
-        run: format!("{run_id}-load"),
-        sqs: aws_sdk_sqs::Client::new(&sdk),
-        events_queue: events_queue_url(stack)?,
-        aws_endpoint: stack.aws_endpoint.clone(),
-    };
+) -> Result<(Vec<load::LoadRun>, load::DuplicateRun, load::LoadRun)> {
+    let target = load_target(stack, format!("{run_id}-load")).await?;
+    println!(
+        "cxbridge-bench: {} webhooks/s for {} s, routed to events alone",
+        args.targets_rate, args.seconds
+    );
+    let seconds = Duration::from_secs(args.seconds);
+    let events_only = target.fixed_rate(args.targets_rate, seconds, 0).await?;
     let mut loads = Vec::new();
-    let mut next = 0;
+    let mut next = events_only.sent;
     for rate in &args.rates {
         println!(
             "cxbridge-bench: {rate} webhooks/s for {} s through the gateway",
@@ -301,5 +324,66 @@ async fn end_to_end(
         args.duplicates
     );
     let duplicates = target.duplicates(args.duplicates, next).await?;
-    Ok((loads, duplicates))
+    Ok((loads, duplicates, events_only))
+}
+
+/// The acknowledgement at the same rate with the local default configuration (`events`,
+/// the HTTPS target `audit` and the bus): first with the drainer's mapping disabled, so the
+/// emulator serves the webhook route alone as in the events-only run, then with the drainer
+/// delivering meanwhile; then what each target got once every delivery job has run.
+async fn with_targets(
+    args: &Args,
+    stack: &Stack,
+    run_id: &str,
+    events_only: load::LoadRun,
+) -> Result<load::TargetsRun> {
+    let target = load_target(stack, format!("{run_id}-targets")).await?;
+    let queue = |name: &str| {
+        stack
+            .resources
+            .queues
+            .get(name)
+            .map(|q| q.url.clone())
+            .ok_or_else(|| anyhow!("no {name} queue"))
+    };
+    let sinks = load::Sinks {
+        simulator: stack.cxone_url.clone(),
+        bus_queue: queue("bus-events")?,
+        jobs_queue: queue("jobs")?,
+    };
+    let seconds = Duration::from_secs(args.seconds);
+    let send_batch = target
+        .send_batch_latency(&format!("{run_id}t-probe"), 100)
+        .await?;
+    println!(
+        "cxbridge-bench: {} webhooks/s for {} s, routed to events, audit and the bus, the drainer's mapping disabled",
+        args.targets_rate, args.seconds
+    );
+    if !stack.set_mapping_enabled("jobs", false) {
+        return Err(anyhow!("no function polls the jobs queue"));
+    }
+    let held = target.fixed_rate(args.targets_rate, seconds, 0).await;
+    stack.set_mapping_enabled("jobs", true);
+    let held = held?;
+    println!(
+        "cxbridge-bench: {} webhooks/s for {} s, routed to events, audit and the bus, the drainer delivering",
+        args.targets_rate, args.seconds
+    );
+    let delivering = target
+        .fixed_rate(args.targets_rate, seconds, held.sent)
+        .await?;
+    let fanout = target
+        .fanout(
+            &sinks,
+            held.accepted + delivering.accepted,
+            Duration::from_secs(300),
+        )
+        .await?;
+    Ok(load::TargetsRun {
+        events_only,
+        held,
+        delivering,
+        fanout,
+        send_batch,
+    })
 }

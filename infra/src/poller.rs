@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
@@ -22,12 +23,18 @@ pub struct Poller {
     pub report_batch_item_failures: bool,
     pub host: Arc<FunctionHost>,
     pub log: LogSink,
+    /// The mapping's `Enabled`: while false it takes nothing from the queue.
+    pub enabled: Arc<AtomicBool>,
 }
 
 impl Poller {
     /// Polls until the task is dropped.
     pub async fn run(self) {
         loop {
+            if !self.enabled.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             let received = self
                 .sqs
                 .receive_message()
@@ -53,7 +60,42 @@ impl Poller {
             if messages.is_empty() {
                 continue;
             }
+            // Disabled while this receive waited: the batch goes back, untouched.
+            if !self.enabled.load(Ordering::Relaxed) {
+                self.release(&messages).await;
+                continue;
+            }
             self.deliver(messages).await;
+        }
+    }
+
+    /// Makes received messages visible again at once, without counting a failure.
+    async fn release(&self, messages: &[Message]) {
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let released = self
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        if let Err(err) = released {
+            self.log.line(format!(
+                "cxbridge-local: cannot return a batch to {}: {}",
+                self.queue_url,
+                aws_sdk_sqs::error::DisplayErrorContext(&err)
+            ));
         }
     }
 

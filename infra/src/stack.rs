@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -214,6 +215,8 @@ pub struct Stack {
     pub webhook_config: String,
     pub hosts: BTreeMap<String, Arc<FunctionHost>>,
     pub log: LogSink,
+    /// Each queue's event source mapping switch, by the queue's local name.
+    mappings: BTreeMap<String, Arc<AtomicBool>>,
     moto: Option<Moto>,
     simulator: Option<Simulator>,
     tasks: Vec<JoinHandle<()>>,
@@ -387,6 +390,7 @@ impl Stack {
         }
 
         let mut tasks = Vec::new();
+        let mut mappings = BTreeMap::new();
         for mapping in &template.sqs_mappings {
             let timeout = template
                 .functions
@@ -401,19 +405,25 @@ impl Stack {
                     mapping.queue, mapping.function
                 ));
             }
-            let queue = template
+            let local = template
                 .queues
                 .iter()
                 .find(|q| q.logical_id == mapping.queue)
-                .and_then(|q| resources.queues.get(&q.local_name()))
-                .ok_or_else(|| {
-                    anyhow!("{} polls unknown queue {}", mapping.function, mapping.queue)
-                })?;
+                .map(crate::template::QueueSpec::local_name)
+                .unwrap_or_default();
+            let queue = resources.queues.get(&local).ok_or_else(|| {
+                anyhow!("{} polls unknown queue {}", mapping.function, mapping.queue)
+            })?;
             let host = hosts
                 .get(&mapping.function)
                 .ok_or_else(|| anyhow!("no function {}", mapping.function))?
                 .clone();
+            let enabled = mappings
+                .entry(local)
+                .or_insert_with(|| Arc::new(AtomicBool::new(true)))
+                .clone();
             let poller = Poller {
+                enabled,
                 sqs: sqs.clone(),
                 queue_url: queue.url.clone(),
                 queue_arn: queue.arn.clone(),
@@ -494,12 +504,24 @@ impl Stack {
             webhook_config,
             hosts,
             log,
+            mappings,
             moto,
             tasks,
         })
     }
 
     /// The emulator's process id, when the stack started it (fault tests freeze it).
+    /// Enables or disables the event source mapping of `queue` (its local name, such as
+    /// `jobs`), as `UpdateEventSourceMapping --enabled` does: while disabled its function
+    /// takes nothing from it, and what arrives waits on the queue. False if no function
+    /// polls that queue.
+    pub fn set_mapping_enabled(&self, queue: &str, enabled: bool) -> bool {
+        self.mappings.get(queue).is_some_and(|switch| {
+            switch.store(enabled, std::sync::atomic::Ordering::Relaxed);
+            true
+        })
+    }
+
     pub fn emulator_pid(&self) -> Option<u32> {
         self.moto.as_ref().and_then(Moto::pid)
     }

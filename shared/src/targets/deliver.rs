@@ -292,6 +292,9 @@ impl<S: TargetSender, T: TargetStore, R: RunGuard> Deliverer<S, T, R> {
                 now_ms,
             )
             .await;
+            // Each parked delivery reports the pause again, so the alarm stays raised while
+            // deliveries wait, not only in the minute the breaker tripped.
+            crate::telemetry::metric(self.function, "TargetsPaused", 1.0);
             return Err(JobFailure::park(wait));
         }
         let started = Instant::now();

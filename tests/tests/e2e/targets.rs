@@ -115,6 +115,60 @@ async fn one_webhook_reaches_events_the_signed_https_target_and_the_bus_once_eac
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_answer_waits_for_no_target_its_deliveries_wait_on_jobs_until_the_drainer_runs() {
+    let stack = start(with_local_targets(options())).await;
+    assert!(stack.set_mapping_enabled("jobs", false));
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let client = reqwest::Client::new();
+    let delivery = unique("d-");
+    let (status, body) = signed(&stack.resources.secrets.webhook, &delivery)
+        .send(&client, &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // Answered with nothing at either target: the event is on `events`, and one delivery
+    // job per named target waits on `jobs`.
+    let events = on_queue(&sqs, &stack.resources.queues["events"].url, 1).await;
+    assert_eq!(events[0]["deliveryId"], delivery.as_str());
+    assert!(at_sink(&stack, 200).await.is_empty());
+    assert_eq!(
+        queue_depth(&sqs, &stack.resources.queues["bus-events"].url).await,
+        0
+    );
+    let jobs_url = &stack.resources.queues["jobs"].url;
+    let waiting = receive_all(&sqs, jobs_url).await;
+    let mut targets: Vec<String> = Vec::new();
+    for message in &waiting {
+        let job: Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap();
+        if job["kind"] == "delivery" {
+            assert_eq!(job["payload"]["deliveryId"], delivery.as_str());
+            targets.push(job["payload"]["target"].as_str().unwrap().to_owned());
+        }
+        // Visible again at once, for the drainer.
+        sqs.change_message_visibility()
+            .queue_url(jobs_url)
+            .receipt_handle(message.receipt_handle().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    targets.sort();
+    assert_eq!(targets, ["audit", "bus"]);
+
+    assert!(stack.set_mapping_enabled("jobs", true));
+    eventually("the audit delivery", Duration::from_secs(60), || async {
+        (!at_sink(&stack, 200).await.is_empty()).then_some(())
+    })
+    .await;
+    drained(&stack, &sqs).await;
+    assert_eq!(at_sink(&stack, 200).await.len(), 1);
+    let bus = on_queue(&sqs, &stack.resources.queues["bus-events"].url, 1).await;
+    assert_eq!(bus.len(), 1);
+    assert_eq!(bus[0]["detail"], events[0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_sink_failing_twice_gets_the_event_on_the_third_attempt_and_the_others_once() {
     let stack = start(with_local_targets(options())).await;
     sim_control(
