@@ -79,6 +79,25 @@ async fn a_job_run_is_claimed_once_per_attempt_and_ended_attempts_stay_ended() {
 }
 
 #[tokio::test]
+async fn a_run_whose_claim_was_never_written_lets_its_retry_run() {
+    // The claim of run 1 failed (the store was unavailable), so the job was retried and
+    // run 1 then recorded as finished: the item holds a finished run and no running one.
+    let store = store().await;
+    store.finish_run("delivery:xyz", 1, NOW_MS).await.unwrap();
+    let begin = |attempt, at| store.begin_run("delivery:xyz", attempt, LEASE, at);
+    assert_eq!(
+        begin(1, NOW_MS + 1).await.unwrap(),
+        AttemptClaim::Done,
+        "a copy of the finished run"
+    );
+    assert_eq!(
+        begin(2, NOW_MS + 1).await.unwrap(),
+        AttemptClaim::Started,
+        "the retry runs"
+    );
+}
+
+#[tokio::test]
 async fn only_executions_still_dispatched_past_their_deadline_are_overdue() {
     let store = store().await;
     for id in ["late", "early", "answered", "pending"] {

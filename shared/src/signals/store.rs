@@ -1,4 +1,4 @@
-//! Execution records (`exec#{correlationId}`, design §3.3 and §5): idempotency for signal
+//! Execution records (`exec#{correlationId}`, ARCHITECTURE.md, Table items): idempotency for signal
 //! requests and the state of each execution, which only ever moves forward.
 
 use std::collections::HashMap;
@@ -604,7 +604,7 @@ impl ExecutionStore for DynamoDbExecutionStore {
             .key("pk", run_key(job_id))
             .update_expression("SET runningAttempt = :a, runningUntil = :until, expiresAt = :exp")
             .condition_expression(
-                "attribute_not_exists(pk) OR expiresAt < :now_s OR ((attribute_not_exists(finishedAttempt) OR finishedAttempt < :a) AND (runningAttempt < :a OR (runningAttempt = :a AND runningUntil < :now)))",
+                "attribute_not_exists(pk) OR expiresAt < :now_s OR ((attribute_not_exists(finishedAttempt) OR finishedAttempt < :a) AND (attribute_not_exists(runningAttempt) OR runningAttempt < :a OR (runningAttempt = :a AND runningUntil < :now)))",
             )
             .expression_attribute_values(":a", n(i64::from(attempt)))
             .expression_attribute_values(":until", n(until))
