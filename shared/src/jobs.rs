@@ -1,4 +1,4 @@
-//! Jobs on the `jobs` queue (design §4): outbound CXone work that runs, or runs again,
+//! Jobs on the `jobs` queue (ARCHITECTURE.md, Job envelope): outbound CXone work that runs, or runs again,
 //! outside the request that asked for it, and the backoff between attempts.
 
 use std::time::Duration;
@@ -27,10 +27,11 @@ fn version_one() -> u32 {
 }
 
 /// `{"version","id","kind","correlationId","attempt","firstAttemptAt","lastAttemptAt",
-/// "payload","lastError"}`.
+/// "payload","lastError"}`. The payload is read as JSON; a writer may give it a type of its
+/// own (the webhook route writes a delivery's event as the text it already serialised).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Job {
+pub struct Job<P = Value> {
     #[serde(default = "version_one")]
     pub version: u32,
     pub id: String,
@@ -42,11 +43,29 @@ pub struct Job {
     pub first_attempt_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt_at: Option<String>,
-    pub payload: Value,
+    pub payload: P,
     pub last_error: Option<String>,
     /// Set by `cxbridge dlq redrive`: the job may revive a dead-lettered execution.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redriven: bool,
+}
+
+impl<P> Job<P> {
+    /// A job nobody has tried yet, first asked for at `now_ms`.
+    pub fn new(kind: JobKind, id: String, correlation_id: String, payload: P, now_ms: i64) -> Self {
+        Self {
+            version: JOB_VERSION,
+            id,
+            kind,
+            correlation_id,
+            attempt: 0,
+            first_attempt_at: crate::clock::rfc3339(now_ms),
+            last_attempt_at: None,
+            payload,
+            last_error: None,
+            redriven: false,
+        }
+    }
 }
 
 /// How retries are spaced and when they stop.

@@ -1,4 +1,4 @@
-//! `POST /webhooks/cxone` (design §3.1): verify, de-duplicate, normalise, route, enqueue;
+//! `POST /webhooks/cxone` (ARCHITECTURE.md, Routes): verify, de-duplicate, normalise, route, enqueue;
 //! and `POST /webhooks/studio` ([`studio`]), the same for Studio's REST API action, which
 //! authenticates with a token instead of a signature.
 //!
@@ -233,6 +233,16 @@ fn check_signal_contact(event: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// A delivery job's payload as the webhook route writes it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryPayload<'a> {
+    target: &'a str,
+    delivery_id: &'a str,
+    route: &'a str,
+    event: Box<serde_json::value::RawValue>,
+}
+
 fn plan(
     config: &WebhookConfig,
     sender: Sender,
@@ -278,50 +288,40 @@ fn plan(
                     })
                     .collect();
                 let correlation_id = format!("{scoped}:{name}");
-                let job = Job {
-                    version: crate::jobs::JOB_VERSION,
-                    last_attempt_at: None,
-                    redriven: false,
-                    id: correlation_id.clone(),
-                    kind: JobKind::Signal,
-                    correlation_id: correlation_id.clone(),
-                    attempt: 0,
-                    first_attempt_at: crate::clock::rfc3339(now_ms),
-                    payload: json!({
-                        "signal": name,
-                        "data": data,
-                        "metadata": {
-                            "correlationId": correlation_id,
-                            "sourceSystem": sender.system(),
-                            "deliveryId": delivery_id,
-                            "contactId": event.get("interactionId"),
-                        },
-                    }),
-                    last_error: None,
-                };
+                let payload = json!({
+                    "signal": name,
+                    "data": data,
+                    "metadata": {
+                        "correlationId": correlation_id,
+                        "sourceSystem": sender.system(),
+                        "deliveryId": delivery_id,
+                        "contactId": event.get("interactionId"),
+                    },
+                });
+                let job = Job::new(
+                    JobKind::Signal,
+                    correlation_id.clone(),
+                    correlation_id,
+                    payload,
+                    now_ms,
+                );
                 (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
             }
             Target::Deliver(target) => {
                 // One job per (delivery, target): each is retried, parked and
-                // dead-lettered on its own, and runs once.
+                // dead-lettered on its own, and runs once. The event goes in as the text
+                // already serialised for the queues, not copied and serialised again.
+                let event = event_body.get_or_insert_with(|| crate::queue::sqs_json(event));
+                let event = serde_json::value::RawValue::from_string(event.clone())
+                    .map_err(ApiError::internal)?;
                 let id = format!("{scoped}@{target}");
-                let job = Job {
-                    version: crate::jobs::JOB_VERSION,
-                    last_attempt_at: None,
-                    redriven: false,
-                    id: id.clone(),
-                    kind: JobKind::Delivery,
-                    correlation_id: id,
-                    attempt: 0,
-                    first_attempt_at: crate::clock::rfc3339(now_ms),
-                    payload: json!({
-                        "target": target,
-                        "deliveryId": delivery_id,
-                        "route": route,
-                        "event": event,
-                    }),
-                    last_error: None,
+                let payload = DeliveryPayload {
+                    target,
+                    delivery_id,
+                    route,
+                    event,
                 };
+                let job = Job::new(JobKind::Delivery, id.clone(), id, payload, now_ms);
                 (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
             }
         };
@@ -670,6 +670,44 @@ mod tests {
         let sent = r.queue.sent.lock().unwrap();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0, "http://q/events");
+    }
+
+    #[tokio::test]
+    async fn each_named_target_gets_one_delivery_job_carrying_the_event_as_enqueued() {
+        let r = receiver(Some(
+            r#"{"targets": [{"name": "audit", "type": "https", "url": "https://audit.example.com/in"},
+                            {"name": "bus", "type": "eventbridge", "bus": "default"}],
+                "routes": [{"name": "all", "targets": [{"queue": "events"}, {"target": "audit"}, {"target": "bus"}]}]}"#,
+        ));
+        let req = Request::new("current", CHAT, "d-9");
+        r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .await
+            .unwrap();
+        let sent = r.queue.sent.lock().unwrap();
+        let on = |queue: &str| -> Vec<Value> {
+            sent.iter()
+                .filter(|(q, _)| q == queue)
+                .map(|(_, m)| serde_json::from_str(&m.body).unwrap())
+                .collect()
+        };
+        let events = on("http://q/events");
+        let jobs: Vec<Job> = on("http://q/jobs")
+            .into_iter()
+            .map(|j| serde_json::from_value(j).unwrap())
+            .collect();
+        assert_eq!(events.len(), 1);
+        assert_eq!(jobs.len(), 2);
+        for (job, target) in jobs.iter().zip(["audit", "bus"]) {
+            assert_eq!(job.kind, JobKind::Delivery);
+            assert_eq!(job.id, format!("d-9@{target}"));
+            assert_eq!(job.correlation_id, job.id);
+            assert_eq!((job.attempt, job.version), (0, crate::jobs::JOB_VERSION));
+            assert_eq!(job.first_attempt_at, crate::clock::rfc3339(NOW_MS));
+            assert_eq!(
+                job.payload,
+                json!({"target": target, "deliveryId": "d-9", "route": "all", "event": events[0]})
+            );
+        }
     }
 
     #[tokio::test]
