@@ -141,10 +141,25 @@ pub struct TargetsRun {
     pub delivering: LoadRun,
     /// What the targets got for both runs.
     pub fanout: Fanout,
-    /// The median time of one `SendMessageBatch` of one event, from this process to the
-    /// idle emulator: the most the second queue's send adds if the emulator serves it after
-    /// the first.
-    pub send_batch: Duration,
+    /// What the emulator takes for the receiver's sends without and with the targets.
+    pub sends: SendCosts,
+}
+
+/// Medians, from the bench to the idle emulator, each call over a new connection as the
+/// functions' are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendCosts {
+    /// The events queue's batch alone.
+    pub alone: Duration,
+    /// It and the delivery jobs' batch, sent at once.
+    pub paired: Duration,
+}
+
+impl SendCosts {
+    /// What the second, concurrent batch adds on this emulator.
+    pub fn added(&self) -> Duration {
+        self.paired.saturating_sub(self.alone)
+    }
 }
 
 impl Target {
@@ -152,47 +167,68 @@ impl Target {
         queue_depth(&self.sqs, &self.events_queue).await
     }
 
-    /// The median of `count` `SendMessageBatch` calls shaped like the one the named targets
-    /// add to a webhook (two delivery jobs of 1.5 KiB with three attributes each), to a new
-    /// queue of their own.
-    pub async fn send_batch_latency(&self, queue: &str, count: usize) -> Result<Duration> {
-        use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-        let url = self
-            .sqs
+    /// What the emulator takes for the receiver's sends, as medians of `count` tries over
+    /// new queues of their own: the events queue's batch alone (one event), and that batch
+    /// with the delivery jobs' batch (two jobs) sent at once, as the receiver sends them
+    /// when the event also goes to the named targets.
+    pub async fn send_costs(&self, prefix: &str, count: usize) -> Result<SendCosts> {
+        let events = self.probe_queue(&format!("{prefix}-events")).await?;
+        let jobs = self.probe_queue(&format!("{prefix}-jobs")).await?;
+        let (mut alone, mut paired) = (Vec::new(), Vec::new());
+        for _ in 0..count {
+            let started = std::time::Instant::now();
+            self.probe_batch(&events, 1).await?;
+            alone.push(started.elapsed());
+            let started = std::time::Instant::now();
+            let (a, b) = tokio::join!(self.probe_batch(&events, 1), self.probe_batch(&jobs, 2));
+            paired.push(started.elapsed());
+            a?;
+            b?;
+        }
+        alone.sort();
+        paired.sort();
+        Ok(SendCosts {
+            alone: percentile(&alone, 50.0),
+            paired: percentile(&paired, 50.0),
+        })
+    }
+
+    async fn probe_queue(&self, name: &str) -> Result<String> {
+        self.sqs
             .create_queue()
-            .queue_name(queue)
+            .queue_name(name)
             .send()
             .await?
             .queue_url
-            .context("no queue URL")?;
+            .context("no queue URL")
+    }
+
+    /// One `SendMessageBatch` of `n` messages shaped like the receiver's: 1.5 KiB each, with
+    /// three string attributes.
+    async fn probe_batch(&self, url: &str, n: usize) -> Result<()> {
+        use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
         let body = "x".repeat(1536);
         let attribute = MessageAttributeValue::builder()
             .data_type("String")
             .string_value("bench-0000000001")
             .build()?;
-        let mut times = Vec::with_capacity(count);
-        for _ in 0..count {
-            let mut entries = Vec::new();
-            for id in ["0", "1"] {
-                let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(id)
-                    .message_body(&body);
-                for name in ["deliveryId", "route", "eventType"] {
-                    entry = entry.message_attributes(name, attribute.clone());
-                }
-                entries.push(entry.build()?);
+        let mut entries = Vec::new();
+        for id in 0..n {
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .id(id.to_string())
+                .message_body(&body);
+            for name in ["deliveryId", "route", "eventType"] {
+                entry = entry.message_attributes(name, attribute.clone());
             }
-            let started = std::time::Instant::now();
-            self.sqs
-                .send_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await?;
-            times.push(started.elapsed());
+            entries.push(entry.build()?);
         }
-        times.sort();
-        Ok(percentile(&times, 50.0))
+        self.sqs
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// Waits, up to `limit`, until every one of `accepted` webhooks has reached the `audit`

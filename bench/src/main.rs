@@ -352,9 +352,7 @@ async fn with_targets(
         jobs_queue: queue("jobs")?,
     };
     let seconds = Duration::from_secs(args.seconds);
-    let send_batch = target
-        .send_batch_latency(&format!("{run_id}t-probe"), 100)
-        .await?;
+    let sends = target.send_costs(&format!("{run_id}t-probe"), 200).await?;
     println!(
         "cxbridge-bench: {} webhooks/s for {} s, routed to events, audit and the bus, the drainer's mapping disabled",
         args.targets_rate, args.seconds
@@ -384,6 +382,6 @@ async fn with_targets(
         held,
         delivering,
         fanout,
-        send_batch,
+        sends,
     })
 }
