@@ -242,3 +242,60 @@ impl Base {
         }
     }
 }
+
+/// The retry-drainer's jobs as deployed: signal, context, reconcile and sweep jobs through
+/// the dispatcher, deliveries through the deliverer.
+pub struct LiveJobs {
+    pub dispatcher: LiveDispatcher,
+    pub deliverer: LiveDeliverer,
+}
+
+impl crate::drainer::JobRunner for LiveJobs {
+    async fn run(
+        &self,
+        job: &crate::jobs::Job,
+        now_ms: i64,
+    ) -> Result<(), crate::signals::JobFailure> {
+        use crate::jobs::JobKind;
+        match job.kind {
+            JobKind::Signal => self.dispatcher.run_signal_job(job, now_ms).await,
+            JobKind::Reconcile => self.dispatcher.reconcile(job, now_ms).await,
+            JobKind::Sweep => self.dispatcher.sweep(now_ms).await,
+            JobKind::Context => self.dispatcher.run_context_job(job, now_ms).await,
+            JobKind::Delivery => self.deliverer.run(job, now_ms).await,
+        }
+    }
+
+    async fn settle(&self, job: &crate::jobs::Job, now_ms: i64) {
+        use crate::jobs::JobKind;
+        match job.kind {
+            JobKind::Delivery => self.deliverer.settle(job, now_ms).await,
+            JobKind::Context => self.dispatcher.settle_run(job, now_ms).await,
+            JobKind::Signal | JobKind::Reconcile | JobKind::Sweep => {}
+        }
+    }
+
+    fn target_retry(
+        &self,
+        job: &crate::jobs::Job,
+    ) -> Option<(String, crate::targets::TargetRetry)> {
+        self.deliverer
+            .spec(job)
+            .map(|target| (target.name.clone(), target.retry))
+    }
+
+    async fn dead_lettered(&self, job: &crate::jobs::Job, reason: &str, now_ms: i64) {
+        use crate::signals::store::ExecutionStore;
+        let marked = self
+            .dispatcher
+            .store
+            .failed(&job.correlation_id, "dead_lettered", reason, None, now_ms)
+            .await;
+        if let Err(e) = marked {
+            tracing::warn!(correlation_id = %job.correlation_id, error = %e, "could not mark the execution dead_lettered");
+        }
+    }
+}
+
+/// The retry-drainer as deployed.
+pub type LiveDrainer = crate::drainer::Drainer<LiveJobs, crate::queue::SqsMessageQueue>;

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod cxone;
+pub mod drainer;
 pub mod error;
 pub mod http;
 pub mod idempotency;
