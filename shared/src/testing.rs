@@ -376,3 +376,539 @@ impl crate::targets::deliver::TargetStore for FakeTargetStore {
             .collect())
     }
 }
+
+// The signal dispatcher's ports: execution records and CXone.
+
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicI64;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::cxone::client::ExecutionHistory;
+use crate::cxone::{ContextSink, CxoneError, CxoneSignals, SignalAccepted, SignalRequest};
+use crate::signals::store::{
+    AttemptClaim, CLAIM, CallbackOutcome, Created, Execution, ExecutionStore, RECORD_TTL,
+};
+
+/// An execution record (`exec#{id}`) with every attribute the DynamoDB adapter writes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionItem {
+    pub signal: String,
+    pub status: String,
+    pub attempts: u32,
+    pub payload_hash: String,
+    pub outputs: Value,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Epoch seconds, as the table's TTL attribute.
+    pub expires_at: i64,
+    pub in_progress_expires_at: Option<i64>,
+    pub response: Option<Value>,
+    pub last_error: Option<String>,
+    pub signal_execution_id: Option<String>,
+    pub dispatched_at: Option<i64>,
+    /// Set while the record is in the sparse `due` index.
+    pub due_at: Option<i64>,
+    pub running_attempt: Option<u32>,
+    pub running_until: Option<i64>,
+    pub finished_attempt: Option<u32>,
+}
+
+/// A run record (`run#{jobId}`) of a job with no execution record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunItem {
+    pub running_attempt: Option<u32>,
+    pub running_until: Option<i64>,
+    pub finished_attempt: Option<u32>,
+    /// Epoch seconds.
+    pub expires_at: i64,
+}
+
+/// Execution and run records in maps, under the conditions the DynamoDB adapter writes
+/// them with: an attribute a record lacks compares false, as it does in DynamoDB. `down`
+/// makes every call fail, and `failing` names the methods that fail. `get`, which takes
+/// no time, reads at the latest `now_ms` any call passed.
+#[derive(Default)]
+pub struct FakeExecutions {
+    pub items: Mutex<HashMap<String, ExecutionItem>>,
+    pub runs: Mutex<HashMap<String, RunItem>>,
+    pub clock: AtomicI64,
+    pub down: AtomicBool,
+    pub failing: Mutex<Vec<&'static str>>,
+}
+
+/// The adapter's partitions of the `due` index.
+const DUE_SHARDS: u8 = 4;
+
+fn due_shard(id: &str) -> u8 {
+    Sha256::digest(id.as_bytes())[0] % DUE_SHARDS
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(0)
+}
+
+fn record_expiry(now_ms: i64) -> i64 {
+    now_ms / 1000 + i64::try_from(RECORD_TTL.as_secs()).unwrap_or(0)
+}
+
+/// Why a claim was refused: held while another run's lease on this very attempt is live
+/// and the work is open, done otherwise.
+fn refused(finished: Option<u32>, running: Option<u32>, attempt: u32, open: bool) -> AttemptClaim {
+    if open && !finished.is_some_and(|f| f >= attempt) && running == Some(attempt) {
+        AttemptClaim::Held
+    } else {
+        AttemptClaim::Done
+    }
+}
+
+impl FakeExecutions {
+    /// Makes every later call of `method` fail.
+    pub fn fail(&self, method: &'static str) {
+        self.failing.lock().unwrap().push(method);
+    }
+
+    pub fn item(&self, id: &str) -> Option<ExecutionItem> {
+        self.items.lock().unwrap().get(id).cloned()
+    }
+
+    pub fn run(&self, job_id: &str) -> Option<RunItem> {
+        self.runs.lock().unwrap().get(job_id).cloned()
+    }
+
+    fn check(&self, method: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.clock.fetch_max(now_ms, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst)
+            || self.failing.lock().unwrap().iter().any(|m| *m == method)
+        {
+            return Err(StoreError("down".into()));
+        }
+        Ok(())
+    }
+
+    fn execution(id: &str, item: &ExecutionItem) -> Execution {
+        Execution {
+            correlation_id: id.to_owned(),
+            signal: item.signal.clone(),
+            status: item.status.clone(),
+            attempts: item.attempts,
+            signal_execution_id: item.signal_execution_id.clone(),
+            outputs: item.outputs.clone(),
+            last_error: item.last_error.clone(),
+            created_at: item.created_at.clone(),
+            updated_at: item.updated_at.clone(),
+            payload_hash: item.payload_hash.clone(),
+            response: item.response.clone(),
+            in_progress_expires_at: item.in_progress_expires_at,
+        }
+    }
+}
+
+impl ExecutionStore for FakeExecutions {
+    async fn create(
+        &self,
+        id: &str,
+        signal: &str,
+        payload_hash: &str,
+        now_ms: i64,
+    ) -> Result<Created, StoreError> {
+        self.check("create", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        // `attribute_not_exists(pk) OR expiresAt < :now`
+        if let Some(live) = items.get(id).filter(|i| i.expires_at >= now_ms / 1000) {
+            return Ok(Created::Existing(Box::new(Self::execution(id, live))));
+        }
+        let now = crate::clock::rfc3339(now_ms);
+        items.insert(
+            id.to_owned(),
+            ExecutionItem {
+                signal: signal.to_owned(),
+                status: "pending".into(),
+                attempts: 0,
+                payload_hash: payload_hash.to_owned(),
+                outputs: json!({}),
+                created_at: now.clone(),
+                updated_at: now,
+                expires_at: record_expiry(now_ms),
+                in_progress_expires_at: Some(now_ms + millis(CLAIM)),
+                ..Default::default()
+            },
+        );
+        Ok(Created::New)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Execution>, StoreError> {
+        self.check("get", 0)?;
+        let now_s = self.clock.load(Ordering::SeqCst) / 1000;
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .get(id)
+            .filter(|i| i.expires_at >= now_s)
+            .map(|i| Self::execution(id, i)))
+    }
+
+    async fn dispatched(
+        &self,
+        id: &str,
+        signal_execution_id: Option<&str>,
+        response: &Value,
+        due_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.check("dispatched", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        // `#s = :pending`; a callback that got there first is kept.
+        let Some(item) = items.get_mut(id).filter(|i| i.status == "pending") else {
+            return Ok(());
+        };
+        item.status = "dispatched".into();
+        item.attempts += 1;
+        item.updated_at = crate::clock::rfc3339(now_ms);
+        item.dispatched_at = Some(now_ms);
+        if item.response.is_none() {
+            item.response = Some(response.clone());
+        }
+        if let Some(x) = signal_execution_id {
+            item.signal_execution_id = Some(x.to_owned());
+        }
+        item.due_at = Some(due_at_ms);
+        item.last_error = None;
+        Ok(())
+    }
+
+    async fn overdue(&self, now_ms: i64, limit: i32) -> Result<Vec<String>, StoreError> {
+        self.check("overdue", now_ms)?;
+        let items = self.items.lock().unwrap();
+        let mut ids = Vec::new();
+        // One query a shard, each in `dueAt` order and up to `limit`.
+        for shard in 0..DUE_SHARDS {
+            let mut due: Vec<(i64, &String)> = items
+                .iter()
+                .filter(|(id, _)| due_shard(id) == shard)
+                .filter_map(|(id, i)| i.due_at.filter(|at| *at < now_ms).map(|at| (at, id)))
+                .collect();
+            due.sort();
+            ids.extend(
+                due.into_iter()
+                    .take(usize::try_from(limit).unwrap_or(0))
+                    .map(|(_, id)| id.clone()),
+            );
+        }
+        Ok(ids)
+    }
+
+    async fn queued(
+        &self,
+        id: &str,
+        error: &str,
+        response: &Value,
+        finished_attempt: Option<u32>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.check("queued", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        // No condition, but `attempts = attempts + :one` names an attribute a missing
+        // record lacks, which DynamoDB refuses.
+        let Some(item) = items.get_mut(id) else {
+            return Err(StoreError(format!(
+                "no execution {id} to count an attempt on"
+            )));
+        };
+        item.attempts += 1;
+        item.last_error = Some(error.to_owned());
+        item.updated_at = crate::clock::rfc3339(now_ms);
+        if item.response.is_none() {
+            item.response = Some(response.clone());
+        }
+        if let Some(finished) = finished_attempt {
+            item.finished_attempt = Some(finished);
+        }
+        Ok(())
+    }
+
+    async fn failed(
+        &self,
+        id: &str,
+        status: &str,
+        error: &str,
+        response: Option<&Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.check("failed", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        // `#s IN (:pending, :dispatched)`
+        let Some(item) = items
+            .get_mut(id)
+            .filter(|i| matches!(i.status.as_str(), "pending" | "dispatched"))
+        else {
+            return Ok(());
+        };
+        item.status = status.to_owned();
+        item.last_error = Some(error.to_owned());
+        item.updated_at = crate::clock::rfc3339(now_ms);
+        item.attempts += u32::from(status == "failed");
+        if let Some(r) = response
+            && item.response.is_none()
+        {
+            item.response = Some(r.clone());
+        }
+        item.due_at = None;
+        Ok(())
+    }
+
+    async fn callback(
+        &self,
+        id: &str,
+        status: &str,
+        outputs: &Value,
+        error: Option<&str>,
+        signal_execution_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<CallbackOutcome, StoreError> {
+        self.check("callback", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items.get_mut(id).filter(|i| i.expires_at >= now_ms / 1000) else {
+            return Ok(CallbackOutcome::NotFound);
+        };
+        if !matches!(item.status.as_str(), "pending" | "dispatched" | "timed_out") {
+            return Ok(CallbackOutcome::Duplicate);
+        }
+        item.status = status.to_owned();
+        item.outputs = outputs.clone();
+        item.last_error = error.map(str::to_owned);
+        item.updated_at = crate::clock::rfc3339(now_ms);
+        if let Some(x) = signal_execution_id
+            && item.signal_execution_id.is_none()
+        {
+            item.signal_execution_id = Some(x.to_owned());
+        }
+        item.due_at = None;
+        Ok(CallbackOutcome::Recorded)
+    }
+
+    async fn timed_out(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.check("timed_out", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items.get_mut(id).filter(|i| i.status == "dispatched") else {
+            return Ok(false);
+        };
+        item.status = "timed_out".into();
+        item.updated_at = crate::clock::rfc3339(now_ms);
+        item.last_error = Some("no completion callback arrived before the deadline".into());
+        item.due_at = None;
+        Ok(true)
+    }
+
+    async fn begin_attempt(
+        &self,
+        id: &str,
+        attempt: u32,
+        lease: std::time::Duration,
+        now_ms: i64,
+    ) -> Result<AttemptClaim, StoreError> {
+        self.check("begin_attempt", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items.get_mut(id) else {
+            return Ok(AttemptClaim::Done);
+        };
+        let open = item.status == "pending";
+        let unfinished = item.finished_attempt.is_none_or(|f| f < attempt);
+        let free = item.running_attempt.is_none_or(|r| r < attempt)
+            || (item.running_attempt == Some(attempt)
+                && item.running_until.is_some_and(|u| u < now_ms));
+        if open && unfinished && free {
+            item.running_attempt = Some(attempt);
+            item.running_until = Some(now_ms + millis(lease));
+            return Ok(AttemptClaim::Started);
+        }
+        Ok(refused(
+            item.finished_attempt,
+            item.running_attempt,
+            attempt,
+            open,
+        ))
+    }
+
+    async fn revive(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.check("revive", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items
+            .get_mut(id)
+            .filter(|i| matches!(i.status.as_str(), "dead_lettered" | "pending"))
+        else {
+            return Ok(false);
+        };
+        item.status = "pending".into();
+        item.updated_at = crate::clock::rfc3339(now_ms);
+        item.running_attempt = None;
+        item.running_until = None;
+        item.finished_attempt = None;
+        Ok(true)
+    }
+
+    async fn take_over(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.check("take_over", now_ms)?;
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items.get_mut(id).filter(|i| {
+            i.status == "pending"
+                && i.response.is_none()
+                && i.in_progress_expires_at.is_some_and(|u| u < now_ms)
+        }) else {
+            return Ok(false);
+        };
+        item.in_progress_expires_at = Some(now_ms + millis(CLAIM));
+        item.updated_at = crate::clock::rfc3339(now_ms);
+        Ok(true)
+    }
+
+    async fn begin_run(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        lease: std::time::Duration,
+        now_ms: i64,
+    ) -> Result<AttemptClaim, StoreError> {
+        self.check("begin_run", now_ms)?;
+        let mut runs = self.runs.lock().unwrap();
+        let claimable = match runs.get(job_id) {
+            None => true,
+            Some(r) if r.expires_at < now_ms / 1000 => true,
+            // A run finished without a claim (its claim failed) has no running attempt.
+            Some(r) => {
+                r.finished_attempt.is_none_or(|f| f < attempt)
+                    && (r.running_attempt.is_none_or(|a| a < attempt)
+                        || (r.running_attempt == Some(attempt)
+                            && r.running_until.is_some_and(|u| u < now_ms)))
+            }
+        };
+        let run = runs.entry(job_id.to_owned()).or_default();
+        if !claimable {
+            return Ok(refused(
+                run.finished_attempt,
+                run.running_attempt,
+                attempt,
+                true,
+            ));
+        }
+        run.running_attempt = Some(attempt);
+        run.running_until = Some(now_ms + millis(lease));
+        run.expires_at = record_expiry(now_ms);
+        Ok(AttemptClaim::Started)
+    }
+
+    async fn finish_run(&self, job_id: &str, attempt: u32, now_ms: i64) -> Result<(), StoreError> {
+        self.check("finish_run", now_ms)?;
+        let mut runs = self.runs.lock().unwrap();
+        let run = runs.entry(job_id.to_owned()).or_default();
+        // A later attempt already finished: nothing to record.
+        if run.finished_attempt.is_none_or(|f| f < attempt) {
+            run.finished_attempt = Some(attempt);
+            run.expires_at = record_expiry(now_ms);
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, id: &str) -> Result<(), StoreError> {
+        self.check("forget", 0)?;
+        let mut items = self.items.lock().unwrap();
+        if items.get(id).is_some_and(|i| i.status == "pending") {
+            items.remove(id);
+        }
+        Ok(())
+    }
+}
+
+/// CXone that records every signal, context update and action it is sent. The errors
+/// `fail_next` queues are given first, one a call; `histories` is what its execution
+/// history says of each signal execution id (none for an id it does not hold). Accepted
+/// signals get the execution id `sx-{n}`, `n` counting every signal sent.
+#[derive(Default)]
+pub struct FakeCxone {
+    pub signals: Mutex<Vec<SignalRequest>>,
+    pub contexts: Mutex<Vec<Value>>,
+    pub failing: Mutex<VecDeque<CxoneError>>,
+    pub histories: Mutex<HashMap<String, Result<ExecutionHistory, CxoneError>>>,
+}
+
+impl FakeCxone {
+    pub fn fail_next(&self, errors: impl IntoIterator<Item = CxoneError>) {
+        self.failing.lock().unwrap().extend(errors);
+    }
+
+    pub fn history(&self, signal_execution_id: &str, answer: Result<ExecutionHistory, CxoneError>) {
+        self.histories
+            .lock()
+            .unwrap()
+            .insert(signal_execution_id.to_owned(), answer);
+    }
+
+    pub fn signals(&self) -> Vec<SignalRequest> {
+        self.signals.lock().unwrap().clone()
+    }
+
+    pub fn contexts(&self) -> Vec<Value> {
+        self.contexts.lock().unwrap().clone()
+    }
+
+    fn next_failure(&self) -> Option<CxoneError> {
+        self.failing.lock().unwrap().pop_front()
+    }
+}
+
+impl CxoneSignals for FakeCxone {
+    async fn execution(
+        &self,
+        signal_execution_id: &str,
+    ) -> Result<Option<ExecutionHistory>, CxoneError> {
+        self.histories
+            .lock()
+            .unwrap()
+            .get(signal_execution_id)
+            .cloned()
+            .transpose()
+    }
+
+    async fn signal(&self, request: &SignalRequest) -> Result<SignalAccepted, CxoneError> {
+        let n = {
+            let mut signals = self.signals.lock().unwrap();
+            signals.push(request.clone());
+            signals.len()
+        };
+        if let Some(e) = self.next_failure() {
+            return Err(e);
+        }
+        Ok(SignalAccepted {
+            signal_execution_id: Some(format!("sx-{n}")),
+        })
+    }
+}
+
+impl ContextSink for FakeCxone {
+    async fn update_context(
+        &self,
+        interaction_id: &str,
+        attributes: &serde_json::Map<String, Value>,
+    ) -> Result<(), CxoneError> {
+        self.contexts
+            .lock()
+            .unwrap()
+            .push(json!({"context": interaction_id, "attributes": attributes}));
+        self.next_failure().map_or(Ok(()), Err)
+    }
+
+    async fn send_action(
+        &self,
+        contact_id: &str,
+        action: &str,
+        attributes: &serde_json::Map<String, Value>,
+    ) -> Result<(), CxoneError> {
+        self.contexts
+            .lock()
+            .unwrap()
+            .push(json!({"action": action, "contact": contact_id, "attributes": attributes}));
+        self.next_failure().map_or(Ok(()), Err)
+    }
+}

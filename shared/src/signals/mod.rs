@@ -1,4 +1,4 @@
-//! Studio signals (design §3.3, §3.4, §4): validate, de-duplicate and dispatch, queue what
+//! Studio signals (ARCHITECTURE.md, Routes and Job envelope): validate, de-duplicate and dispatch, queue what
 //! cannot go now, and follow each execution to its end.
 
 pub mod definitions;
@@ -824,7 +824,7 @@ fn request_from_json(v: &Value) -> Option<SignalRequest> {
     })
 }
 
-/// The body of a completion callback (design §3.4).
+/// The body of a completion callback (ARCHITECTURE.md, Routes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Callback {
     pub correlation_id: String,
@@ -880,3 +880,6 @@ pub fn parse_callback(body: &[u8]) -> Result<Callback, ApiError> {
         }),
     })
 }
+
+#[cfg(test)]
+mod tests;
