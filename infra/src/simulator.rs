@@ -1,5 +1,5 @@
 //! The CXone simulator: both API profiles, a journal of every request, fault injection,
-//! Studio completion callbacks, and signed webhooks on demand (design §8).
+//! Studio completion callbacks, and signed webhooks on demand (ARCHITECTURE.md, Local stack and simulator).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

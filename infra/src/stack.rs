@@ -113,7 +113,7 @@ pub fn local_signals() -> String {
     Value::Object(all).to_string()
 }
 
-/// Local settings that differ from the deployed ones (design §8): jobs give up after four
+/// Local settings that differ from the deployed ones (ARCHITECTURE.md, Local stack and simulator): jobs give up after four
 /// attempts, backing off from 1 s to at most 5 s, so failures reach the DLQ in seconds; and
 /// the signal definitions include a spawn, and intent-router has the intent map the README
 /// shows.
@@ -535,7 +535,7 @@ impl Stack {
         out
     }
 
-    /// The state file's content (design §8).
+    /// The state file's content (ARCHITECTURE.md, Local stack and simulator).
     pub fn state(&self) -> Value {
         let queues: serde_json::Map<String, Value> = self
             .resources

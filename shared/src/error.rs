@@ -1,6 +1,6 @@
 //! The one mapping from errors to HTTP: a stable code, a status and a message safe to show.
 //!
-//! Body shape (design §2): `{"error": {"code": "signature_mismatch", "message": "…"}}`.
+//! Body shape (ARCHITECTURE.md, Routes): `{"error": {"code": "signature_mismatch", "message": "…"}}`.
 //! The cause chain of an internal error is logged, never returned.
 
 use http::StatusCode;

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::error::{ApiError, ErrorCode};
 use crate::{ids, probe, telemetry};
 
-/// Largest request body accepted (design §3): 256 KiB.
+/// Largest request body accepted (ARCHITECTURE.md, Routes): 256 KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";

@@ -1,4 +1,4 @@
-//! Idempotency and replay records in DynamoDB (design §5).
+//! Idempotency and replay records in DynamoDB (ARCHITECTURE.md, Table items).
 //!
 //! Idempotency follows the pattern proven by Powertools for AWS Lambda: a conditional put
 //! claims the key (absent, expired, or in progress past its in-progress expiry), carrying a

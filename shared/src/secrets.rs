@@ -1,4 +1,4 @@
-//! The one JSON secret (design §7) and the port that serves it.
+//! The one JSON secret (ARCHITECTURE.md, Secret) and the port that serves it.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! CXone: tokens, signals and context updates for the `documented` and `incontact` API
-//! profiles (design §6), behind the ports handlers use.
+//! profiles (ARCHITECTURE.md, CXone), behind the ports handlers use.
 
 pub mod client;
 pub mod config;

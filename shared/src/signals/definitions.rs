@@ -1,4 +1,4 @@
-//! Signal definitions (design §3.3): what a `POST /signals/{name}` may carry and where it
+//! Signal definitions (ARCHITECTURE.md, Routes): what a `POST /signals/{name}` may carry and where it
 //! goes in CXone. Read once at init from `CXBRIDGE_SIGNALS` (inline JSON or `@path`);
 //! a bad definition stops the cold start.
 

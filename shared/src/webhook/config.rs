@@ -1,6 +1,6 @@
 //! Webhook configuration: which JSONPath feeds which normalised field, per channel, and the
 //! routing rules. Read once at init from `CXBRIDGE_WEBHOOK_CONFIG` (inline JSON, or `@path`
-//! to a JSON file); anything not given falls back to the defaults of design §3.1.
+//! to a JSON file); anything not given falls back to the defaults below.
 
 use std::collections::BTreeMap;
 
@@ -150,7 +150,7 @@ struct RawTarget {
     mapping: BTreeMap<String, String>,
 }
 
-/// The defaults: design §3.1's interaction event on voice, chat and SMS, Studio's contact
+/// The defaults: the interaction event (ARCHITECTURE.md, Routes) on voice, chat and SMS, Studio's contact
 /// fields (as a script's REST API action sends them, in any of their usual spellings), and
 /// one route that sends every accepted event to the `events` queue.
 pub const DEFAULT_CONFIG: &str = r#"{

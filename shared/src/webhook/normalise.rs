@@ -1,4 +1,4 @@
-//! One internal event from any webhook (design §3.1):
+//! One internal event from any webhook (ARCHITECTURE.md, Routes):
 //! `{"deliveryId","eventType","interactionId","channel","occurredAt",
 //!   "customer":{"identifier","type"},"context":{…}}`. Missing fields become null.
 
