@@ -9,7 +9,7 @@ FUNCTIONS := webhook-receiver intent-router signal-dispatcher callback-verifier 
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test lint bench chaos build venv tools package fmt clean
+.PHONY: run test unit lint bench chaos build venv tools package fmt clean
 
 ## run: start the local stack (moto, every function, the gateway on $CXBRIDGE_PORT or 3000)
 run: venv build
@@ -18,6 +18,11 @@ run: venv build
 ## test: unit, adapter and end-to-end tests, against a fresh moto on a free port
 test: venv build
 	$(LOCAL) with-moto --moto $(MOTO) -- cargo test --workspace --no-fail-fast
+
+## unit: the pure tests alone (services on in-memory fakes, parsers, the simulator and the
+## runtime host in-process): no emulator and no Python
+unit:
+	cargo test --workspace --lib --bins
 
 ## chaos: the fault suite at full size (bad input, duplicates, CXone and AWS faults, the
 ## in-progress race, a secret scan) against a stack with an emulator of its own; prints

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cxbridge::secrets::SecretsManagerSource;
+use cxbridge::adapters::delivery::LiveSender;
+use cxbridge::adapters::dynamodb::DynamoDbTargetStore;
+use cxbridge::adapters::secrets_manager::SecretsManagerSource;
 use cxbridge::targets::deliver::{LogEntry, TargetSender, TargetStore};
-use cxbridge::targets::send::LiveSender;
-use cxbridge::targets::store::DynamoDbTargetStore;
 use cxbridge::targets::{TargetSpec, Targets};
 use cxbridge::webhook::config::WebhookConfig;
 use serde_json::{Value, json};

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::adapters::secrets_manager::SecretsManagerSource;
 use crate::aws::{AwsClients, load_sdk_config_with};
 use crate::config::{Config, ConfigError};
-use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
+use crate::secrets::{SecretError, SecretSource};
 
 /// Why a function could not start. Reported to the Lambda Runtime API's `/init/error`.
 #[derive(Debug, thiserror::Error)]
@@ -99,11 +100,11 @@ async fn warm_up_queue(aws: &AwsClients, config: &Config) {
 /// and budget in the table), execution records in the table, jobs on the jobs queue.
 pub type LiveDispatcher = crate::signals::Dispatcher<
     crate::cxone::HttpCxoneClient<
-        crate::cxone::token::SharedTokenSource<crate::cxone::token::DynamoDbTokenStore>,
-        crate::cxone::rate::DynamoDbRateBudget,
+        crate::cxone::token::SharedTokenSource<crate::adapters::dynamodb::DynamoDbTokenStore>,
+        crate::adapters::dynamodb::DynamoDbRateBudget,
     >,
-    crate::signals::store::DynamoDbExecutionStore,
-    crate::queue::SqsMessageQueue,
+    crate::adapters::dynamodb::DynamoDbExecutionStore,
+    crate::adapters::sqs::SqsMessageQueue,
 >;
 
 impl Base {
@@ -121,7 +122,7 @@ impl Base {
         // The shared CXone token, if another instance published one, is read meanwhile too.
         let tenant = cxone.tenant.clone();
         let (base, shared) = Self::init_with(move |aws, config| {
-            let store = crate::cxone::token::DynamoDbTokenStore::new(
+            let store = crate::adapters::dynamodb::DynamoDbTokenStore::new(
                 aws.dynamodb.clone(),
                 config.table.clone(),
                 &tenant,
@@ -152,12 +153,17 @@ impl Base {
         http: reqwest::Client,
         shared: Option<crate::cxone::token::AccessToken>,
     ) -> Result<LiveDispatcher, InitError> {
-        use crate::cxone::{HttpCxoneClient, rate::DynamoDbRateBudget, token};
+        use crate::adapters::dynamodb::DynamoDbRateBudget;
+        use crate::cxone::{HttpCxoneClient, token};
         let credentials = self.secrets.current().await?.cxone.clone();
         let table = self.config.table.clone();
         let tokens = token::SharedTokenSource::new(
             token::TokenFetcher::new(http.clone(), cxone.clone(), credentials),
-            token::DynamoDbTokenStore::new(self.aws.dynamodb.clone(), table.clone(), &cxone.tenant),
+            crate::adapters::dynamodb::DynamoDbTokenStore::new(
+                self.aws.dynamodb.clone(),
+                table.clone(),
+                &cxone.tenant,
+            ),
         );
         tokens.preload(shared);
         let budget = DynamoDbRateBudget::new(
@@ -174,11 +180,11 @@ impl Base {
             definitions,
             profile: cxone.profile,
             cxone: client,
-            store: crate::signals::store::DynamoDbExecutionStore::new(
+            store: crate::adapters::dynamodb::DynamoDbExecutionStore::new(
                 self.aws.dynamodb.clone(),
                 table,
             ),
-            queue: crate::queue::SqsMessageQueue::new(self.aws.sqs.clone()),
+            queue: crate::adapters::sqs::SqsMessageQueue::new(self.aws.sqs.clone()),
             jobs_queue_url: self.config.jobs_queue_url.clone(),
             deadline: self.config.execution_deadline,
             retry: self.config.retry,
@@ -190,9 +196,9 @@ impl Base {
 /// The deliverer as deployed: HTTPS and EventBridge senders, breaker states and the
 /// delivery log in the table, runs claimed on the table's run records.
 pub type LiveDeliverer = crate::targets::deliver::Deliverer<
-    crate::targets::send::LiveSender<Arc<SecretsManagerSource>>,
-    crate::targets::store::DynamoDbTargetStore,
-    crate::signals::store::DynamoDbExecutionStore,
+    crate::adapters::delivery::LiveSender<Arc<SecretsManagerSource>>,
+    crate::adapters::dynamodb::DynamoDbTargetStore,
+    crate::adapters::dynamodb::DynamoDbExecutionStore,
 >;
 
 impl Base {
@@ -223,16 +229,16 @@ impl Base {
     ) -> LiveDeliverer {
         crate::targets::deliver::Deliverer {
             targets: Arc::new(targets),
-            sender: crate::targets::send::LiveSender::new(
+            sender: crate::adapters::delivery::LiveSender::new(
                 self.aws.events.clone(),
                 self.secrets.clone(),
             ),
-            store: crate::targets::store::DynamoDbTargetStore::new(
+            store: crate::adapters::dynamodb::DynamoDbTargetStore::new(
                 self.aws.dynamodb.clone(),
                 self.config.table.clone(),
                 self.config.delivery_log_ttl,
             ),
-            runs: crate::signals::store::DynamoDbExecutionStore::new(
+            runs: crate::adapters::dynamodb::DynamoDbExecutionStore::new(
                 self.aws.dynamodb.clone(),
                 self.config.table.clone(),
             ),
@@ -289,7 +295,13 @@ impl crate::drainer::JobRunner for LiveJobs {
         let marked = self
             .dispatcher
             .store
-            .failed(&job.correlation_id, "dead_lettered", reason, None, now_ms)
+            .failed(
+                &job.correlation_id,
+                crate::signals::store::ExecutionStatus::DeadLettered,
+                reason,
+                None,
+                now_ms,
+            )
             .await;
         if let Err(e) = marked {
             tracing::warn!(correlation_id = %job.correlation_id, error = %e, "could not mark the execution dead_lettered");
@@ -298,4 +310,4 @@ impl crate::drainer::JobRunner for LiveJobs {
 }
 
 /// The retry-drainer as deployed.
-pub type LiveDrainer = crate::drainer::Drainer<LiveJobs, crate::queue::SqsMessageQueue>;
+pub type LiveDrainer = crate::drainer::Drainer<LiveJobs, crate::adapters::sqs::SqsMessageQueue>;

@@ -343,8 +343,9 @@ mod tests {
 
     #[test]
     fn the_drainer_policy_spaces_retries_and_gives_up_after_its_attempts() {
-        // (attempts made before, failure, jitter) → (delay, attempt) or dead-lettered
-        let cases: [(u32, f64, Option<(i32, u32)>); 5] = [
+        // (attempts made before, jitter) → (delay, attempt), or None for dead-lettered
+        type Case = (u32, f64, Option<(i32, u32)>);
+        let cases: [Case; 5] = [
             (0, 1.0, Some((2, 1))),
             (1, 1.0, Some((4, 2))),
             (2, 1.0, Some((8, 3))),

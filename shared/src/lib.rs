@@ -3,6 +3,7 @@
 //! The function crates stay thin: `main.rs` calls [`runtime`] to build an [`app::Base`]
 //! once at cold start, and `handler.rs` holds route logic written against the ports here.
 
+pub mod adapters;
 pub mod app;
 pub mod auth;
 pub mod aws;

@@ -1,9 +1,7 @@
-//! Port and SQS adapter for sending messages to queues.
+//! The port for sending messages to queues, and the limits SQS sets on them; the SQS
+//! adapter is `adapters::sqs`.
 
 use std::future::Future;
-
-use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 /// The largest message the queues take, body and attributes together: SQS's default
 /// `MaximumMessageSize`, which template.yaml states for every queue and the local stack
@@ -71,7 +69,7 @@ impl OutboundMessage {
 }
 
 /// Splits messages into batches SQS accepts.
-fn batches(messages: &[OutboundMessage]) -> Vec<&[OutboundMessage]> {
+pub(crate) fn batches(messages: &[OutboundMessage]) -> Vec<&[OutboundMessage]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
@@ -89,75 +87,6 @@ fn batches(messages: &[OutboundMessage]) -> Vec<&[OutboundMessage]> {
         out.push(&messages[start..]);
     }
     out
-}
-
-/// [`MessageQueue`] over SQS: batches within SQS's limits, each entry checked.
-#[derive(Debug, Clone)]
-pub struct SqsMessageQueue {
-    client: aws_sdk_sqs::Client,
-}
-
-impl SqsMessageQueue {
-    pub fn new(client: aws_sdk_sqs::Client) -> Self {
-        Self { client }
-    }
-}
-
-impl MessageQueue for SqsMessageQueue {
-    async fn send_all(
-        &self,
-        queue_url: &str,
-        messages: &[OutboundMessage],
-    ) -> Result<(), QueueError> {
-        let fail = |detail: String| QueueError {
-            queue: queue_url.to_owned(),
-            detail,
-        };
-        let fifo = queue_url.ends_with(".fifo");
-        for chunk in batches(messages) {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (i, m) in chunk.iter().enumerate() {
-                let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&m.body);
-                for (name, value) in &m.attributes {
-                    let attribute = MessageAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(value)
-                        .build()
-                        .map_err(|e| fail(e.to_string()))?;
-                    entry = entry.message_attributes(name, attribute);
-                }
-                if let Some(delay) = m.delay_seconds {
-                    entry = entry.delay_seconds(delay.clamp(0, 900));
-                }
-                if fifo {
-                    entry = entry
-                        .message_group_id(&m.group_id)
-                        .message_deduplication_id(&m.dedup_id);
-                }
-                entries.push(entry.build().map_err(|e| fail(e.to_string()))?);
-            }
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
-            if let Some(first) = out.failed.first() {
-                return Err(fail(format!(
-                    "{} of {} messages failed ({}: {})",
-                    out.failed.len(),
-                    chunk.len(),
-                    first.code,
-                    first.message.as_deref().unwrap_or_default()
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -388,7 +388,8 @@ use sha2::{Digest, Sha256};
 use crate::cxone::client::ExecutionHistory;
 use crate::cxone::{ContextSink, CxoneError, CxoneSignals, SignalAccepted, SignalRequest};
 use crate::signals::store::{
-    AttemptClaim, CLAIM, CallbackOutcome, Created, Execution, ExecutionStore, RECORD_TTL,
+    AttemptClaim, CLAIM, CallbackOutcome, Created, Execution, ExecutionStatus, ExecutionStore,
+    RECORD_TTL,
 };
 
 /// An execution record (`exec#{id}`) with every attribute the DynamoDB adapter writes.
@@ -456,7 +457,7 @@ fn record_expiry(now_ms: i64) -> i64 {
 /// Why a claim was refused: held while another run's lease on this very attempt is live
 /// and the work is open, done otherwise.
 fn refused(finished: Option<u32>, running: Option<u32>, attempt: u32, open: bool) -> AttemptClaim {
-    if open && !finished.is_some_and(|f| f >= attempt) && running == Some(attempt) {
+    if open && finished.is_none_or(|f| f < attempt) && running == Some(attempt) {
         AttemptClaim::Held
     } else {
         AttemptClaim::Done
@@ -479,9 +480,7 @@ impl FakeExecutions {
 
     fn check(&self, method: &str, now_ms: i64) -> Result<(), StoreError> {
         self.clock.fetch_max(now_ms, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst)
-            || self.failing.lock().unwrap().iter().any(|m| *m == method)
-        {
+        if self.down.load(Ordering::SeqCst) || self.failing.lock().unwrap().contains(&method) {
             return Err(StoreError("down".into()));
         }
         Ok(())
@@ -491,7 +490,7 @@ impl FakeExecutions {
         Execution {
             correlation_id: id.to_owned(),
             signal: item.signal.clone(),
-            status: item.status.clone(),
+            status: ExecutionStatus::parse(&item.status).unwrap_or(ExecutionStatus::Pending),
             attempts: item.attempts,
             signal_execution_id: item.signal_execution_id.clone(),
             outputs: item.outputs.clone(),
@@ -632,7 +631,7 @@ impl ExecutionStore for FakeExecutions {
     async fn failed(
         &self,
         id: &str,
-        status: &str,
+        status: ExecutionStatus,
         error: &str,
         response: Option<&Value>,
         now_ms: i64,
@@ -646,10 +645,10 @@ impl ExecutionStore for FakeExecutions {
         else {
             return Ok(());
         };
-        item.status = status.to_owned();
+        item.status = status.as_str().to_owned();
         item.last_error = Some(error.to_owned());
         item.updated_at = crate::clock::rfc3339(now_ms);
-        item.attempts += u32::from(status == "failed");
+        item.attempts += u32::from(status == ExecutionStatus::Failed);
         if let Some(r) = response
             && item.response.is_none()
         {
@@ -662,7 +661,7 @@ impl ExecutionStore for FakeExecutions {
     async fn callback(
         &self,
         id: &str,
-        status: &str,
+        status: ExecutionStatus,
         outputs: &Value,
         error: Option<&str>,
         signal_execution_id: Option<&str>,
@@ -676,7 +675,7 @@ impl ExecutionStore for FakeExecutions {
         if !matches!(item.status.as_str(), "pending" | "dispatched" | "timed_out") {
             return Ok(CallbackOutcome::Duplicate);
         }
-        item.status = status.to_owned();
+        item.status = status.as_str().to_owned();
         item.outputs = outputs.clone();
         item.last_error = error.map(str::to_owned);
         item.updated_at = crate::clock::rfc3339(now_ms);

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 mod common;
 
-use cxbridge::signals::store::{AttemptClaim, DynamoDbExecutionStore, ExecutionStore};
+use cxbridge::adapters::dynamodb::DynamoDbExecutionStore;
+use cxbridge::signals::store::{AttemptClaim, ExecutionStatus, ExecutionStore};
 use serde_json::json;
 
 const NOW_MS: i64 = 1_800_000_000_000;
@@ -111,7 +112,7 @@ async fn only_executions_still_dispatched_past_their_deadline_are_overdue() {
     store
         .callback(
             "answered",
-            "completed",
+            ExecutionStatus::Completed,
             &json!({}),
             None,
             None,

@@ -7,9 +7,8 @@ mod common;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cxbridge::idempotency::{
-    Claim, DynamoDbIdempotencyStore, IdempotencyStore, ReplayCheck, ReplayGuard,
-};
+use cxbridge::adapters::dynamodb::DynamoDbIdempotencyStore;
+use cxbridge::idempotency::{Claim, IdempotencyStore, ReplayCheck, ReplayGuard};
 use serde_json::json;
 
 const NOW_MS: i64 = 1_800_000_000_000;

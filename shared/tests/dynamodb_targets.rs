@@ -8,9 +8,9 @@ use std::time::Duration;
 
 mod common;
 
+use cxbridge::adapters::dynamodb::DynamoDbTargetStore;
 use cxbridge::targets::Breaker;
 use cxbridge::targets::deliver::{Admission, LogEntry, TargetStore};
-use cxbridge::targets::store::DynamoDbTargetStore;
 
 /// 2027-01-15T23:59:00Z.
 const NOW_MS: i64 = 1_800_057_540_000;

@@ -8,7 +8,8 @@ use cxbridge::aws::AwsClients;
 
 mod common;
 
-use cxbridge::secrets::{SecretError, SecretSource, SecretsManagerSource};
+use cxbridge::adapters::secrets_manager::SecretsManagerSource;
+use cxbridge::secrets::{SecretError, SecretSource};
 use secrecy::ExposeSecret;
 
 async fn client() -> Client {

@@ -1,10 +1,11 @@
+use cxbridge::adapters::dynamodb::DynamoDbExecutionStore;
 use cxbridge::app::InitError;
 use cxbridge::config::CallbackAuth;
 use cxbridge::error::ErrorCode;
 use cxbridge::http::{RequestMeta, json};
 use cxbridge::secrets::{RefreshGate, SecretSource};
 use cxbridge::signals::parse_callback;
-use cxbridge::signals::store::{CallbackOutcome, DynamoDbExecutionStore, ExecutionStore};
+use cxbridge::signals::store::{CallbackOutcome, ExecutionStore};
 use cxbridge::webhook::signature::{self, Signed};
 use cxbridge::{ApiError, Base, auth, clock};
 use lambda_http::http::StatusCode;
@@ -99,7 +100,7 @@ pub async fn handle(
         .store
         .callback(
             &callback.correlation_id,
-            &callback.status,
+            callback.status,
             &callback.outputs,
             callback.error.as_deref(),
             callback.signal_execution_id.as_deref(),

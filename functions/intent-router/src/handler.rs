@@ -1,13 +1,13 @@
 use std::sync::Arc;
 
+use cxbridge::adapters::dynamodb::DynamoDbIdempotencyStore;
+use cxbridge::adapters::dynamodb::DynamoDbSessionMemory;
+use cxbridge::adapters::secrets_manager::SecretsManagerSource;
 use cxbridge::app::{InitError, LiveDispatcher};
 use cxbridge::http::{RequestMeta, json};
-use cxbridge::idempotency::DynamoDbIdempotencyStore;
 use cxbridge::intents::{
-    ANONYMOUS_DEDUP_TTL, DEDUP_TTL, DynamoDbSessionMemory, IntentConfig, IntentRequest,
-    IntentRouter,
+    ANONYMOUS_DEDUP_TTL, DEDUP_TTL, IntentConfig, IntentRequest, IntentRouter,
 };
-use cxbridge::secrets::SecretsManagerSource;
 use cxbridge::{ApiError, Base, clock};
 use lambda_http::{Body, Request, RequestExt, Response};
 

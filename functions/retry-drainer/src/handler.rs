@@ -1,7 +1,7 @@
 use aws_lambda_events::event::sqs::SqsMessage;
+use cxbridge::adapters::sqs::SqsMessageQueue;
 use cxbridge::app::{InitError, LiveDrainer, LiveJobs};
 use cxbridge::drainer::Drainer;
-use cxbridge::queue::SqsMessageQueue;
 use cxbridge::{Base, clock, jobs};
 
 pub struct App {

@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
+use cxbridge::adapters::dynamodb::DynamoDbIdempotencyStore;
+use cxbridge::adapters::secrets_manager::SecretsManagerSource;
+use cxbridge::adapters::sqs::SqsMessageQueue;
 use cxbridge::app::InitError;
 use cxbridge::http::{RequestMeta, json};
-use cxbridge::idempotency::DynamoDbIdempotencyStore;
-use cxbridge::queue::SqsMessageQueue;
-use cxbridge::secrets::SecretsManagerSource;
 use cxbridge::webhook::signature::{
     DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };

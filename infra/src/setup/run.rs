@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use cxbridge::adapters::secrets_manager::SecretsManagerSource;
 use cxbridge::cxone::token::TokenFetcher;
 use cxbridge::cxone::{CxoneConfig, Profile};
-use cxbridge::secrets::{SecretSource, SecretsManagerSource};
+use cxbridge::secrets::SecretSource;
 use serde_json::Value;
 
 use super::api::{Refused, SetupApi};

@@ -29,7 +29,7 @@ use crate::queue::QueueError;
 use crate::secrets::{RefreshGate, SecretSource};
 
 pub use config::{INTENTS_VAR, IntentConfig, IntentRoute, IntentSignal, PreferContact};
-pub use session::{DynamoDbSessionMemory, SessionMemory};
+pub use session::SessionMemory;
 pub use turn::{ContactId, Turn};
 
 /// How long a routed turn's answer is kept for its retries.

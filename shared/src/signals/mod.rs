@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::jobs::{Job, JobKind};
 use crate::queue::{MessageQueue, OutboundMessage};
 use definitions::{SignalDefinition, SignalKind};
-use store::{Created, ExecutionStore};
+use store::{Created, ExecutionStatus, ExecutionStore};
 
 /// Longest idempotency key accepted.
 const MAX_KEY_LEN: usize = 128;
@@ -371,10 +371,10 @@ where
                     ));
                 }
                 if let Some(first) = existing.response {
-                    return Ok((StatusCode::OK, first));
+                    return Ok((replayed_status(&first), first));
                 }
                 // Dispatched (or even completed) without its answer recorded: say so.
-                if existing.status != "pending" {
+                if existing.status != ExecutionStatus::Pending {
                     let mut answer = json!({"status": "dispatched", "correlationId": key});
                     if let Some(id) = existing.signal_execution_id {
                         answer["signalExecutionId"] = json!(id);
@@ -457,7 +457,13 @@ where
                 let api = permanent(&err, &request);
                 if let Err(e) = self
                     .store
-                    .failed(key, "failed", &failure(&api), Some(&api.body()), now_ms)
+                    .failed(
+                        key,
+                        ExecutionStatus::Failed,
+                        &failure(&api),
+                        Some(&api.body()),
+                        now_ms,
+                    )
                     .await
                 {
                     tracing::warn!(correlation_id = %key, error = %e, "could not record the failure");
@@ -603,7 +609,7 @@ where
                 let reason = failure(&permanent(&err, &request));
                 if let Err(e) = self
                     .store
-                    .failed(key, "failed", &reason, None, now_ms)
+                    .failed(key, ExecutionStatus::Failed, &reason, None, now_ms)
                     .await
                 {
                     tracing::warn!(correlation_id = %key, error = %e, "could not record the failure");
@@ -732,25 +738,25 @@ where
                 return Err(JobFailure::retry(e.to_string(), None));
             }
         };
-        if record.status != "dispatched" {
+        if record.status != ExecutionStatus::Dispatched {
             return Ok(());
         }
         // Where CXone keeps a history, it says how the execution ended.
         if let Some(id) = record.signal_execution_id.as_deref() {
             match self.cxone.execution(id).await {
-                Ok(Some(history)) if matches!(history.status.as_str(), "completed" | "failed") => {
-                    let error =
-                        (history.status == "failed").then_some("failed in CXone (reconciled)");
+                Ok(Some(history))
+                    if matches!(
+                        ExecutionStatus::parse(&history.status),
+                        Some(ExecutionStatus::Completed | ExecutionStatus::Failed)
+                    ) =>
+                {
+                    let status =
+                        ExecutionStatus::parse(&history.status).unwrap_or(ExecutionStatus::Failed);
+                    let error = (status == ExecutionStatus::Failed)
+                        .then_some("failed in CXone (reconciled)");
                     return match self
                         .store
-                        .callback(
-                            key,
-                            &history.status,
-                            &history.outputs,
-                            error,
-                            Some(id),
-                            now_ms,
-                        )
+                        .callback(key, status, &history.outputs, error, Some(id), now_ms)
                         .await
                     {
                         Ok(_) => {
@@ -824,12 +830,30 @@ fn request_from_json(v: &Value) -> Option<SignalRequest> {
     })
 }
 
+/// The status a saved answer is given again with: a refusal keeps its error's status, so
+/// that asking again never turns it into a success; any other answer is 200.
+fn replayed_status(answer: &Value) -> StatusCode {
+    let code = answer.pointer("/error/code").and_then(Value::as_str);
+    [
+        ErrorCode::CxoneRejected,
+        ErrorCode::CxoneNotFound,
+        ErrorCode::CxoneRefused,
+        ErrorCode::ContactNotActive,
+        ErrorCode::InteractionNotFound,
+        ErrorCode::InvalidPayload,
+    ]
+    .into_iter()
+    .find(|c| Some(c.as_str()) == code)
+    .map_or(StatusCode::OK, ErrorCode::status)
+}
+
 /// The body of a completion callback (ARCHITECTURE.md, Routes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Callback {
     pub correlation_id: String,
     pub signal_execution_id: Option<String>,
-    pub status: String,
+    /// `completed` or `failed`.
+    pub status: ExecutionStatus,
     pub outputs: Value,
     pub error: Option<String>,
 }
@@ -852,8 +876,12 @@ pub fn parse_callback(body: &[u8]) -> Result<Callback, ApiError> {
         Some(id) if !is_usable_key(id) => problems.push(json!({"field": "correlationId", "problem": format!("must be 1 to {MAX_KEY_LEN} printable ASCII characters")})),
         Some(_) => {}
     }
-    let status = value.get("status").and_then(Value::as_str);
-    if !matches!(status, Some("completed" | "failed")) {
+    let status = value
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(ExecutionStatus::parse)
+        .filter(|s| matches!(s, ExecutionStatus::Completed | ExecutionStatus::Failed));
+    if status.is_none() {
         problems.push(json!({"field": "status", "problem": "must be completed or failed"}));
     }
     let outputs = value.get("outputs").cloned().unwrap_or_else(|| json!({}));
@@ -872,7 +900,7 @@ pub fn parse_callback(body: &[u8]) -> Result<Callback, ApiError> {
             .get("signalExecutionId")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        status: status.unwrap_or_default().to_owned(),
+        status: status.unwrap_or(ExecutionStatus::Failed),
         outputs,
         error: value.get("error").map(|e| match e {
             Value::String(s) => s.clone(),

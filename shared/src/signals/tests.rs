@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::definitions::DEFAULT_SIGNALS;
-use super::store::{AttemptClaim, CLAIM};
+use super::store::{AttemptClaim, CLAIM, ExecutionStatus};
 use super::*;
 use crate::cxone::client::ExecutionHistory;
 use crate::testing::{FakeCxone, FakeExecutions, FakeQueue};
@@ -686,7 +686,7 @@ async fn a_dead_lettered_execution_runs_again_only_from_a_redriven_job() {
     d.store
         .failed(
             "k-1",
-            "dead_lettered",
+            ExecutionStatus::DeadLettered,
             "gave up after 4 attempts",
             None,
             NOW + 1_000,
@@ -829,7 +829,7 @@ async fn an_execution_whose_callback_came_in_time_is_left_alone_by_its_reconcile
     d.store
         .callback(
             "k-1",
-            "completed",
+            ExecutionStatus::Completed,
             &json!({"a": 1}),
             None,
             None,
@@ -959,4 +959,18 @@ async fn a_context_job_whose_claim_failed_runs_on_its_retry() {
         .await
         .unwrap();
     assert_eq!(d.cxone.contexts().len(), 1, "the retry is sent");
+}
+
+#[tokio::test]
+async fn a_refused_signal_asked_again_gets_the_same_refusal_not_a_success() {
+    let d = dispatcher();
+    d.cxone
+        .fail_next([CxoneError::NotFound("no such definition".into())]);
+    let first = submit(&d, "k-1", &body(order()), NOW).await.unwrap_err();
+    let (status, again) = submit(&d, "k-1", &body(order()), NOW + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(status, first.status());
+    assert_eq!(again, first.body());
+    assert_eq!(d.cxone.signals().len(), 1, "nothing is sent again");
 }

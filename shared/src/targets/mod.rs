@@ -7,9 +7,7 @@
 //! print them all; credentials are checked against the secret's `targets.{name}`.
 
 pub mod deliver;
-pub mod send;
 pub mod sign;
-pub mod store;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

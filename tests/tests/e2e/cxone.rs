@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cxbridge::adapters::dynamodb::DynamoDbRateBudget;
+use cxbridge::adapters::dynamodb::DynamoDbTokenStore;
 use cxbridge::cxone::client::Spawn;
 use cxbridge::cxone::client::http_client;
 use cxbridge::cxone::config::{ClientAuth, CxoneConfig, Profile, SignalBody, SpawnParams};
-use cxbridge::cxone::rate::{DynamoDbRateBudget, RateBudget, Unlimited};
-use cxbridge::cxone::token::{
-    DynamoDbTokenStore, NoSharing, SharedTokenSource, TokenFetcher, TokenStore,
-};
+use cxbridge::cxone::rate::{RateBudget, Unlimited};
+use cxbridge::cxone::token::{NoSharing, SharedTokenSource, TokenFetcher, TokenStore};
 use cxbridge::cxone::{ContextSink, CxoneError, CxoneSignals, HttpCxoneClient, SignalRequest};
 use cxbridge::secrets::CxoneCredentials;
 use cxbridge_e2e::{sdk, unique};

@@ -19,7 +19,7 @@ use super::error::CxoneError;
 pub use cache::SharedTokenSource;
 pub use discovery::{tenant_from_id_token, tenant_id};
 pub use fetch::TokenFetcher;
-pub use store::{DynamoDbTokenStore, NoSharing, TokenStore};
+pub use store::{NoSharing, TokenStore};
 
 /// A bearer token and where to use it.
 #[derive(Clone)]

@@ -1,13 +1,14 @@
-//! The senders: a signed HTTPS POST, and an EventBridge `PutEvents`.
+//! [`TargetSender`] over the targets' real transports: a signed HTTPS POST, and an
+//! EventBridge `PutEvents` (ARCHITECTURE.md, Delivery targets).
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::deliver::{SendError, Sent, TargetSender};
-use super::{Auth, BusTarget, HttpsTarget, TargetKind, TargetSpec};
 use crate::secrets::SecretSource;
+use crate::targets::deliver::{SendError, Sent, TargetSender};
+use crate::targets::{Auth, BusTarget, HttpsTarget, TargetKind, TargetSpec};
 
 /// Every target type over its real transport; built once at cold start. The HTTP client
 /// is built on the first HTTPS delivery (its TLS setup loads the system's root
@@ -109,7 +110,7 @@ impl<S: SecretSource> LiveSender<S> {
             .iter()
             .map(ExposeSecret::expose_secret)
             .collect();
-        let signature = super::sign::signature(&keys, message_id, timestamp, &body);
+        let signature = crate::targets::sign::signature(&keys, message_id, timestamp, &body);
         if signature.is_empty() {
             return Err(permanent(format!(
                 "targets.{} has no usable signing secret",

@@ -1,4 +1,5 @@
-//! Breaker states and the delivery log in the DynamoDB table.
+//! [`TargetStore`] in the one DynamoDB table: breaker states and the delivery log
+//! (ARCHITECTURE.md, Table items).
 //!
 //! - `target#{name}`: `state` (`active`/`paused`), `failures` (consecutive), `lastError`,
 //!   `manual` (paused by an operator), `pausedUntil` and `probeUntil` (ms), `updatedAt`.
@@ -11,10 +12,10 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::Breaker;
-use super::deliver::{Admission, LogEntry, TargetState, TargetStore};
+use super::{applied, n, number, s, text, unavailable};
 use crate::idempotency::StoreError;
-use crate::signals::store::{applied, err, n, s};
+use crate::targets::Breaker;
+use crate::targets::deliver::{Admission, LogEntry, TargetState, TargetStore};
 
 /// The index over the delivery log.
 pub const LOG_INDEX: &str = "log";
@@ -44,7 +45,7 @@ impl DynamoDbTargetStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         Ok(out.item.unwrap_or_default())
     }
 }
@@ -53,20 +54,16 @@ fn key(target: &str) -> AttributeValue {
     s(format!("target#{target}"))
 }
 
-fn number(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
-    item.get(k)?.as_n().ok()?.parse().ok()
-}
-
-fn text(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
-    item.get(k)?.as_s().ok().cloned()
+fn owned(item: &HashMap<String, AttributeValue>, k: &str) -> Option<String> {
+    text(item, k).map(str::to_owned)
 }
 
 fn state_of(target: &str, item: &HashMap<String, AttributeValue>) -> TargetState {
     TargetState {
         name: target.to_owned(),
-        state: text(item, "state").unwrap_or_else(|| "active".to_owned()),
+        state: owned(item, "state").unwrap_or_else(|| "active".to_owned()),
         consecutive_failures: u32::try_from(number(item, "failures").unwrap_or(0)).unwrap_or(0),
-        last_error: text(item, "lastError"),
+        last_error: owned(item, "lastError"),
         manual: item
             .get("manual")
             .and_then(|v| v.as_bool().ok())
@@ -165,7 +162,7 @@ impl TargetStore for DynamoDbTargetStore {
                 .expression_attribute_values(":u", stamp)
                 .send()
                 .await
-                .map_err(err)?;
+                .map_err(unavailable)?;
         }
         Ok(())
     }
@@ -194,7 +191,7 @@ impl TargetStore for DynamoDbTargetStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         let state = state_of(target, &out.attributes.unwrap_or_default());
         if state.manual {
             return Ok(false);
@@ -237,7 +234,7 @@ impl TargetStore for DynamoDbTargetStore {
             .expression_attribute_values(":u", s(crate::clock::rfc3339(now_ms)))
             .send()
             .await
-            .map_err(err)?;
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -285,7 +282,7 @@ impl TargetStore for DynamoDbTargetStore {
         if let Some(e) = &entry.error {
             put = put.item("error", s(e));
         }
-        put.send().await.map_err(err)?;
+        put.send().await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -319,20 +316,20 @@ impl TargetStore for DynamoDbTargetStore {
                     .set_exclusive_start_key(start)
                     .send()
                     .await
-                    .map_err(err)?;
+                    .map_err(unavailable)?;
                 for item in out.items() {
                     if number(item, "expiresAt").is_some_and(|e| e < now_ms / 1000) {
                         continue;
                     }
                     entries.push(LogEntry {
-                        delivery_id: text(item, "deliveryId").unwrap_or_default(),
-                        target: text(item, "target").unwrap_or_default(),
+                        delivery_id: owned(item, "deliveryId").unwrap_or_default(),
+                        target: owned(item, "target").unwrap_or_default(),
                         attempt: u32::try_from(number(item, "attempt").unwrap_or(0)).unwrap_or(0),
-                        status: text(item, "status").unwrap_or_default(),
+                        status: owned(item, "status").unwrap_or_default(),
                         http_status: number(item, "httpStatus").and_then(|c| u16::try_from(c).ok()),
                         latency_ms: u64::try_from(number(item, "latencyMs").unwrap_or(0))
                             .unwrap_or(0),
-                        error: text(item, "error"),
+                        error: owned(item, "error"),
                         at_ms: number(item, "at").unwrap_or(0),
                     });
                 }
