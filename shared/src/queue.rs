@@ -13,7 +13,9 @@ pub const MAX_MESSAGE_BYTES: usize = 262_144;
 /// U+FFFF, are written as `\ufffe` and `\uffff`: the same text to any JSON reader.
 pub fn sqs_json(value: &impl serde::Serialize) -> String {
     let text = serde_json::to_string(value).unwrap_or_default();
-    if !text.contains(['\u{fffe}', '\u{ffff}']) {
+    // One byte search for each (the pattern of a two-character set is matched a character at
+    // a time, several times slower on a large body).
+    if !text.contains('\u{fffe}') && !text.contains('\u{ffff}') {
         return text;
     }
     text.replace('\u{fffe}', "\\ufffe")

@@ -325,6 +325,7 @@ fn plan(
                 (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
             }
         };
+        let fifo = queue.ends_with(".fifo");
         let message = OutboundMessage {
             body,
             attributes: vec![
@@ -335,8 +336,17 @@ fn plan(
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
             .collect(),
-            dedup_id: short_id(&format!("{scoped}:{index}")),
-            group_id: short_id(&group),
+            // Only FIFO queues read these; a standard queue is not sent them.
+            dedup_id: if fifo {
+                short_id(&format!("{scoped}:{index}"))
+            } else {
+                String::new()
+            },
+            group_id: if fifo {
+                short_id(&group)
+            } else {
+                String::new()
+            },
             delay_seconds: None,
         };
         match by_queue.iter_mut().find(|(q, _)| *q == queue) {

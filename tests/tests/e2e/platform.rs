@@ -185,9 +185,9 @@ async fn a_signal_to_an_ended_contact_fails_for_good_and_is_never_retried() {
     );
     assert_eq!(depth(&stack, "dlq").await, 0);
     assert_eq!(calls(&stack, "/signal").await.len(), 1, "one call only");
-    // Its repeat gets the same answer, without another call.
+    // Its repeat gets the same answer, status and body, without another call.
     let (again, again_body) = post(&stack, "order-update", &key, &order_update("contact-9")).await;
-    assert_eq!((again, &again_body), (StatusCode::OK, &body));
+    assert_eq!((again, &again_body), (StatusCode::NOT_FOUND, &body));
     assert_eq!(calls(&stack, "/signal").await.len(), 1);
 }
 

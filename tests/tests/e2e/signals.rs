@@ -627,8 +627,8 @@ async fn a_permanent_cxone_failure_is_a_stable_4xx_and_the_execution_fails() {
     let (status, again) = post_signal(&stack, Some(&key), &order("C-1")).await;
     assert_eq!(
         (status, &again),
-        (StatusCode::OK, &body),
-        "a repeat gets the first answer"
+        (StatusCode::UNPROCESSABLE_ENTITY, &body),
+        "a repeat gets the first answer, with its status"
     );
 }
 
