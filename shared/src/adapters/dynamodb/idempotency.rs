@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::Value;
 
-use super::{n, s, text, unavailable};
+use super::{applied, n, s, text, unavailable};
 use crate::idempotency::{Claim, IdempotencyStore, ReplayCheck, ReplayGuard, StoreError};
 
 const STATUS_IN_PROGRESS: &str = "in_progress";
@@ -42,16 +42,7 @@ fn unless_taken_over<T, E>(result: Result<T, SdkError<E>>) -> Result<(), StoreEr
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match result {
-        Ok(_) => Ok(()),
-        Err(err)
-            if err.as_service_error().and_then(|e| e.code())
-                == Some("ConditionalCheckFailedException") =>
-        {
-            Ok(())
-        }
-        Err(err) => Err(unavailable(err)),
-    }
+    applied(result).map(|_| ())
 }
 
 /// The item that blocked a conditional put, if that is why it failed.
