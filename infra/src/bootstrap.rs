@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -75,6 +75,9 @@ impl Resources {
                 .get(&(id.clone(), att.clone()))
                 .cloned()
                 .ok_or_else(|| anyhow!("!GetAtt {id}.{att}: not available in the local stack")),
+            TemplateValue::If(condition, ..) => {
+                bail!("!If {condition}: conditions are resolved with the parameters")
+            }
         }
     }
 }
@@ -211,13 +214,7 @@ pub async fn bootstrap(
             let policy = serde_json::json!({"deadLetterTargetArn": target_arn, "maxReceiveCount": count.to_string()});
             request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
         }
-        let url = request
-            .send()
-            .await
-            .with_context(|| format!("cannot create queue {name}"))?
-            .queue_url
-            .ok_or_else(|| anyhow!("queue {name} was created without a URL"))?;
-        let arn = queue_arn(sqs, &url, &name).await?;
+        let (url, arn) = created(sqs, request, &name).await?;
         refs.insert(spec.logical_id.clone(), url.clone());
         atts.insert((spec.logical_id.clone(), "Arn".to_owned()), arn.clone());
         atts.insert(
@@ -299,6 +296,22 @@ pub async fn bootstrap(
     })
 }
 
+/// Sends a `CreateQueue` and returns the queue's URL and ARN.
+async fn created(
+    sqs: &aws_sdk_sqs::Client,
+    request: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder,
+    name: &str,
+) -> Result<(String, String)> {
+    let url = request
+        .send()
+        .await
+        .with_context(|| format!("cannot create queue {name}"))?
+        .queue_url
+        .ok_or_else(|| anyhow!("queue {name} was created without a URL"))?;
+    let arn = queue_arn(sqs, &url, name).await?;
+    Ok((url, arn))
+}
+
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str, name: &str) -> Result<String> {
     sqs.get_queue_attributes()
         .queue_url(url)
@@ -326,15 +339,7 @@ async fn local_bus(
         .await
         .with_context(|| format!("cannot create the event bus {bus}"))?;
     let name = format!("{prefix}-bus-events");
-    let url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .with_context(|| format!("cannot create queue {name}"))?
-        .queue_url
-        .ok_or_else(|| anyhow!("queue {name} was created without a URL"))?;
-    let arn = queue_arn(sqs, &url, &name).await?;
+    let (url, arn) = created(sqs, sqs.create_queue().queue_name(&name), &name).await?;
     let rule = format!("{prefix}-to-bus-events");
     events
         .put_rule()

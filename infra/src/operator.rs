@@ -82,7 +82,7 @@ impl Place {
             .unwrap_or_default();
         let sdk = match (std::env::var("AWS_ENDPOINT_URL").ok(), from_state("aws")) {
             (None, Some(emulator)) => crate::stack::emulator_config(&emulator).await,
-            _ => cxbridge::aws::load_sdk_config().await,
+            _ => cxbridge::aws::load_sdk_config(&cxbridge::aws::AwsSettings::from_env()?).await,
         };
         Ok(Self {
             targets,

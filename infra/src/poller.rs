@@ -71,30 +71,10 @@ impl Poller {
 
     /// Makes received messages visible again at once, without counting a failure.
     async fn release(&self, messages: &[Message]) {
-        let entries: Vec<_> = messages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle()?)
-                    .visibility_timeout(0)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let released = self
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        if let Err(err) = released {
+        if let Err(err) = set_visibility(&self.sqs, &self.queue_url, messages, 0).await {
             self.log.line(format!(
-                "cxbridge-local: cannot return a batch to {}: {}",
-                self.queue_url,
-                aws_sdk_sqs::error::DisplayErrorContext(&err)
+                "cxbridge-local: cannot return a batch to {}: {err}",
+                self.queue_url
             ));
         }
     }
@@ -228,4 +208,58 @@ impl Poller {
             "awsRegion": "us-east-1",
         })
     }
+}
+
+/// Sets the visibility of `messages` on `queue` to `secs`, ten at a time (what
+/// `ChangeMessageVisibilityBatch` takes); the error is the first batch's that failed.
+pub async fn set_visibility(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    messages: &[Message],
+    secs: i32,
+) -> Result<(), String> {
+    let mut first_error = None;
+    for chunk in messages.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .visibility_timeout(secs)
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        let sent = sqs
+            .change_message_visibility_batch()
+            .queue_url(queue)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        if let Err(err) = sent {
+            first_error
+                .get_or_insert_with(|| aws_sdk_sqs::error::DisplayErrorContext(&err).to_string());
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Messages on a queue right now: visible, in flight and delayed.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<i64, String> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
+    Ok(attrs
+        .attributes()
+        .map(|a| a.values().filter_map(|v| v.parse::<i64>().ok()).sum())
+        .unwrap_or(0))
 }

@@ -316,18 +316,39 @@ impl Stack {
             ("CxoneIssuer", simulator.url.clone()),
             ("WebhookConfig", webhook_config.clone()),
         ]);
-        let resolve = |value: &TemplateValue| -> Result<String> {
-            if let TemplateValue::Ref(id) = value {
-                if let Some(v) = parameters.get(id.as_str()) {
-                    return Ok(v.clone());
-                }
-                if let Some(default) = template.parameters.get(id) {
-                    return default
-                        .clone()
-                        .ok_or_else(|| anyhow!("parameter {id} has no default"));
-                }
+        let parameter = |id: &str| -> Option<Result<String>> {
+            if let Some(v) = parameters.get(id) {
+                return Some(Ok(v.clone()));
             }
-            resources.resolve(value)
+            let default = template.parameters.get(id)?;
+            Some(
+                default
+                    .clone()
+                    .ok_or_else(|| anyhow!("parameter {id} has no default")),
+            )
+        };
+        let plain = |value: &TemplateValue| -> Result<String> {
+            match value {
+                TemplateValue::Ref(id) => parameter(id).unwrap_or_else(|| resources.resolve(value)),
+                other => resources.resolve(other),
+            }
+        };
+        // `None`: the template leaves the variable out (`!Ref AWS::NoValue`).
+        let resolve = |value: &TemplateValue| -> Result<Option<String>> {
+            let TemplateValue::If(condition, then, otherwise) = value else {
+                return plain(value).map(Some);
+            };
+            let needed = template
+                .conditions
+                .get(condition)
+                .ok_or_else(|| anyhow!("condition {condition} cannot be evaluated locally"))?;
+            let holds = !parameter(needed)
+                .ok_or_else(|| anyhow!("condition {condition} names no parameter {needed}"))??
+                .is_empty();
+            match if holds { then } else { otherwise }.as_ref() {
+                TemplateValue::Ref(id) if id == crate::template::NO_VALUE => Ok(None),
+                branch => plain(branch).map(Some),
+            }
         };
 
         for o in &options.env_overrides {
@@ -350,7 +371,9 @@ impl Stack {
             for (key, value) in &function.environment {
                 let resolved = resolve(value)
                     .with_context(|| format!("{}: environment variable {key}", function.name))?;
-                environment.push((key.clone(), resolved));
+                if let Some(resolved) = resolved {
+                    environment.push((key.clone(), resolved));
+                }
             }
             if options.probe {
                 environment.push((cxbridge::config::vars::PROBE.to_owned(), "true".to_owned()));

@@ -14,7 +14,13 @@ pub enum TemplateValue {
     Ref(String),
     /// `!GetAtt LogicalId.Attribute`
     GetAtt(String, String),
+    /// `!If [Condition, then, else]`; a branch that is `!Ref AWS::NoValue` leaves the
+    /// property out.
+    If(String, Box<TemplateValue>, Box<TemplateValue>),
 }
+
+/// What `!Ref AWS::NoValue` names.
+pub const NO_VALUE: &str = "AWS::NoValue";
 
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
@@ -134,6 +140,9 @@ pub struct ScheduleSpec {
 pub struct Template {
     /// Parameters and their defaults.
     pub parameters: std::collections::BTreeMap<String, Option<String>>,
+    /// Conditions the local stack can evaluate, `!Not [!Equals [!Ref P, ""]]`: each
+    /// condition's name, and the parameter that must be set for it to hold.
+    pub conditions: std::collections::BTreeMap<String, String>,
     pub functions: Vec<FunctionSpec>,
     pub routes: Vec<Route>,
     pub sqs_mappings: Vec<SqsMapping>,
@@ -173,8 +182,16 @@ impl Template {
                 Some((k.as_str()?.to_owned(), default))
             })
             .collect();
+        let conditions = doc
+            .get("Conditions")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), parameter_set(v)?)))
+            .collect();
         let mut template = Template {
             parameters,
+            conditions,
             functions: Vec::new(),
             routes: Vec::new(),
             sqs_mappings: Vec::new(),
@@ -333,8 +350,35 @@ impl Template {
     }
 }
 
+/// The parameter of a condition `!Not [!Equals [!Ref P, ""]]` ("P is set").
+fn parameter_set(v: &Value) -> Option<String> {
+    let Value::Tagged(not) = v else { return None };
+    let Value::Tagged(equals) = not.value.as_sequence()?.first()? else {
+        return None;
+    };
+    let [Value::Tagged(reference), empty] = equals.value.as_sequence()?.as_slice() else {
+        return None;
+    };
+    let shaped = not.tag == "Not" && equals.tag == "Equals" && reference.tag == "Ref";
+    (shaped && empty.as_str() == Some(""))
+        .then(|| reference.value.as_str().map(str::to_owned))
+        .flatten()
+}
+
 fn value(v: &Value) -> Result<TemplateValue> {
     match v {
+        Value::Tagged(tagged) if tagged.tag == "If" => {
+            let Some([Value::String(condition), then, otherwise]) =
+                tagged.value.as_sequence().map(Vec::as_slice)
+            else {
+                bail!("!If needs [Condition, then, else]")
+            };
+            Ok(TemplateValue::If(
+                condition.clone(),
+                Box::new(value(then)?),
+                Box::new(value(otherwise)?),
+            ))
+        }
         Value::String(s) => Ok(TemplateValue::Literal(s.clone())),
         Value::Number(n) => Ok(TemplateValue::Literal(n.to_string())),
         Value::Bool(b) => Ok(TemplateValue::Literal(b.to_string())),
@@ -528,6 +572,31 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let template = Template::parse(&text).unwrap();
         (text, template)
+    }
+
+    #[test]
+    fn an_optional_setting_is_passed_only_when_its_parameter_is_set() {
+        let (_, t) = project_template();
+        assert_eq!(t.conditions["HasCxoneTokenUrl"], "CxoneTokenUrl");
+        for f in &t.functions {
+            for (key, value) in &f.environment {
+                if let TemplateValue::If(condition, then, otherwise) = value {
+                    let parameter = &t.conditions[condition];
+                    assert_eq!(**then, TemplateValue::Ref(parameter.clone()), "{key}");
+                    assert_eq!(**otherwise, TemplateValue::Ref(NO_VALUE.into()), "{key}");
+                }
+            }
+            let token_url = f
+                .environment
+                .iter()
+                .find(|(k, _)| k == "CXBRIDGE_CXONE_TOKEN_URL")
+                .map(|(_, v)| v);
+            assert!(
+                matches!(token_url, Some(TemplateValue::If(c, ..)) if c == "HasCxoneTokenUrl"),
+                "{}: {token_url:?}",
+                f.name
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::adapters::secrets_manager::SecretsManagerSource;
-use crate::aws::{AwsClients, load_sdk_config_with};
+use crate::aws::{AwsClients, load_sdk_config};
 use crate::config::{Config, ConfigError};
 use crate::secrets::{SecretError, SecretSource};
 
@@ -56,7 +56,7 @@ impl Base {
         Fut: std::future::Future<Output = T>,
     {
         let config = Config::from_env()?;
-        let sdk = load_sdk_config_with(config.aws_native_roots).await;
+        let sdk = load_sdk_config(&config.aws).await;
         let aws = AwsClients::new(&sdk);
         let secrets = Arc::new(SecretsManagerSource::new(
             aws.secrets.clone(),
@@ -99,8 +99,11 @@ async fn warm_up_queue(aws: &AwsClients, config: &Config) {
 /// The dispatcher as deployed: the CXone client for the configured profile (shared token
 /// and budget in the table), execution records in the table, jobs on the jobs queue.
 pub type LiveDispatcher = crate::signals::Dispatcher<
-    crate::cxone::HttpCxoneClient<
-        crate::cxone::token::SharedTokenSource<crate::adapters::dynamodb::DynamoDbTokenStore>,
+    crate::adapters::cxone::HttpCxoneClient<
+        crate::cxone::token::SharedTokenSource<
+            crate::adapters::dynamodb::DynamoDbTokenStore,
+            crate::adapters::cxone::TokenFetcher,
+        >,
         crate::adapters::dynamodb::DynamoDbRateBudget,
     >,
     crate::adapters::dynamodb::DynamoDbExecutionStore,
@@ -112,7 +115,8 @@ impl Base {
     /// CXone HTTP client, whose TLS setup loads the system's root certificates, is built on
     /// a blocking thread while the secret is read and the AWS connections open.
     pub async fn init_with_dispatcher() -> Result<(Self, LiveDispatcher), InitError> {
-        use crate::cxone::{CxoneConfig, CxoneError, client::http_client};
+        use crate::adapters::cxone::http_client;
+        use crate::cxone::{CxoneConfig, CxoneError};
         let cxone = Arc::new(CxoneConfig::from_env()?);
         let definitions = crate::signals::definitions::from_env(cxone.profile)?;
         let http = {
@@ -153,12 +157,13 @@ impl Base {
         http: reqwest::Client,
         shared: Option<crate::cxone::token::AccessToken>,
     ) -> Result<LiveDispatcher, InitError> {
+        use crate::adapters::cxone::{HttpCxoneClient, TokenFetcher};
         use crate::adapters::dynamodb::DynamoDbRateBudget;
-        use crate::cxone::{HttpCxoneClient, token};
+        use crate::cxone::token;
         let credentials = self.secrets.current().await?.cxone.clone();
         let table = self.config.table.clone();
         let tokens = token::SharedTokenSource::new(
-            token::TokenFetcher::new(http.clone(), cxone.clone(), credentials),
+            TokenFetcher::new(http.clone(), cxone.clone(), credentials),
             crate::adapters::dynamodb::DynamoDbTokenStore::new(
                 self.aws.dynamodb.clone(),
                 table.clone(),

@@ -7,6 +7,8 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
+use crate::config::{ConfigError, Env, process_env, vars};
+
 /// Amazon Trust Services' roots: every AWS service endpoint chains to one of them.
 const AMAZON_TRUST_ROOTS: &str = include_str!("amazon-trust-roots.pem");
 
@@ -57,44 +59,55 @@ pub fn http_client(native_roots: bool) -> SharedHttpClient {
     })
 }
 
-/// Loads the shared SDK configuration: region and credentials from the usual chain, and an
-/// endpoint override from `AWS_ENDPOINT_URL` (the local stack points it at its emulator).
-/// Timeouts are short because every caller of these functions has a deadline of its own
-/// (`CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS`, default 1000, and `CXBRIDGE_AWS_TIMEOUT_MS`, default
-/// 2000, change them; the local stack, whose emulator is slower than AWS, relaxes them).
-/// `CXBRIDGE_AWS_NATIVE_ROOTS` is read leniently here (an invalid value is false); the
-/// functions validate it in [`crate::config::Config`] and call [`load_sdk_config_with`].
-pub async fn load_sdk_config() -> SdkConfig {
-    let asked = std::env::var(crate::config::vars::AWS_NATIVE_ROOTS)
-        .ok()
-        .and_then(|v| crate::config::parse_flag(&v))
-        .unwrap_or(false);
-    load_sdk_config_with(asked).await
+/// How cxbridge's AWS clients are set up, read through the one configuration reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Trust the system's root certificates besides Amazon's
+    /// (`CXBRIDGE_AWS_NATIVE_ROOTS`; custom HTTPS endpoints and proxies turn it on anyway).
+    pub native_roots: bool,
+    /// One attempt's deadline (`CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS`, default 1000).
+    pub attempt_timeout: Duration,
+    /// A call's deadline, retries included (`CXBRIDGE_AWS_TIMEOUT_MS`, default 2000).
+    pub timeout: Duration,
+    /// `AWS_ENDPOINT_URL`: every service at one endpoint (the local stack's emulator).
+    pub endpoint: Option<String>,
 }
 
-/// [`load_sdk_config`], with `native_roots` saying whether the system's root certificates
-/// are trusted besides Amazon's (custom HTTPS endpoints and proxies turn them on anyway).
-pub async fn load_sdk_config_with(native_roots: bool) -> SdkConfig {
-    let ms = |var: &str, default: u64| {
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|v| *v > 0)
-            .map_or(Duration::from_millis(default), Duration::from_millis)
-    };
+impl AwsSettings {
+    /// Short timeouts, because every caller of these functions has a deadline of its own;
+    /// the local stack, whose emulator is slower than AWS, relaxes them.
+    pub fn read(env: Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            native_roots: env.flag(vars::AWS_NATIVE_ROOTS)?.unwrap_or(false),
+            attempt_timeout: env
+                .millis(vars::AWS_ATTEMPT_TIMEOUT_MS, 1, 60_000)?
+                .unwrap_or(Duration::from_millis(1000)),
+            timeout: env
+                .millis(vars::AWS_TIMEOUT_MS, 1, 300_000)?
+                .unwrap_or(Duration::from_millis(2000)),
+            endpoint: env.url(vars::AWS_ENDPOINT_URL)?,
+        })
+    }
+
+    /// [`Self::read`] from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(Env::new(&process_env))
+    }
+}
+
+/// Loads the shared SDK configuration: region and credentials from the usual chain, the
+/// endpoint, timeouts and trust store from `settings`.
+pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(500))
-        .operation_attempt_timeout(ms("CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS", 1000))
-        .operation_timeout(ms("CXBRIDGE_AWS_TIMEOUT_MS", 2000))
+        .operation_attempt_timeout(settings.attempt_timeout)
+        .operation_timeout(settings.timeout)
         .build();
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty());
-    let native_roots = wants_native_roots(native_roots, std::env::vars());
+    let native_roots = wants_native_roots(settings.native_roots, std::env::vars());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
         .http_client(http_client(native_roots));
-    if let Some(url) = endpoint {
+    if let Some(url) = &settings.endpoint {
         loader = loader.endpoint_url(url);
     }
     loader.load().await

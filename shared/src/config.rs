@@ -26,6 +26,10 @@ pub mod vars {
     pub const JOB_BACKOFF_CAP_SECS: &str = "CXBRIDGE_JOB_BACKOFF_CAP_SECS";
     pub const JOB_LEASE_SECS: &str = "CXBRIDGE_JOB_LEASE_SECS";
     pub const AWS_NATIVE_ROOTS: &str = "CXBRIDGE_AWS_NATIVE_ROOTS";
+    pub const AWS_ATTEMPT_TIMEOUT_MS: &str = "CXBRIDGE_AWS_ATTEMPT_TIMEOUT_MS";
+    pub const AWS_TIMEOUT_MS: &str = "CXBRIDGE_AWS_TIMEOUT_MS";
+    /// AWS's own variable; the local stack points it at its emulator.
+    pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
     pub const DELIVERY_LOG_DAYS: &str = "CXBRIDGE_DELIVERY_LOG_DAYS";
     pub const TARGET_PARK_SECS: &str = "CXBRIDGE_TARGET_PARK_SECS";
 
@@ -90,8 +94,8 @@ pub struct Config {
     pub retry: crate::jobs::RetryPolicy,
     /// How long a job run holds its attempt before another delivery may take it over.
     pub job_lease: Duration,
-    /// Whether the AWS clients trust the system's root certificates besides Amazon's.
-    pub aws_native_roots: bool,
+    /// How the AWS clients are set up: trust store, timeouts, endpoint.
+    pub aws: crate::aws::AwsSettings,
     /// How long the delivery log keeps an attempt.
     pub delivery_log_ttl: Duration,
     /// The longest a delivery to a paused target waits before it looks again (so that a
@@ -117,24 +121,24 @@ pub enum ConfigError {
 impl Config {
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(process_env)
     }
 
     /// Reads the configuration through `lookup`, so tests need not touch the process
     /// environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(&lookup);
+        let env = Env::new(&lookup);
         Ok(Self {
             table: env.required(vars::TABLE)?,
-            jobs_queue_url: env.url(vars::JOBS_QUEUE_URL)?,
-            dlq_url: env.url(vars::DLQ_URL)?,
-            events_queue_url: env.url(vars::EVENTS_QUEUE_URL)?,
+            jobs_queue_url: env.required_url(vars::JOBS_QUEUE_URL)?,
+            dlq_url: env.required_url(vars::DLQ_URL)?,
+            events_queue_url: env.required_url(vars::EVENTS_QUEUE_URL)?,
             secret_id: env.required(vars::SECRET_ID)?,
             secret_cache_ttl: env
                 .seconds(vars::SECRET_CACHE_TTL_SECS, MAX_SECRET_CACHE_TTL)?
                 .unwrap_or(DEFAULT_SECRET_CACHE_TTL),
             probe: env.flag(vars::PROBE)?.unwrap_or(false),
-            aws_native_roots: env.flag(vars::AWS_NATIVE_ROOTS)?.unwrap_or(false),
+            aws: crate::aws::AwsSettings::read(env)?,
             signature_tolerance: env
                 .seconds(vars::SIGNATURE_TOLERANCE_SECS, MAX_SIGNATURE_TOLERANCE)?
                 .unwrap_or(DEFAULT_SIGNATURE_TOLERANCE),
@@ -167,35 +171,43 @@ impl Config {
             delivery_log_ttl: Duration::from_secs(
                 u64::from(env.count(vars::DELIVERY_LOG_DAYS, 1, 3650)?.unwrap_or(14)) * 86_400,
             ),
-            callback_auth: match env.optional(vars::CALLBACK_AUTH)?.as_deref() {
-                // Studio's REST action cannot sign, so on the platform a callback brings a
-                // token; the documented API signs its callbacks.
-                None if platform_profile(&lookup) => CallbackAuth::Token,
-                None | Some("hmac") => CallbackAuth::Hmac,
-                Some("token") => CallbackAuth::Token,
-                Some(other) => {
-                    return Err(ConfigError::Invalid {
-                        var: vars::CALLBACK_AUTH,
-                        value: other.to_owned(),
-                        reason: "expected hmac or token".into(),
-                    });
+            // Studio's REST action cannot sign, so on the platform a callback brings a token;
+            // the documented API signs its callbacks.
+            callback_auth: match env.choice(
+                vars::CALLBACK_AUTH,
+                &[("hmac", CallbackAuth::Hmac), ("token", CallbackAuth::Token)],
+                "hmac or token",
+            )? {
+                Some(auth) => auth,
+                None if crate::cxone::config::profile(env)? == crate::cxone::Profile::InContact => {
+                    CallbackAuth::Token
                 }
+                None => CallbackAuth::Hmac,
             },
         })
     }
 }
 
-/// Whether the CXone profile is the platform's (the default), as the callback default
-/// depends on it.
-fn platform_profile(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
-    lookup(crate::cxone::config::vars::PROFILE)
-        .is_none_or(|v| v.trim().is_empty() || v.trim() == "incontact")
+/// The process environment, as the lookup [`Env`] reads. A value that is not UTF-8 arrives
+/// with its bad bytes replaced, so that it is refused as invalid rather than read as unset.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+/// The one reader of configuration variables, over a lookup (the process environment, or
+/// a map in tests). Its one rule: an unset variable takes its default, or is
+/// [`ConfigError::Missing`] when it has none; a set one must be valid, and a blank or
+/// invalid value is refused with an error that names the variable and shows the value.
+#[derive(Clone, Copy)]
+pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl Env<'_> {
-    fn optional(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+impl<'a> Env<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self(lookup)
+    }
+
+    /// The trimmed value; blank is refused.
+    pub fn optional(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
         match (self.0)(var) {
             None => Ok(None),
             Some(v) if v.trim().is_empty() => Err(ConfigError::Empty { var }),
@@ -203,87 +215,133 @@ impl Env<'_> {
         }
     }
 
-    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+    pub fn required(&self, var: &'static str) -> Result<String, ConfigError> {
         self.optional(var)?.ok_or(ConfigError::Missing { var })
     }
 
-    fn url(&self, var: &'static str) -> Result<String, ConfigError> {
-        let value = self.required(var)?;
-        if value.starts_with("https://") || value.starts_with("http://") {
-            Ok(value)
-        } else {
-            Err(ConfigError::Invalid {
-                var,
-                value,
-                reason: "expected an http(s) URL".into(),
-            })
+    /// Refuses `value` of `var`, saying what was expected.
+    pub fn invalid(
+        var: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            var,
+            value: value.into(),
+            reason: reason.into(),
         }
     }
 
-    fn seconds(&self, var: &'static str, max: Duration) -> Result<Option<Duration>, ConfigError> {
+    /// An `http://` or `https://` URL.
+    pub fn url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.optional(var)? {
+            Some(v) if !(v.starts_with("https://") || v.starts_with("http://")) => {
+                Err(Self::invalid(var, v, "expected an http(s) URL"))
+            }
+            other => Ok(other),
+        }
+    }
+
+    pub fn required_url(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.url(var)?.ok_or(ConfigError::Missing { var })
+    }
+
+    /// A whole number of seconds, at most `max`.
+    pub fn seconds(
+        &self,
+        var: &'static str,
+        max: Duration,
+    ) -> Result<Option<Duration>, ConfigError> {
         let Some(value) = self.optional(var)? else {
             return Ok(None);
         };
         match value.parse::<u64>() {
             Ok(secs) if Duration::from_secs(secs) <= max => Ok(Some(Duration::from_secs(secs))),
-            Ok(_) => Err(ConfigError::Invalid {
+            Ok(_) => Err(Self::invalid(
                 var,
                 value,
-                reason: format!("at most {} seconds", max.as_secs()),
-            }),
-            Err(_) => Err(ConfigError::Invalid {
+                format!("at most {} seconds", max.as_secs()),
+            )),
+            Err(_) => Err(Self::invalid(
                 var,
                 value,
-                reason: "expected a whole number of seconds".into(),
-            }),
+                "expected a whole number of seconds",
+            )),
         }
     }
 
-    fn count(&self, var: &'static str, min: u32, max: u32) -> Result<Option<u32>, ConfigError> {
+    /// A whole number from `min` to `max`.
+    pub fn count(&self, var: &'static str, min: u32, max: u32) -> Result<Option<u32>, ConfigError> {
         let Some(value) = self.optional(var)? else {
             return Ok(None);
         };
         match value.parse::<u32>() {
             Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(ConfigError::Invalid {
+            _ => Err(Self::invalid(
                 var,
                 value,
-                reason: format!("expected a whole number from {min} to {max}"),
-            }),
+                format!("expected a whole number from {min} to {max}"),
+            )),
         }
     }
 
-    fn flag(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
+    /// A whole number of milliseconds from `min` to `max`.
+    pub fn millis(
+        &self,
+        var: &'static str,
+        min: u32,
+        max: u32,
+    ) -> Result<Option<Duration>, ConfigError> {
+        Ok(self
+            .count(var, min, max)?
+            .map(|ms| Duration::from_millis(u64::from(ms))))
+    }
+
+    /// `true` or `false`, in the spellings [`parse_flag`] takes.
+    pub fn flag(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
         let Some(value) = self.optional(var)? else {
             return Ok(None);
         };
         match parse_flag(&value) {
             Some(flag) => Ok(Some(flag)),
-            None => Err(ConfigError::Invalid {
-                var,
-                value,
-                reason: "expected true or false".into(),
-            }),
+            None => Err(Self::invalid(var, value, "expected true or false")),
+        }
+    }
+
+    /// One of `options`, by name; `expected` lists them for the error.
+    pub fn choice<T: Copy>(
+        &self,
+        var: &'static str,
+        options: &[(&str, T)],
+        expected: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.optional(var)? else {
+            return Ok(None);
+        };
+        match options.iter().find(|(name, _)| *name == value) {
+            Some((_, choice)) => Ok(Some(*choice)),
+            None => Err(Self::invalid(var, value, format!("expected {expected}"))),
+        }
+    }
+
+    /// A JSON document: the text itself, or `@path` for a file to read (the one loader
+    /// of both forms).
+    pub fn document(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.optional(var)? else {
+            return Ok(None);
+        };
+        match value.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path)
+                .map(Some)
+                .map_err(|e| Self::invalid(var, value.clone(), format!("cannot read {path}: {e}"))),
+            None => Ok(Some(value)),
         }
     }
 }
 
-/// A JSON document given in the variable `var`: the text itself, or `@path` for a file to
-/// read. `None` when the variable is unset or blank.
+/// A JSON document given in the process environment's `var` (see [`Env::document`]).
 pub fn json_document(var: &'static str) -> Result<Option<String>, ConfigError> {
-    let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    match value.trim().strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .map(Some)
-            .map_err(|e| ConfigError::Invalid {
-                var,
-                value: value.clone(),
-                reason: format!("cannot read {path}: {e}"),
-            }),
-        None => Ok(Some(value)),
-    }
+    Env::new(&process_env).document(var)
 }
 
 /// `1`, `true`, `on` or `yes` (any case) is true; `0`, `false`, `off` or `no` is false.
@@ -400,9 +458,9 @@ mod tests {
     #[test]
     fn the_aws_native_roots_flag_is_off_by_default_and_validated() {
         let mut env = complete();
-        assert!(!parse(&env).unwrap().aws_native_roots);
+        assert!(!parse(&env).unwrap().aws.native_roots);
         env.insert(vars::AWS_NATIVE_ROOTS, "1".into());
-        assert!(parse(&env).unwrap().aws_native_roots);
+        assert!(parse(&env).unwrap().aws.native_roots);
         env.insert(vars::AWS_NATIVE_ROOTS, "sometimes".into());
         assert!(matches!(
             parse(&env),

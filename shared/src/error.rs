@@ -30,8 +30,6 @@ pub enum ErrorCode {
     CxoneRefused,
     ContactNotActive,
     InteractionNotFound,
-    NotFound,
-    MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     NotImplemented,
@@ -64,8 +62,6 @@ impl ErrorCode {
             Self::CxoneRefused => "cxone_refused",
             Self::ContactNotActive => "contact_not_active",
             Self::InteractionNotFound => "interaction_not_found",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::NotImplemented => "not_implemented",
@@ -87,15 +83,13 @@ impl ErrorCode {
             | Self::TimestampInFuture
             | Self::SignatureMismatch => StatusCode::UNAUTHORIZED,
             Self::Replayed | Self::IdempotencyKeyReused => StatusCode::CONFLICT,
-            Self::NotFound
-            | Self::SignalNotFound
+            Self::SignalNotFound
             | Self::ExecutionNotFound
             | Self::CxoneNotFound
             | Self::ContactNotActive
             | Self::InteractionNotFound => StatusCode::NOT_FOUND,
             Self::InvalidPayload | Self::CxoneRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::CxoneRefused => StatusCode::FAILED_DEPENDENCY,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,

@@ -105,6 +105,32 @@ fn route_of(req: &Request) -> String {
 }
 
 /// A JSON response.
+/// What a route handler returns: its response, or the error the edge answers with.
+pub type Reply = Result<Response<Body>, ApiError>;
+
+impl RequestMeta {
+    /// Refuses a route this function does not serve (`not_implemented`), so a route key
+    /// the template gives it by mistake cannot reach the wrong logic.
+    pub fn expect_route(&self, route: &str) -> Result<(), ApiError> {
+        if self.route == route {
+            Ok(())
+        } else {
+            Err(ApiError::not_implemented(&self.route))
+        }
+    }
+}
+
+/// How long the invocation serving `req` may run: its deadline (epoch ms), or 10 s from
+/// `now_ms` when it has none. A claim made for the request lasts until then, as
+/// Powertools' idempotency does.
+pub fn invocation_deadline(req: &Request, now_ms: i64) -> i64 {
+    const WITHOUT_DEADLINE_MS: i64 = 10_000;
+    req.lambda_context_ref()
+        .and_then(|c| i64::try_from(c.deadline).ok())
+        .filter(|d| *d > now_ms)
+        .unwrap_or(now_ms + WITHOUT_DEADLINE_MS)
+}
+
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(value.to_string()));
     *response.status_mut() = status;

@@ -66,6 +66,15 @@ impl<P> Job<P> {
             redriven: false,
         }
     }
+
+    /// This job after an attempt at `now_ms` that failed with `error`: the attempt counts,
+    /// and the error goes with the job.
+    pub fn failed(mut self, error: impl Into<String>, now_ms: i64) -> Self {
+        self.attempt += 1;
+        self.last_attempt_at = Some(crate::clock::rfc3339(now_ms));
+        self.last_error = Some(error.into());
+        self
+    }
 }
 
 /// How retries are spaced and when they stop.

@@ -7,6 +7,7 @@ pub mod adapters;
 pub mod app;
 pub mod auth;
 pub mod aws;
+pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod cxone;

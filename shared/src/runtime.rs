@@ -22,7 +22,11 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    telemetry::init();
+    if let Err(err) = telemetry::init() {
+        tracing::error!(error = %err, "init failed");
+        report_init_error(&err).await;
+        return Err(Box::new(err));
+    }
     match build.await {
         // The app lives as long as the process; leaking it lets handlers borrow it freely.
         Ok(app) => Ok(Box::leak(Box::new(app))),

@@ -2,14 +2,36 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::{ConfigError, Env, process_env};
+
 /// Installs the JSON subscriber. The level comes from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's
-/// advanced logging controls), else `RUST_LOG`, else `info`. Calling it twice is harmless.
-pub fn init() {
-    let directive = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned())
-        .to_ascii_lowercase();
-    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
+/// advanced logging controls; its `FATAL` is `error`), else `RUST_LOG`, else `info`. A level
+/// that cannot be read is refused by name, as any configuration variable is, after `info`
+/// is installed so that the refusal is logged. Calling it twice is harmless.
+pub fn init() -> Result<(), ConfigError> {
+    let env = Env::new(&process_env);
+    let (var, level) = match env.optional(LAMBDA_LEVEL) {
+        Ok(None) => (RUST_LOG, env.optional(RUST_LOG)),
+        found => (LAMBDA_LEVEL, found),
+    };
+    let (filter, refused) = match level {
+        Ok(None) => (EnvFilter::new("info"), None),
+        Ok(Some(level)) => {
+            let directive = level.to_ascii_lowercase().replace("fatal", "error");
+            match EnvFilter::try_new(&directive) {
+                Ok(filter) => (filter, None),
+                Err(e) => (
+                    EnvFilter::new("info"),
+                    Some(Env::invalid(
+                        var,
+                        level,
+                        format!("not a log level or filter: {e}"),
+                    )),
+                ),
+            }
+        }
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -19,7 +41,11 @@ pub fn init() {
         .with_ansi(false)
         .with_env_filter(filter)
         .try_init();
+    refused.map_or(Ok(()), Err)
 }
+
+const LAMBDA_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+const RUST_LOG: &str = "RUST_LOG";
 
 /// Emits one CloudWatch Embedded Metric Format record on stdout, which CloudWatch Logs
 /// turns into the metric `name` in namespace `cxbridge`, by function.

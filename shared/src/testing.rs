@@ -385,7 +385,7 @@ use std::sync::atomic::AtomicI64;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::cxone::client::ExecutionHistory;
+use crate::cxone::api::ExecutionHistory;
 use crate::cxone::{ContextSink, CxoneError, CxoneSignals, SignalAccepted, SignalRequest};
 use crate::signals::store::{
     AttemptClaim, CLAIM, CallbackOutcome, Created, Execution, ExecutionStatus, ExecutionStore,
@@ -909,5 +909,131 @@ impl ContextSink for FakeCxone {
             .unwrap()
             .push(json!({"action": action, "contact": contact_id, "attributes": attributes}));
         self.next_failure().map_or(Ok(()), Err)
+    }
+}
+
+// The intent router's ports: session memory and the sink of routed intents.
+
+use std::time::Duration;
+
+use serde_json::Map;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::intents::{ContactId, IntentSink, SessionMemory};
+use crate::jobs::Job;
+
+/// Session memory in a map; `down` makes every call fail.
+#[derive(Default)]
+pub struct FakeSessions {
+    pub pairs: Mutex<HashMap<String, ContactId>>,
+    pub down: AtomicBool,
+}
+
+impl SessionMemory for FakeSessions {
+    async fn recall(&self, session: &str, _: i64) -> Result<Option<ContactId>, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError("down".into()));
+        }
+        Ok(self.pairs.lock().unwrap().get(session).map(|c| ContactId {
+            id: c.id.clone(),
+            source: "session".into(),
+        }))
+    }
+    async fn remember(&self, session: &str, c: &ContactId, _: i64) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError("down".into()));
+        }
+        self.pairs.lock().unwrap().insert(session.into(), c.clone());
+        Ok(())
+    }
+}
+
+/// Records what reached "CXone"; `fail` is the error every call returns, `stall` makes
+/// every call hang.
+#[derive(Default)]
+pub struct FakeSink {
+    pub calls: Mutex<Vec<Value>>,
+    pub queued: Mutex<Vec<Job>>,
+    pub fail: Mutex<Option<fn() -> CxoneError>>,
+    pub stall: AtomicBool,
+}
+
+impl FakeSink {
+    async fn call(&self, record: Value) -> Result<(), CxoneError> {
+        if self.stall.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if let Some(fail) = *self.fail.lock().unwrap() {
+            return Err(fail());
+        }
+        self.calls.lock().unwrap().push(record);
+        Ok(())
+    }
+    pub fn calls(&self) -> Vec<Value> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl ContextSink for FakeSink {
+    async fn update_context(&self, id: &str, a: &Map<String, Value>) -> Result<(), CxoneError> {
+        self.call(json!({"context": id, "attributes": a})).await
+    }
+    async fn send_action(
+        &self,
+        id: &str,
+        action: &str,
+        a: &Map<String, Value>,
+    ) -> Result<(), CxoneError> {
+        self.call(json!({"action": action, "contact": id, "attributes": a}))
+            .await
+    }
+}
+
+impl IntentSink for FakeSink {
+    type Cxone = Self;
+    fn cxone(&self) -> &Self {
+        self
+    }
+    async fn trigger(&self, s: &str, _: &str, body: &Value, _: i64) -> Result<Value, ApiError> {
+        self.call(json!({"signal": s, "body": body}))
+            .await
+            .map(|()| json!({"status": "dispatched"}))
+            .map_err(|e| ApiError::new(ErrorCode::CxoneRefused, e.to_string()))
+    }
+    async fn retry_later(&self, job: &Job, _: Option<Duration>) -> Result<(), QueueError> {
+        self.queued.lock().unwrap().push(job.clone());
+        Ok(())
+    }
+}
+
+// The token cache's ports.
+
+use secrecy::SecretString;
+
+use crate::cxone::token::{AccessToken, TokenFetch};
+
+/// A token endpoint that counts what it is asked; each token is `token-{n}`, valid for an
+/// hour. `down` makes it fail.
+#[derive(Default)]
+pub struct FakeTokenFetch {
+    pub fetches: AtomicUsize,
+    pub down: AtomicBool,
+}
+
+impl TokenFetch for FakeTokenFetch {
+    async fn fetch(&self) -> Result<AccessToken, CxoneError> {
+        let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+        // Let concurrent callers reach the cache while this fetch is under way.
+        tokio::task::yield_now().await;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(CxoneError::Unavailable("the token endpoint is down".into()));
+        }
+        let now = crate::clock::now_ms();
+        Ok(AccessToken {
+            value: SecretString::from(format!("token-{n}")),
+            expires_at_ms: now + 3_600_000,
+            refresh_at_ms: now + 3_540_000,
+            api_base: None,
+        })
     }
 }

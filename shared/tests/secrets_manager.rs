@@ -50,30 +50,31 @@ fn first_webhook_secret(s: &cxbridge::secrets::Secrets) -> String {
     s.webhook_secrets[0].expose_secret().to_owned()
 }
 
+/// The first webhook secret `source` serves now.
+async fn served(source: &SecretsManagerSource) -> String {
+    first_webhook_secret(&source.current().await.unwrap())
+}
+
+/// The first webhook secret a forced read of `source` gets.
+async fn reread(source: &SecretsManagerSource) -> String {
+    first_webhook_secret(&source.refresh().await.unwrap())
+}
+
 #[tokio::test]
 async fn the_current_version_is_read_and_cached_until_refreshed() {
     let client = client().await;
     let name = create(&client, "one").await;
     let source = SecretsManagerSource::new(client.clone(), name.clone(), Duration::from_secs(3600));
 
-    assert_eq!(
-        first_webhook_secret(&source.current().await.unwrap()),
-        "one"
-    );
+    assert_eq!(served(&source).await, "one");
     rotate(&client, &name, "two").await;
     assert_eq!(
-        first_webhook_secret(&source.current().await.unwrap()),
+        served(&source).await,
         "one",
         "within the TTL the cached secret is served"
     );
-    assert_eq!(
-        first_webhook_secret(&source.refresh().await.unwrap()),
-        "two"
-    );
-    assert_eq!(
-        first_webhook_secret(&source.current().await.unwrap()),
-        "two"
-    );
+    assert_eq!(reread(&source).await, "two");
+    assert_eq!(served(&source).await, "two");
 }
 
 #[tokio::test]
@@ -81,15 +82,9 @@ async fn an_expired_cache_reads_the_new_current_version() {
     let client = client().await;
     let name = create(&client, "one").await;
     let source = SecretsManagerSource::new(client.clone(), name.clone(), Duration::ZERO);
-    assert_eq!(
-        first_webhook_secret(&source.current().await.unwrap()),
-        "one"
-    );
+    assert_eq!(served(&source).await, "one");
     rotate(&client, &name, "two").await;
-    assert_eq!(
-        first_webhook_secret(&source.current().await.unwrap()),
-        "two"
-    );
+    assert_eq!(served(&source).await, "two");
 }
 
 #[tokio::test]

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cxbridge_local::{EnvOverride, Stack, StackOptions};
+use cxbridge_local::{EnvOverride, StackOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{WebhookRequest, signal_parameters, unique};
+use crate::{TestStack, WebhookRequest, signal_parameters, unique};
 
 /// How much of everything the suite sends.
 #[derive(Debug, Clone, Copy)]
@@ -177,12 +177,8 @@ fn stack_options(setup: &Setup, aws_endpoint: Option<String>) -> StackOptions {
     options
 }
 
-async fn started(options: StackOptions) -> Stack {
-    let stack = Stack::start(options).await.expect("the local stack starts");
-    tokio::time::timeout(Duration::from_secs(60), stack.settled())
-        .await
-        .expect("every function settles within 60 s");
-    stack
+async fn started(options: StackOptions) -> TestStack {
+    crate::start(options).await
 }
 
 /// Runs every scenario and returns the figures.
@@ -375,12 +371,12 @@ fn succeeded(outcomes: &[Outcome]) -> bool {
         .is_some_and(|(s, _)| s.is_some_and(|s| s.is_success()))
 }
 
-async fn sqs(stack: &Stack) -> aws_sdk_sqs::Client {
+async fn sqs(stack: &TestStack) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&cxbridge_local::stack::emulator_config(&stack.aws_endpoint).await)
 }
 
 /// Every message now on a queue, each once, none deleted.
-async fn messages(stack: &Stack, queue: &str) -> Vec<Value> {
+async fn messages(stack: &TestStack, queue: &str) -> Vec<Value> {
     let url = &stack.resources.queues[queue].url;
     crate::receive_all(&sqs(stack).await, url)
         .await
@@ -389,19 +385,14 @@ async fn messages(stack: &Stack, queue: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn journal(stack: &Stack) -> Vec<Value> {
-    crate::sim_journal(stack).await
-}
-
 /// Platform signals CXone accepted, by their `p1`.
-async fn accepted_signals(stack: &Stack) -> HashMap<String, usize> {
+async fn accepted_signals(stack: &TestStack) -> HashMap<String, usize> {
     let mut by_p1 = HashMap::new();
-    for e in journal(stack).await {
-        let path = e["path"].as_str().unwrap_or_default();
-        let ok = e["status"]
+    for e in stack.requests(|path| path.ends_with("/signal")).await {
+        if e["status"]
             .as_u64()
-            .is_some_and(|s| (200..300).contains(&s));
-        if ok && path.ends_with("/signal") {
+            .is_some_and(|s| (200..300).contains(&s))
+        {
             let p1 = signal_parameters(&e)
                 .into_iter()
                 .find(|(k, _)| k == "p1")
@@ -414,8 +405,9 @@ async fn accepted_signals(stack: &Stack) -> HashMap<String, usize> {
 }
 
 /// Calls that act on CXone (not token fetches).
-async fn cxone_actions(stack: &Stack) -> usize {
-    journal(stack)
+async fn cxone_actions(stack: &TestStack) -> usize {
+    stack
+        .journal()
         .await
         .iter()
         .filter(|e| {
@@ -425,11 +417,7 @@ async fn cxone_actions(stack: &Stack) -> usize {
         .count()
 }
 
-async fn sim(stack: &Stack, what: &str, body: Value) {
-    crate::sim_control(stack, what, body).await;
-}
-
-fn webhook(stack: &Stack, body: &Value, delivery_id: &str) -> WebhookRequest {
+fn webhook(stack: &TestStack, body: &Value, delivery_id: &str) -> WebhookRequest {
     WebhookRequest::signed(
         &stack.resources.secrets.webhook,
         "application/json",
@@ -445,7 +433,7 @@ fn chat(contact: &str) -> Value {
 }
 
 fn post_webhook(
-    stack: &Stack,
+    stack: &TestStack,
     request: &WebhookRequest,
 ) -> impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static + use<> {
     let url = format!("{}/webhooks/cxone", stack.gateway_url);
@@ -475,7 +463,7 @@ fn order_update(contact: &str) -> Value {
 }
 
 fn post_signal(
-    stack: &Stack,
+    stack: &TestStack,
     key: &str,
     body: &Value,
 ) -> impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static + use<> {
@@ -502,7 +490,7 @@ struct Bad {
     code: &'static str,
 }
 
-fn bad_requests(stack: &Stack, client: &reqwest::Client) -> Vec<Bad> {
+fn bad_requests(stack: &TestStack, client: &reqwest::Client) -> Vec<Bad> {
     let g = &stack.gateway_url;
     let s = &stack.resources.secrets;
     let mut out = Vec::new();
@@ -1095,7 +1083,7 @@ fn webhook_with_secret(secret: &str, body: &Value) -> WebhookRequest {
 }
 
 /// Jobs on the queue that carry work: the schedule's sweep jobs come and go on their own.
-async fn work_jobs(stack: &Stack) -> usize {
+async fn work_jobs(stack: &TestStack) -> usize {
     messages(stack, "jobs")
         .await
         .iter()
@@ -1104,7 +1092,7 @@ async fn work_jobs(stack: &Stack) -> usize {
 }
 
 /// Every bad request gets its documented 4xx, and nothing is enqueued or sent.
-async fn bad_input(stack: &Stack, answers: &mut Answers) -> (Row, usize, usize) {
+async fn bad_input(stack: &TestStack, answers: &mut Answers) -> (Row, usize, usize) {
     let client = client();
     let mut row = Row {
         scenario: "bad input on every route".into(),
@@ -1148,7 +1136,7 @@ async fn bad_input(stack: &Stack, answers: &mut Answers) -> (Row, usize, usize) 
 }
 
 /// Copies of one signed webhook at once, and the same signed request under new ids.
-async fn duplicate_webhooks(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> Row {
+async fn duplicate_webhooks(stack: &Arc<TestStack>, size: Size, answers: &mut Answers) -> Row {
     let mut row = Row {
         scenario: format!("{} copies of a webhook, and 5 replays", size.copies),
         ..Row::default()
@@ -1205,7 +1193,7 @@ fn tally(row: &mut Row, delivered: usize, dead_lettered: usize) {
     }
 }
 
-async fn duplicate_signals(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> Row {
+async fn duplicate_signals(stack: &Arc<TestStack>, size: Size, answers: &mut Answers) -> Row {
     let mut row = Row {
         scenario: format!("{} copies of a signal", size.copies),
         ..Row::default()
@@ -1233,7 +1221,7 @@ async fn duplicate_signals(stack: &Arc<Stack>, size: Size, answers: &mut Answers
     row
 }
 
-async fn duplicate_turns(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> Row {
+async fn duplicate_turns(stack: &Arc<TestStack>, size: Size, answers: &mut Answers) -> Row {
     let mut row = Row {
         scenario: format!("{} copies of a Cognigy turn", size.copies),
         ..Row::default()
@@ -1266,17 +1254,15 @@ async fn duplicate_turns(stack: &Arc<Stack>, size: Size, answers: &mut Answers) 
         count(&mut row, &outcomes);
     }
     // The mapped action goes to CXone as one signal on the contact, p1 = the action.
-    let delivered = journal(stack)
+    let on_contact = format!("/interactions/{contact}/signal");
+    let delivered = stack
+        .requests(|path| path.contains(&on_contact))
         .await
         .iter()
         .filter(|e| {
-            e["path"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(&format!("/interactions/{contact}/signal"))
-                && e["status"]
-                    .as_u64()
-                    .is_some_and(|s| (200..300).contains(&s))
+            e["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s))
         })
         .count();
     tally(&mut row, delivered, 0);
@@ -1284,8 +1270,8 @@ async fn duplicate_turns(stack: &Arc<Stack>, size: Size, answers: &mut Answers) 
 }
 
 /// Executions' states, by correlation id.
-async fn execution_status(stack: &Stack, key: &str) -> String {
-    crate::get_execution(stack, key).await.1["status"]
+async fn execution_status(stack: &TestStack, key: &str) -> String {
+    stack.execution(key).await.1["status"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
@@ -1293,7 +1279,7 @@ async fn execution_status(stack: &Stack, key: &str) -> String {
 
 /// Waits until every key's execution is settled (delivered or given up), for at most
 /// `limit`.
-async fn settle(stack: &Stack, keys: &[String], limit: Duration) -> HashMap<String, String> {
+async fn settle(stack: &TestStack, keys: &[String], limit: Duration) -> HashMap<String, String> {
     let deadline = Instant::now() + limit;
     let mut states = HashMap::new();
     loop {
@@ -1324,7 +1310,7 @@ fn given_up(states: &HashMap<String, String>, key: &str) -> usize {
 
 /// Signals through 429s with `Retry-After`, 500s, answers slower than the client waits,
 /// and a token endpoint that fails: each is delivered once, or dead-lettered with a reason.
-async fn cxone_faults(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> Row {
+async fn cxone_faults(stack: &Arc<TestStack>, size: Size, answers: &mut Answers) -> Row {
     let mut row = Row {
         scenario: format!("{} signals through CXone's faults", size.cxone_items),
         ..Row::default()
@@ -1332,42 +1318,24 @@ async fn cxone_faults(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> 
     let n = size.cxone_items as u32;
     // A 401 from the API makes the client drop its token, so the next fetch meets the
     // token endpoint's faults.
-    sim(
-        stack,
-        "faults",
-        json!({"match": "signal", "status": 401, "times": 1}),
-    )
-    .await;
-    sim(
-        stack,
-        "faults",
-        json!({"match": "token", "status": 500, "times": 2}),
-    )
-    .await;
-    sim(
-        stack,
-        "faults",
-        json!({"match": "token", "status": 401, "times": 1}),
-    )
-    .await;
-    sim(
-        stack,
-        "faults",
-        json!({"match": "signal", "status": 429, "retryAfter": 1, "times": n / 3 + 1}),
-    )
-    .await;
-    sim(
-        stack,
-        "faults",
-        json!({"match": "signal", "status": 500, "times": n / 3 + 1}),
-    )
-    .await;
-    sim(
-        stack,
-        "faults",
-        json!({"match": "signal", "status": 200, "delayMs": 12_000, "times": n / 4 + 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 401, "times": 1}))
+        .await;
+    stack
+        .fault(json!({"match": "token", "status": 500, "times": 2}))
+        .await;
+    stack
+        .fault(json!({"match": "token", "status": 401, "times": 1}))
+        .await;
+    stack
+        .fault(json!({"match": "signal", "status": 429, "retryAfter": 1, "times": n / 3 + 1}))
+        .await;
+    stack
+        .fault(json!({"match": "signal", "status": 500, "times": n / 3 + 1}))
+        .await;
+    stack
+        .fault(json!({"match": "signal", "status": 200, "delayMs": 12_000, "times": n / 4 + 1}))
+        .await;
     let client = client();
     let keys: Vec<String> = (0..size.cxone_items).map(|_| unique("cx-")).collect();
     let mut sends = tokio::task::JoinSet::new();
@@ -1405,7 +1373,7 @@ async fn cxone_faults(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> 
 
 /// Sends and freezes: the emulator the suite started is stopped (SIGSTOP) for three
 /// seconds while webhooks arrive, then resumed.
-async fn frozen_emulator(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> Row {
+async fn frozen_emulator(stack: &Arc<TestStack>, size: Size, answers: &mut Answers) -> Row {
     let mut row = Row {
         scenario: format!(
             "{} webhooks with the emulator frozen for 3 s",
@@ -1474,7 +1442,7 @@ fn signal_group(pid: u32, signal: &str) {
 /// The race of a slow first copy: CXone gives up on it after 1 s and sends it again while
 /// it still holds the claim, then the first copy fails. The retry must get an answer that
 /// CXone retries, and the event must land once.
-async fn in_progress_race(stack: &Arc<Stack>, answers: &mut Answers) -> Row {
+async fn in_progress_race(stack: &Arc<TestStack>, answers: &mut Answers) -> Row {
     let mut row = Row {
         scenario: "a retry while the first copy runs (emulator frozen 2 s)".into(),
         ..Row::default()
@@ -1531,7 +1499,7 @@ async fn in_progress_race(stack: &Arc<Stack>, answers: &mut Answers) -> Row {
 }
 
 /// The drainer is killed while its jobs hang in CXone; each job is delivered once.
-async fn drainer_killed(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -> Row {
+async fn drainer_killed(stack: &Arc<TestStack>, size: Size, answers: &mut Answers) -> Row {
     let mut row = Row {
         scenario: format!(
             "{} jobs with the drainer killed mid-batch",
@@ -1542,12 +1510,9 @@ async fn drainer_killed(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -
     let n = size.drainer_jobs as u32;
     // Each request's own attempt fails, so the work becomes jobs; the drainer's attempts
     // then hang in CXone long enough to be killed.
-    sim(
-        stack,
-        "faults",
-        json!({"match": "signal", "status": 503, "times": n}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 503, "times": n}))
+        .await;
     let client = client();
     let keys: Vec<String> = (0..size.drainer_jobs).map(|_| unique("drn-")).collect();
     let mut outcomes = Vec::new();
@@ -1557,12 +1522,9 @@ async fn drainer_killed(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -
         outcomes.push(o);
     }
     count(&mut row, &outcomes);
-    sim(
-        stack,
-        "faults",
-        json!({"match": "signal", "status": 200, "delayMs": 4000, "times": n}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 200, "delayMs": 4000, "times": n}))
+        .await;
     // Once some of the drainer's calls hang, kill every drainer process.
     let deadline = Instant::now() + Duration::from_secs(30);
     while armed(stack).await >= u64::from(n) && Instant::now() < deadline {
@@ -1591,7 +1553,7 @@ async fn drainer_killed(stack: &Arc<Stack>, size: Size, answers: &mut Answers) -
 }
 
 /// Faults still armed in the simulator (their remaining `times`).
-async fn armed(stack: &Stack) -> u64 {
+async fn armed(stack: &TestStack) -> u64 {
     let url = format!("{}/_sim/faults", stack.cxone_url);
     let faults: Vec<Value> = match client().get(url).send().await {
         Ok(r) => r.json().await.unwrap_or_default(),
@@ -1602,7 +1564,7 @@ async fn armed(stack: &Stack) -> u64 {
 
 /// Waits (at most `limit`) until every armed fault has been met, so that none is left for
 /// the next scenario.
-async fn faults_spent(stack: &Stack, limit: Duration) {
+async fn faults_spent(stack: &TestStack, limit: Duration) {
     let deadline = Instant::now() + limit;
     while armed(stack).await > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1669,14 +1631,14 @@ async fn queue_refuses(setup: &Setup, aws_endpoint: &str, answers: &mut Answers)
 
 /// The webhook for delivery `id`: its body names the id, so that two deliveries never
 /// share a signature, and a retry has the same body (signed anew).
-fn webhook_same(stack: &Stack, id: &str) -> WebhookRequest {
+fn webhook_same(stack: &TestStack, id: &str) -> WebhookRequest {
     let mut body = chat("5100");
     body["data"]["reference"] = json!(id);
     webhook(stack, &body, id)
 }
 
 /// Secret and token values in any log line or answer body.
-fn leaks(stack: &Stack, answers: &Answers) -> usize {
+fn leaks(stack: &TestStack, answers: &Answers) -> usize {
     let s = &stack.resources.secrets;
     let secrets = [
         s.webhook.as_str(),
@@ -1701,7 +1663,7 @@ fn leaks(stack: &Stack, answers: &Answers) -> usize {
 
 /// Function processes that exited on their own or panicked (a process the suite killed
 /// is not counted).
-fn crashes(stack: &Stack) -> usize {
+fn crashes(stack: &TestStack) -> usize {
     stack
         .log
         .lines()

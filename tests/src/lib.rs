@@ -81,12 +81,203 @@ pub fn platform_options() -> StackOptions {
 }
 
 /// Starts a stack and waits until every function has either started or failed to.
-pub async fn start(options: StackOptions) -> Stack {
+pub async fn start(options: StackOptions) -> TestStack {
     let stack = Stack::start(options).await.expect("the local stack starts");
     tokio::time::timeout(Duration::from_secs(60), stack.settled())
         .await
         .expect("every function settles within 60 s");
-    stack
+    TestStack(stack)
+}
+
+/// A local stack started for one test, with the calls tests make against it: the gateway's
+/// routes with the stack's credentials, the simulator's control API and journal, the
+/// secret, and the `cxbridge` CLI. It derefs to the [`Stack`] for its URLs and resources.
+pub struct TestStack(Stack);
+
+impl std::ops::Deref for TestStack {
+    type Target = Stack;
+    fn deref(&self) -> &Stack {
+        &self.0
+    }
+}
+
+impl TestStack {
+    /// Stops every process of the stack.
+    pub async fn shutdown(self) {
+        self.0.shutdown().await;
+    }
+
+    /// `POST /signals/{name}` with the stack's API key and an idempotency key.
+    pub async fn post_signal(
+        &self,
+        name: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/signals/{name}", self.gateway_url))
+            .header("x-api-key", &self.resources.secrets.api_key)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("the gateway answers");
+        answer(response).await
+    }
+
+    /// `GET /executions/{id}` with the stack's API key.
+    pub async fn execution(&self, id: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}/executions/{id}", self.gateway_url))
+            .header("x-api-key", &self.resources.secrets.api_key)
+            .send()
+            .await
+            .expect("the gateway answers");
+        answer(response).await
+    }
+
+    /// Waits until the execution `id` has `status`, and returns its record.
+    pub async fn wait_for_execution(&self, id: &str, status: &str) -> serde_json::Value {
+        eventually(
+            &format!("execution {id} to be {status}"),
+            Duration::from_secs(20),
+            || async {
+                let (code, body) = self.execution(id).await;
+                (code == reqwest::StatusCode::OK && body["status"] == status).then_some(body)
+            },
+        )
+        .await
+    }
+
+    /// A sample webhook of `channel` (`cxbridge_local::samples`) under a new delivery id,
+    /// signed now with the stack's webhook secret: the sample, its delivery id, and the
+    /// request to send.
+    pub fn sample_webhook(
+        &self,
+        channel: &str,
+    ) -> (
+        cxbridge_local::samples::SampleWebhook,
+        String,
+        WebhookRequest,
+    ) {
+        let sample = cxbridge_local::samples::webhook(channel, &unique("r"), 1)
+            .expect("a channel the samples know");
+        let delivery = unique("d-");
+        let request = WebhookRequest::signed(
+            &self.resources.secrets.webhook,
+            sample.content_type,
+            &sample.body,
+            &delivery,
+            &sample.event_type,
+        );
+        (sample, delivery, request)
+    }
+
+    /// Arms a fault in the CXone simulator, such as
+    /// `{"match": "signal", "status": 503, "times": 1}`.
+    pub async fn fault(&self, fault: serde_json::Value) {
+        self.sim_control("faults", fault).await;
+    }
+
+    /// Posts to one of the simulator's control endpoints (`config`, `faults`, …).
+    pub async fn sim_control(&self, what: &str, body: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sim/{what}", self.cxone_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("the simulator answers");
+        assert!(r.status().is_success(), "{what}: {}", r.status());
+    }
+
+    /// Every request the stack's CXone simulator has received, oldest first.
+    pub async fn journal(&self) -> Vec<serde_json::Value> {
+        reqwest::get(format!("{}/_sim/requests", self.cxone_url))
+            .await
+            .expect("the simulator answers")
+            .json()
+            .await
+            .expect("the journal is JSON")
+    }
+
+    /// The journal's requests whose path `keep` accepts.
+    pub async fn requests(&self, keep: impl Fn(&str) -> bool) -> Vec<serde_json::Value> {
+        self.journal()
+            .await
+            .into_iter()
+            .filter(|e| e["path"].as_str().is_some_and(&keep))
+            .collect()
+    }
+
+    /// The journal's requests whose path starts with `prefix`.
+    pub async fn requests_under(&self, prefix: &str) -> Vec<serde_json::Value> {
+        self.requests(|path| path.starts_with(prefix)).await
+    }
+
+    /// The stack's secret document, as its `AWSCURRENT` version holds it.
+    pub async fn read_secret(&self) -> serde_json::Value {
+        let client = aws_sdk_secretsmanager::Client::new(&sdk().await);
+        let out = client
+            .get_secret_value()
+            .secret_id(&self.resources.secret_id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .expect("the secret is read");
+        serde_json::from_str(out.secret_string().expect("a string secret")).expect("JSON")
+    }
+
+    /// Writes a new current version of the stack's secret (a rotation).
+    pub async fn write_secret(&self, document: &serde_json::Value) {
+        aws_sdk_secretsmanager::Client::new(&sdk().await)
+            .put_secret_value()
+            .secret_id(&self.resources.secret_id)
+            .secret_string(document.to_string())
+            .send()
+            .await
+            .expect("the secret is written");
+    }
+
+    /// Runs the `cxbridge` binary against the stack (through its state file).
+    pub async fn cli(&self, args: &[&str]) -> Run {
+        let state = std::env::temp_dir().join(format!("{}.json", unique("cxbridge-state-")));
+        self.write_state(&state).expect("the state file is written");
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let output = tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(bin_dir().join("cxbridge"));
+            command
+                .args(&args)
+                .env("CXBRIDGE_STATE", &state)
+                .current_dir(project_root());
+            for var in [
+                "CXBRIDGE_CXONE_PROFILE",
+                "CXBRIDGE_CXONE_API_BASE",
+                "CXBRIDGE_CXONE_TOKEN_URL",
+                "CXBRIDGE_SECRET_ID",
+                "CXBRIDGE_URL",
+            ] {
+                command.env_remove(var);
+            }
+            let output = command.output().expect("the cxbridge binary runs");
+            let _ = std::fs::remove_file(&state);
+            output
+        })
+        .await
+        .expect("the CLI's thread ends");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A gateway answer's status and JSON body (`null` when the body is not JSON).
+pub async fn answer(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    (
+        response.status(),
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
@@ -112,112 +303,32 @@ pub fn form_fields(text: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-/// `POST /signals/{name}` with the stack's API key and an idempotency key.
-pub async fn post_signal(
-    stack: &Stack,
-    name: &str,
-    key: &str,
-    body: &serde_json::Value,
-) -> (reqwest::StatusCode, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/signals/{name}", stack.gateway_url))
-        .header("x-api-key", &stack.resources.secrets.api_key)
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await
-        .expect("the gateway answers");
-    (
-        response.status(),
-        response.json().await.unwrap_or(serde_json::Value::Null),
-    )
+/// An environment override, `function:KEY=VALUE` (`*` for every function).
+pub fn setting(text: &str) -> cxbridge_local::EnvOverride {
+    text.parse().expect("function:KEY=VALUE")
 }
 
-/// The stack's secret document, as its `AWSCURRENT` version holds it.
-pub async fn read_secret(stack: &Stack) -> serde_json::Value {
-    let client = aws_sdk_secretsmanager::Client::new(&sdk().await);
-    let out = client
-        .get_secret_value()
-        .secret_id(&stack.resources.secret_id)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .expect("the secret is read");
-    serde_json::from_str(out.secret_string().expect("a string secret")).expect("JSON")
+/// `options` with one more environment override, `function:KEY=VALUE`.
+pub fn with_setting(mut options: StackOptions, text: &str) -> StackOptions {
+    options.env_overrides.push(setting(text));
+    options
 }
 
-/// Writes a new current version of the stack's secret (a rotation).
-pub async fn write_secret(stack: &Stack, document: &serde_json::Value) {
-    aws_sdk_secretsmanager::Client::new(&sdk().await)
-        .put_secret_value()
-        .secret_id(&stack.resources.secret_id)
-        .secret_string(document.to_string())
-        .send()
-        .await
-        .expect("the secret is written");
+/// `options` with webhook-receiver's routing and targets (`CXBRIDGE_WEBHOOK_CONFIG`) set
+/// to `config`.
+pub fn with_webhook_config(mut options: StackOptions, config: &serde_json::Value) -> StackOptions {
+    options.env_overrides.push(cxbridge_local::EnvOverride {
+        function: "webhook-receiver".into(),
+        key: "CXBRIDGE_WEBHOOK_CONFIG".into(),
+        value: config.to_string(),
+    });
+    options
 }
 
 /// Options whose queues hand a failed job back after 2 s, so retries run in seconds.
 pub fn quick_redelivery(mut options: StackOptions) -> StackOptions {
     options.queue_overrides.visibility_timeout = Some(2);
     options
-}
-
-/// Every request the stack's CXone simulator has received, oldest first.
-pub async fn sim_journal(stack: &Stack) -> Vec<serde_json::Value> {
-    reqwest::get(format!("{}/_sim/requests", stack.cxone_url))
-        .await
-        .expect("the simulator answers")
-        .json()
-        .await
-        .expect("the journal is JSON")
-}
-
-/// The journal's requests whose path starts with `prefix`.
-pub async fn sim_requests_under(stack: &Stack, prefix: &str) -> Vec<serde_json::Value> {
-    sim_journal(stack)
-        .await
-        .into_iter()
-        .filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with(prefix)))
-        .collect()
-}
-
-/// Posts to one of the simulator's control endpoints (`config`, `faults`, …).
-pub async fn sim_control(stack: &Stack, what: &str, body: serde_json::Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sim/{what}", stack.cxone_url))
-        .json(&body)
-        .send()
-        .await
-        .expect("the simulator answers");
-    assert!(r.status().is_success(), "{what}: {}", r.status());
-}
-
-/// `GET /executions/{id}` with the stack's API key.
-pub async fn get_execution(stack: &Stack, id: &str) -> (reqwest::StatusCode, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .get(format!("{}/executions/{id}", stack.gateway_url))
-        .header("x-api-key", &stack.resources.secrets.api_key)
-        .send()
-        .await
-        .expect("the gateway answers");
-    (
-        response.status(),
-        response.json().await.unwrap_or(serde_json::Value::Null),
-    )
-}
-
-/// Waits until the execution `id` has `status`, and returns its record.
-pub async fn wait_for_execution(stack: &Stack, id: &str, status: &str) -> serde_json::Value {
-    eventually(
-        &format!("execution {id} to be {status}"),
-        Duration::from_secs(20),
-        || async {
-            let (code, body) = get_execution(stack, id).await;
-            (code == reqwest::StatusCode::OK && body["status"] == status).then_some(body)
-        },
-    )
-    .await
 }
 
 /// The `p1`…`p9` of a platform signal in the simulator's journal, wherever they came:
@@ -244,21 +355,11 @@ pub async fn sdk() -> aws_config::SdkConfig {
     cxbridge_local::stack::emulator_config(&aws_endpoint()).await
 }
 
-/// Messages on a queue right now: visible plus in flight.
+/// Messages on a queue right now: visible, in flight and delayed.
 pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> i64 {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
-        .send()
+    cxbridge_local::poller::queue_depth(sqs, url)
         .await
         .expect("queue attributes")
-        .attributes
-        .unwrap_or_default();
-    attrs.values().filter_map(|v| v.parse::<i64>().ok()).sum()
 }
 
 /// Receives every message on a queue (with a short wait), deleting none: each test owns
@@ -310,6 +411,7 @@ pub struct WebhookRequest {
 }
 
 impl WebhookRequest {
+    /// Signed now with `secret`, as CXone signs a delivery.
     pub fn signed(
         secret: &str,
         content_type: &str,
@@ -318,6 +420,19 @@ impl WebhookRequest {
         event_type: &str,
     ) -> Self {
         let now = cxbridge::clock::now_secs();
+        Self::signed_at(secret, content_type, body, delivery_id, event_type, now)
+    }
+
+    /// Signed at `now` (epoch seconds): a retry signed afresh, without waiting for the
+    /// clock to move.
+    pub fn signed_at(
+        secret: &str,
+        content_type: &str,
+        body: &[u8],
+        delivery_id: &str,
+        event_type: &str,
+        now: i64,
+    ) -> Self {
         Self {
             content_type: content_type.to_owned(),
             body: body.to_vec(),
@@ -422,40 +537,5 @@ impl Run {
     pub fn expect(&self, code: i32) -> &str {
         assert_eq!(self.code, code, "{}{}", self.stdout, self.stderr);
         &self.stdout
-    }
-}
-
-/// Runs the `cxbridge` binary against `stack` (through its state file).
-pub async fn cli(stack: &Stack, args: &[&str]) -> Run {
-    let state = std::env::temp_dir().join(format!("{}.json", unique("cxbridge-state-")));
-    stack
-        .write_state(&state)
-        .expect("the state file is written");
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut command = std::process::Command::new(bin_dir().join("cxbridge"));
-        command
-            .args(&args)
-            .env("CXBRIDGE_STATE", &state)
-            .current_dir(project_root());
-        for var in [
-            "CXBRIDGE_CXONE_PROFILE",
-            "CXBRIDGE_CXONE_API_BASE",
-            "CXBRIDGE_CXONE_TOKEN_URL",
-            "CXBRIDGE_SECRET_ID",
-            "CXBRIDGE_URL",
-        ] {
-            command.env_remove(var);
-        }
-        let output = command.output().expect("the cxbridge binary runs");
-        let _ = std::fs::remove_file(&state);
-        output
-    })
-    .await
-    .expect("the CLI's thread ends");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }

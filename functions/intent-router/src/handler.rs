@@ -4,17 +4,14 @@ use cxbridge::adapters::dynamodb::DynamoDbIdempotencyStore;
 use cxbridge::adapters::dynamodb::DynamoDbSessionMemory;
 use cxbridge::adapters::secrets_manager::SecretsManagerSource;
 use cxbridge::app::{InitError, LiveDispatcher};
-use cxbridge::http::{RequestMeta, json};
+use cxbridge::http::{Reply, RequestMeta, invocation_deadline, json};
 use cxbridge::intents::{
     ANONYMOUS_DEDUP_TTL, DEDUP_TTL, IntentConfig, IntentRequest, IntentRouter,
 };
-use cxbridge::{ApiError, Base, clock};
-use lambda_http::{Body, Request, RequestExt, Response};
+use cxbridge::{Base, clock};
+use lambda_http::Request;
 
 const ROUTE: &str = "POST /cognigy/intents";
-
-/// How long a claimed turn stays in progress when the invocation has no deadline.
-const DEFAULT_IN_PROGRESS_MS: i64 = 10_000;
 
 pub struct App {
     pub base: Base,
@@ -54,14 +51,8 @@ impl App {
     }
 }
 
-pub async fn handle(
-    app: &'static App,
-    req: Request,
-    meta: RequestMeta,
-) -> Result<Response<Body>, ApiError> {
-    if meta.route != ROUTE {
-        return Err(ApiError::not_implemented(meta.route));
-    }
+pub async fn handle(app: &'static App, req: Request, meta: RequestMeta) -> Reply {
+    meta.expect_route(ROUTE)?;
     let headers = req.headers();
     let request = IntentRequest {
         content_type: headers.get("content-type").and_then(|v| v.to_str().ok()),
@@ -71,11 +62,7 @@ pub async fn handle(
     };
     let now_ms = clock::now_ms();
     // The claim lasts as long as this invocation may run.
-    let in_progress_until = req
-        .lambda_context_ref()
-        .and_then(|c| i64::try_from(c.deadline).ok())
-        .filter(|d| *d > now_ms)
-        .unwrap_or(now_ms + DEFAULT_IN_PROGRESS_MS);
+    let in_progress_until = invocation_deadline(&req, now_ms);
     let answer = app
         .router
         .route(&request, now_ms, in_progress_until)

@@ -1,52 +1,51 @@
 use cxbridge::app::{InitError, LiveDispatcher};
 use cxbridge::error::ErrorCode;
-use cxbridge::http::{RequestMeta, json};
-use cxbridge::secrets::SecretSource;
-use cxbridge::signals::store::ExecutionStore;
+use cxbridge::http::{Reply, RequestMeta, json};
+use cxbridge::secrets::{RefreshGate, check_with_rotation};
 use cxbridge::{ApiError, Base, auth, clock};
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Request, RequestExt};
 
 pub struct App {
     pub base: Base,
     pub dispatcher: LiveDispatcher,
+    refresh: RefreshGate,
 }
 
 impl App {
     pub async fn init() -> Result<Self, InitError> {
         let (base, dispatcher) = Base::init_with_dispatcher().await?;
-        Ok(Self { base, dispatcher })
+        let refresh = RefreshGate::new(base.config.secret_refresh_min_interval);
+        Ok(Self {
+            base,
+            dispatcher,
+            refresh,
+        })
     }
 }
 
+/// `X-API-Key` against the secret's `apiKeys`; a refused key re-reads the secret once
+/// (rate-limited), so rotated keys work without a restart.
 async fn authorise(app: &App, req: &Request) -> Result<(), ApiError> {
-    let secrets = app.base.secrets.current().await.map_err(|e| {
-        ApiError::new(
-            ErrorCode::DependencyUnavailable,
-            "the API keys cannot be read; retry later",
-        )
-        .with_cause(e)
-    })?;
     let key = req
         .headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if auth::matches_any(key, &secrets.api_keys) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "a valid X-API-Key header is required",
-        ))
-    }
+    check_with_rotation(&app.base.secrets, &app.refresh, "the API keys", |secrets| {
+        if auth::matches_any(key, &secrets.api_keys) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "a valid X-API-Key header is required",
+            ))
+        }
+    })
+    .await
 }
 
-pub async fn handle(
-    app: &'static App,
-    req: Request,
-    meta: RequestMeta,
-) -> Result<Response<Body>, ApiError> {
+pub async fn handle(app: &'static App, req: Request, meta: RequestMeta) -> Reply {
     authorise(app, &req).await?;
     let param = |name: &str| {
         req.path_parameters_ref()
@@ -65,22 +64,8 @@ pub async fn handle(
             Ok(json(status, &body))
         }
         "GET /executions/{correlationId}" => {
-            let id = param("correlationId");
-            let id = cxbridge::signals::execution_id(&id)?;
-            let found = app.dispatcher.store.get(id).await.map_err(|e| {
-                ApiError::new(
-                    ErrorCode::DependencyUnavailable,
-                    "the execution store is unavailable; retry later",
-                )
-                .with_cause(e)
-            })?;
-            match found {
-                Some(execution) => Ok(json(StatusCode::OK, &execution.view())),
-                None => Err(ApiError::new(
-                    ErrorCode::ExecutionNotFound,
-                    format!("no execution with correlation id {id:?}"),
-                )),
-            }
+            let view = app.dispatcher.execution(&param("correlationId")).await?;
+            Ok(json(StatusCode::OK, &view))
         }
         other => Err(ApiError::not_implemented(other)),
     }

@@ -4,20 +4,17 @@ use cxbridge::adapters::dynamodb::DynamoDbIdempotencyStore;
 use cxbridge::adapters::secrets_manager::SecretsManagerSource;
 use cxbridge::adapters::sqs::SqsMessageQueue;
 use cxbridge::app::InitError;
-use cxbridge::http::{RequestMeta, json};
+use cxbridge::http::{Reply, RequestMeta, invocation_deadline, json};
 use cxbridge::webhook::signature::{
     DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use cxbridge::webhook::studio::{self, StudioInbound};
 use cxbridge::webhook::{Inbound, Outcome, Receiver};
 use cxbridge::{ApiError, Base, clock};
+use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
 
 const CXONE_ROUTE: &str = "POST /webhooks/cxone";
-
-/// How long a claimed delivery stays in progress when the invocation has no deadline.
-const DEFAULT_IN_PROGRESS_MS: i64 = 10_000;
 
 pub struct App {
     pub base: Base,
@@ -47,20 +44,12 @@ impl App {
 
 /// `POST /webhooks/studio` is Studio's REST API action, `POST /webhooks/cxone` a signed
 /// webhook; no other route reaches this function.
-pub async fn handle(
-    app: &'static App,
-    req: Request,
-    meta: RequestMeta,
-) -> Result<Response<Body>, ApiError> {
+pub async fn handle(app: &'static App, req: Request, meta: RequestMeta) -> Reply {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let raw = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
     let now_ms = clock::now_ms();
-    // The claim lasts as long as this invocation may run, as Powertools does.
-    let in_progress_until = req
-        .lambda_context_ref()
-        .and_then(|c| i64::try_from(c.deadline).ok())
-        .filter(|d| *d > now_ms)
-        .unwrap_or(now_ms + DEFAULT_IN_PROGRESS_MS);
+    // The claim lasts as long as this invocation may run.
+    let in_progress_until = invocation_deadline(&req, now_ms);
     if meta.route != studio::ROUTE && meta.route != CXONE_ROUTE {
         return Err(ApiError::not_implemented(meta.route));
     }

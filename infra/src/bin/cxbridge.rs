@@ -7,6 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use cxbridge_local::samples;
 
+/// The local stack's state file, which `make run` writes.
+const STATE_FILE: &str = "target/cxbridge-local.json";
+
 #[derive(Parser)]
 #[command(version, about = "cxbridge operator tools")]
 struct Cli {
@@ -36,11 +39,7 @@ enum Command {
         /// Event type to print with the headers.
         #[arg(long, default_value = "interaction.created")]
         event_type: String,
-        #[arg(
-            long,
-            env = "CXBRIDGE_STATE",
-            default_value = "target/cxbridge-local.json"
-        )]
+        #[arg(long, env = "CXBRIDGE_STATE", default_value = STATE_FILE)]
         state: PathBuf,
     },
     /// Send sample requests: signed CXone webhooks, or Studio REST API requests.
@@ -106,12 +105,7 @@ struct PlaceFlags {
     /// The secret (default: CXBRIDGE_SECRET_ID, or the local stack's).
     #[arg(long, global = true)]
     secret_id: Option<String>,
-    #[arg(
-        long,
-        global = true,
-        env = "CXBRIDGE_STATE",
-        default_value = "target/cxbridge-local.json"
-    )]
+    #[arg(long, global = true, env = "CXBRIDGE_STATE", default_value = STATE_FILE)]
     state: PathBuf,
 }
 
@@ -159,11 +153,7 @@ enum Cxone {
         /// Count objects that are not in the file as drift (`apply --prune` deletes them).
         #[arg(long)]
         prune: bool,
-        #[arg(
-            long,
-            env = "CXBRIDGE_STATE",
-            default_value = "target/cxbridge-local.json"
-        )]
+        #[arg(long, env = "CXBRIDGE_STATE", default_value = STATE_FILE)]
         state: PathBuf,
     },
     /// Make CXone match the file: create, update, and with --prune delete; then
@@ -177,11 +167,7 @@ enum Cxone {
         /// Delete the objects that are not in the file.
         #[arg(long)]
         prune: bool,
-        #[arg(
-            long,
-            env = "CXBRIDGE_STATE",
-            default_value = "target/cxbridge-local.json"
-        )]
+        #[arg(long, env = "CXBRIDGE_STATE", default_value = STATE_FILE)]
         state: PathBuf,
     },
     /// Write the objects as infrastructure-as-code.
@@ -194,11 +180,7 @@ enum Cxone {
         /// Where to write it (default: standard output).
         #[arg(short = 'o', long = "out")]
         out: Option<PathBuf>,
-        #[arg(
-            long,
-            env = "CXBRIDGE_STATE",
-            default_value = "target/cxbridge-local.json"
-        )]
+        #[arg(long, env = "CXBRIDGE_STATE", default_value = STATE_FILE)]
         state: PathBuf,
     },
 }
@@ -261,11 +243,7 @@ enum Send {
         /// Body of `--channel studio` requests: form fields (Studio's default) or JSON.
         #[arg(long, value_parser = ["form", "json"], default_value = "form")]
         format: String,
-        #[arg(
-            long,
-            env = "CXBRIDGE_STATE",
-            default_value = "target/cxbridge-local.json"
-        )]
+        #[arg(long, env = "CXBRIDGE_STATE", default_value = STATE_FILE)]
         state: PathBuf,
     },
 }
@@ -689,7 +667,7 @@ async fn collect(
         let again_for = hold_secs
             .max(elapsed.saturating_mul(2).saturating_add(1))
             .min(MAX_VISIBILITY_SECS);
-        hide(sqs, queue, &again, again_for).await;
+        let _ = cxbridge_local::poller::set_visibility(sqs, queue, &again, again_for).await;
         if wanted.is_some_and(|id| index.contains_key(id)) {
             return Ok(all);
         }
@@ -707,38 +685,9 @@ async fn collect(
     }
 }
 
-/// Sets the visibility of `messages` to `secs`, ten at a time.
-async fn hide(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    messages: &[aws_sdk_sqs::types::Message],
-    secs: i32,
-) {
-    for chunk in messages.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle()?)
-                    .visibility_timeout(secs)
-                    .build()
-                    .ok()
-            })
-            .collect::<Vec<_>>();
-        let _ = sqs
-            .change_message_visibility_batch()
-            .queue_url(queue)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-    }
-}
-
 /// Makes collected messages visible again at once.
 async fn release(sqs: &aws_sdk_sqs::Client, queue: &str, messages: &[aws_sdk_sqs::types::Message]) {
-    hide(sqs, queue, messages, 0).await;
+    let _ = cxbridge_local::poller::set_visibility(sqs, queue, messages, 0).await;
 }
 
 /// A DLQ message as it goes back: a job starts its attempts again, anything else goes
@@ -872,7 +821,7 @@ fn attribute(m: &aws_sdk_sqs::types::Message, name: &str) -> String {
 
 async fn dlq(what: Dlq) -> Result<ExitCode> {
     // An operator's tool, not a request path: long polls and large batches get time.
-    let config = cxbridge::aws::load_sdk_config()
+    let config = cxbridge::aws::load_sdk_config(&cxbridge::aws::AwsSettings::from_env()?)
         .await
         .into_builder()
         .timeout_config(

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
+use cxbridge::adapters::cxone::TokenFetcher;
 #[cfg(test)]
 use cxbridge::cxone::CxoneConfig;
-use cxbridge::cxone::client::segment;
+use cxbridge::cxone::api::segment;
 use cxbridge::cxone::error::{excerpt, retry_after};
-use cxbridge::cxone::token::{AccessToken, TokenFetcher};
+use cxbridge::cxone::token::AccessToken;
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use cxbridge::adapters::cxone::TokenFetcher;
 use cxbridge::adapters::secrets_manager::SecretsManagerSource;
-use cxbridge::cxone::token::TokenFetcher;
 use cxbridge::cxone::{CxoneConfig, Profile};
 use cxbridge::secrets::SecretSource;
 use serde_json::Value;
@@ -128,7 +128,7 @@ impl Target {
         // The local stack's emulator holds the local stack's secret.
         let sdk = match self.local_value("aws") {
             Some(endpoint) => crate::stack::emulator_config(&endpoint).await,
-            None => cxbridge::aws::load_sdk_config().await,
+            None => cxbridge::aws::load_sdk_config(&cxbridge::aws::AwsSettings::from_env()?).await,
         };
         let secrets = SecretsManagerSource::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
@@ -142,7 +142,7 @@ impl Target {
             .cxone
             .clone();
         let http =
-            cxbridge::cxone::client::http_client(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            cxbridge::adapters::cxone::http_client(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let tokens = TokenFetcher::new(http.clone(), config.clone(), credentials);
         Ok((SetupApi::new(http, &api_base, tokens), api_base))
     }

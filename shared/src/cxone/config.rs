@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Env};
 
 pub mod vars {
     pub const PROFILE: &str = "CXBRIDGE_CXONE_PROFILE";
@@ -100,57 +100,18 @@ pub struct CxoneConfig {
 
 impl CxoneConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(crate::config::process_env)
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |var: &'static str| {
-            lookup(var)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
+        let env = Env::new(&lookup);
+        let profile = profile(env)?;
+        // A base URL is kept without its trailing slash; paths are appended to it.
+        let base = |var| -> Result<Option<String>, ConfigError> {
+            Ok(env.url(var)?.map(|u| u.trim_end_matches('/').to_owned()))
         };
-        let invalid = |var: &'static str, value: String, reason: &str| ConfigError::Invalid {
-            var,
-            value,
-            reason: reason.to_owned(),
-        };
-        let url = |var: &'static str| -> Result<Option<String>, ConfigError> {
-            match get(var) {
-                None => Ok(None),
-                Some(v) if v.starts_with("https://") || v.starts_with("http://") => {
-                    Ok(Some(v.trim_end_matches('/').to_owned()))
-                }
-                Some(v) => Err(invalid(var, v, "expected an http(s) URL")),
-            }
-        };
-        let number =
-            |var: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                match get(var) {
-                    None => Ok(default),
-                    Some(v) => match v.parse::<u64>() {
-                        Ok(n) if (min..=max).contains(&n) => Ok(n),
-                        _ => Err(invalid(
-                            var,
-                            v,
-                            &format!("expected a whole number from {min} to {max}"),
-                        )),
-                    },
-                }
-            };
-
-        let profile = match get(vars::PROFILE).as_deref() {
-            None | Some("incontact") => Profile::InContact,
-            Some("documented") => Profile::Documented,
-            Some(other) => {
-                return Err(invalid(
-                    vars::PROFILE,
-                    other.to_owned(),
-                    "expected documented or incontact",
-                ));
-            }
-        };
-        let token_url = url(vars::TOKEN_URL)?;
-        let api_base = url(vars::API_BASE)?;
+        let token_url = base(vars::TOKEN_URL)?;
+        let api_base = base(vars::API_BASE)?;
         if profile == Profile::Documented {
             if token_url.is_none() {
                 return Err(ConfigError::Missing {
@@ -163,7 +124,7 @@ impl CxoneConfig {
                 });
             }
         }
-        let issuer = match get(vars::ISSUER) {
+        let issuer = match env.optional(vars::ISSUER)? {
             None => ISSUERS[0].1.to_owned(),
             Some(v) => match ISSUERS
                 .iter()
@@ -174,7 +135,7 @@ impl CxoneConfig {
                     v.trim_end_matches('/').to_owned()
                 }
                 None => {
-                    return Err(invalid(
+                    return Err(Env::invalid(
                         vars::ISSUER,
                         v,
                         "expected global, gov, au, eu or an issuer URL",
@@ -182,74 +143,83 @@ impl CxoneConfig {
                 }
             },
         };
-        let client_auth = match get(vars::CLIENT_AUTH).as_deref() {
-            None | Some("basic") => ClientAuth::Basic,
-            Some("post") => ClientAuth::Post,
-            Some(other) => {
-                return Err(invalid(
-                    vars::CLIENT_AUTH,
-                    other.to_owned(),
-                    "expected basic or post",
-                ));
-            }
-        };
-        let signal_body = match get(vars::SIGNAL_BODY).as_deref() {
-            None | Some("json") => SignalBody::Json,
-            // `json-fallback` is the older name of the query form, which always fell back.
-            Some("query" | "json-fallback") => SignalBody::Query,
-            Some(other) => {
-                return Err(invalid(
-                    vars::SIGNAL_BODY,
-                    other.to_owned(),
-                    "expected json or query",
-                ));
-            }
-        };
-        let spawn_params = match get(vars::SPAWN_PARAMS).as_deref() {
-            None | Some("json") => SpawnParams::Json,
-            Some("query") => SpawnParams::Query,
-            Some(other) => {
-                return Err(invalid(
-                    vars::SPAWN_PARAMS,
-                    other.to_owned(),
-                    "expected json or query",
-                ));
-            }
-        };
-        let api_version = get(vars::API_VERSION).unwrap_or_else(|| "30.0".to_owned());
+        let client_auth = env
+            .choice(
+                vars::CLIENT_AUTH,
+                &[("basic", ClientAuth::Basic), ("post", ClientAuth::Post)],
+                "basic or post",
+            )?
+            .unwrap_or(ClientAuth::Basic);
+        let signal_body = env
+            .choice(
+                vars::SIGNAL_BODY,
+                // `json-fallback` is the older name of the query form, which always fell back.
+                &[
+                    ("json", SignalBody::Json),
+                    ("query", SignalBody::Query),
+                    ("json-fallback", SignalBody::Query),
+                ],
+                "json or query",
+            )?
+            .unwrap_or(SignalBody::Json);
+        let spawn_params = env
+            .choice(
+                vars::SPAWN_PARAMS,
+                &[("json", SpawnParams::Json), ("query", SpawnParams::Query)],
+                "json or query",
+            )?
+            .unwrap_or(SpawnParams::Json);
+        let api_version = env
+            .optional(vars::API_VERSION)?
+            .unwrap_or_else(|| "30.0".to_owned());
         if !api_version
             .split('.')
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         {
-            return Err(invalid(
+            return Err(Env::invalid(
                 vars::API_VERSION,
                 api_version,
                 "expected a version such as 30.0",
             ));
         }
-        let limit = number(vars::RATE_LIMIT, 100, 1, 100_000)?;
-        let percent = number(vars::RATE_BUDGET_PERCENT, 80, 1, 100)?;
+        let limit = env.count(vars::RATE_LIMIT, 1, 100_000)?.unwrap_or(100);
+        let percent = env.count(vars::RATE_BUDGET_PERCENT, 1, 100)?.unwrap_or(80);
         Ok(Self {
             profile,
             token_url,
             issuer,
             api_base,
             client_auth,
-            scope: get(vars::SCOPE),
+            scope: env.optional(vars::SCOPE)?,
             api_version,
             signal_body,
             spawn_params,
-            tenant: get(vars::TENANT).unwrap_or_else(|| "default".to_owned()),
-            connect_timeout: Duration::from_millis(number(
-                vars::CONNECT_TIMEOUT_MS,
-                1000,
-                50,
-                30_000,
-            )?),
-            timeout: Duration::from_millis(number(vars::TIMEOUT_MS, 5000, 100, 60_000)?),
-            rate_per_second: u32::try_from((limit * percent / 100).max(1)).unwrap_or(u32::MAX),
+            tenant: env
+                .optional(vars::TENANT)?
+                .unwrap_or_else(|| "default".to_owned()),
+            connect_timeout: env
+                .millis(vars::CONNECT_TIMEOUT_MS, 50, 30_000)?
+                .unwrap_or(Duration::from_millis(1000)),
+            timeout: env
+                .millis(vars::TIMEOUT_MS, 100, 60_000)?
+                .unwrap_or(Duration::from_millis(5000)),
+            rate_per_second: (limit * percent / 100).max(1),
         })
     }
+}
+
+/// The CXone profile: the platform's (`incontact`) unless `documented` is asked for.
+pub fn profile(env: Env<'_>) -> Result<Profile, ConfigError> {
+    Ok(env
+        .choice(
+            vars::PROFILE,
+            &[
+                ("incontact", Profile::InContact),
+                ("documented", Profile::Documented),
+            ],
+            "documented or incontact",
+        )?
+        .unwrap_or(Profile::InContact))
 }
 
 #[cfg(test)]
@@ -318,6 +288,16 @@ mod tests {
         .unwrap();
         assert_eq!(custom.issuer, "http://127.0.0.1:9");
         assert!(parse(&[(vars::PROFILE, "incontact"), (vars::ISSUER, "mars")]).is_err());
+    }
+
+    #[test]
+    fn a_blank_variable_is_refused_by_name_as_every_variable_is() {
+        assert_eq!(
+            parse(&[(vars::API_BASE, " ")]).unwrap_err(),
+            ConfigError::Empty {
+                var: vars::API_BASE
+            }
+        );
     }
 
     #[test]

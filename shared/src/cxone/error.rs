@@ -107,23 +107,6 @@ pub fn from_response(
     })
 }
 
-/// Reads a CXone answer to its end: the body of a 2xx, else the error [`from_response`]
-/// gives, with a `Retry-After` dated against `now_ms`.
-pub async fn read_answer(
-    response: reqwest::Response,
-    endpoint: Endpoint,
-    timeout: Duration,
-    now_ms: i64,
-) -> Result<Vec<u8>, CxoneError> {
-    let status = response.status().as_u16();
-    let after = retry_after(response.headers(), now_ms);
-    let body = response.bytes().await.map_err(|e| transport(&e, timeout))?;
-    match from_response(endpoint, status, after, &body) {
-        None => Ok(body.to_vec()),
-        Some(err) => Err(err),
-    }
-}
-
 /// The longest wait a `Retry-After` is taken at: SQS cannot delay a message longer.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 
@@ -147,33 +130,6 @@ pub fn retry_after(headers: &http::HeaderMap, now_ms: i64) -> Option<Duration> {
         }
     };
     Some(wait.min(MAX_RETRY_AFTER))
-}
-
-/// The one mapping of a failure to get an answer at all: a timeout, or no connection.
-/// The message leaves out the URL, which may carry a query.
-pub fn transport(err: &reqwest::Error, timeout: Duration) -> CxoneError {
-    if err.is_timeout() {
-        return CxoneError::Timeout(timeout);
-    }
-    if err.is_builder() {
-        // Refused before anything left (a URL the client cannot send, say): the same
-        // request can never succeed, so it is permanent, not "CXone unavailable".
-        return CxoneError::Invalid {
-            status: None,
-            detail: "the request to CXone could not be built".to_owned(),
-        };
-    }
-    let mut parts = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(e) = source {
-        parts.push(e.to_string());
-        source = e.source();
-    }
-    if parts.is_empty() {
-        CxoneError::Unavailable("cannot reach CXone".to_owned())
-    } else {
-        CxoneError::Unavailable(format!("cannot reach CXone: {}", parts.join(": ")))
-    }
 }
 
 /// At most this much of a response body goes into an error message.

@@ -525,18 +525,9 @@ where
                 if effect == Effect::Action {
                     payload["action"] = json!(action);
                 }
-                let job = Job {
-                    version: crate::jobs::JOB_VERSION,
-                    id: format!("intent:{hash}"),
-                    kind: JobKind::Context,
-                    correlation_id: format!("intent:{hash}"),
-                    attempt: 1,
-                    first_attempt_at: crate::clock::rfc3339(now_ms),
-                    last_attempt_at: Some(crate::clock::rfc3339(now_ms)),
-                    payload,
-                    last_error: Some(e.to_string()),
-                    redriven: false,
-                };
+                let id = format!("intent:{hash}");
+                let job = Job::new(JobKind::Context, id.clone(), id, payload, now_ms)
+                    .failed(e.to_string(), now_ms);
                 self.sink
                     .retry_later(&job, e.retry_after())
                     .await

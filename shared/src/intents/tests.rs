@@ -1,101 +1,15 @@
 //! The router on in-memory fakes of its ports.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use base64::Engine as _;
 
 use super::*;
-use crate::idempotency::StoreError;
 use crate::secrets::parse_secrets;
-use crate::testing::{FakeSecrets, FakeStore};
+use crate::testing::{FakeSecrets, FakeSessions, FakeSink, FakeStore};
 
 const NOW: i64 = 1_800_000_000_000;
 const TOKEN: &str = "cg-token";
-
-#[derive(Default)]
-struct FakeSessions {
-    pairs: Mutex<HashMap<String, ContactId>>,
-    down: AtomicBool,
-}
-
-impl SessionMemory for FakeSessions {
-    async fn recall(&self, session: &str, _: i64) -> Result<Option<ContactId>, StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError("down".into()));
-        }
-        Ok(self.pairs.lock().unwrap().get(session).map(|c| ContactId {
-            id: c.id.clone(),
-            source: "session".into(),
-        }))
-    }
-    async fn remember(&self, session: &str, c: &ContactId, _: i64) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError("down".into()));
-        }
-        self.pairs.lock().unwrap().insert(session.into(), c.clone());
-        Ok(())
-    }
-}
-
-/// Records what reached "CXone"; `fail` is the error every call returns, `stall` makes
-/// every call hang.
-#[derive(Default)]
-struct FakeSink {
-    calls: Mutex<Vec<Value>>,
-    queued: Mutex<Vec<Job>>,
-    fail: Mutex<Option<fn() -> CxoneError>>,
-    stall: AtomicBool,
-}
-
-impl FakeSink {
-    async fn call(&self, record: Value) -> Result<(), CxoneError> {
-        if self.stall.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        if let Some(fail) = *self.fail.lock().unwrap() {
-            return Err(fail());
-        }
-        self.calls.lock().unwrap().push(record);
-        Ok(())
-    }
-    fn calls(&self) -> Vec<Value> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-impl ContextSink for FakeSink {
-    async fn update_context(&self, id: &str, a: &Map<String, Value>) -> Result<(), CxoneError> {
-        self.call(json!({"context": id, "attributes": a})).await
-    }
-    async fn send_action(
-        &self,
-        id: &str,
-        action: &str,
-        a: &Map<String, Value>,
-    ) -> Result<(), CxoneError> {
-        self.call(json!({"action": action, "contact": id, "attributes": a}))
-            .await
-    }
-}
-
-impl IntentSink for FakeSink {
-    type Cxone = Self;
-    fn cxone(&self) -> &Self {
-        self
-    }
-    async fn trigger(&self, s: &str, _: &str, body: &Value, _: i64) -> Result<Value, ApiError> {
-        self.call(json!({"signal": s, "body": body}))
-            .await
-            .map(|()| json!({"status": "dispatched"}))
-            .map_err(|e| ApiError::new(ErrorCode::CxoneRefused, e.to_string()))
-    }
-    async fn retry_later(&self, job: &Job, _: Option<Duration>) -> Result<(), QueueError> {
-        self.queued.lock().unwrap().push(job.clone());
-        Ok(())
-    }
-}
 
 type Router = IntentRouter<FakeSecrets, FakeStore, FakeSessions, FakeSink>;
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::config::ConfigError;
 use crate::cxone::Profile;
-use crate::cxone::client::MAX_SIGNAL_PARAMETERS;
+use crate::cxone::api::MAX_SIGNAL_PARAMETERS;
 
 pub const SIGNALS_VAR: &str = "CXBRIDGE_SIGNALS";
 

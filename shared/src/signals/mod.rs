@@ -12,7 +12,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::cxone::client::{PARAMETER_SEPARATOR, Spawn};
+use crate::cxone::api::{PARAMETER_SEPARATOR, Spawn};
 use crate::cxone::{CxoneError, CxoneSignals, Profile, SignalRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::jobs::{Job, JobKind};
@@ -21,7 +21,7 @@ use definitions::{SignalDefinition, SignalKind};
 use store::{Created, ExecutionStatus, ExecutionStore};
 
 /// Longest idempotency key accepted.
-const MAX_KEY_LEN: usize = 128;
+pub const MAX_KEY_LEN: usize = 128;
 
 /// Executions one sweep settles from each shard of the due index at most; the rest wait
 /// for the next sweep.
@@ -323,6 +323,18 @@ where
         })
     }
 
+    /// `GET /executions/{correlationId}`: the execution's view, while its record lives.
+    pub async fn execution(&self, correlation_id: &str) -> Result<Value, ApiError> {
+        let id = execution_id(correlation_id)?;
+        match self.store.get(id).await.map_err(store_down)? {
+            Some(execution) => Ok(execution.view()),
+            None => Err(ApiError::new(
+                ErrorCode::ExecutionNotFound,
+                format!("no execution with correlation id {id:?}"),
+            )),
+        }
+    }
+
     /// `POST /signals/{name}`.
     pub async fn submit(
         &self,
@@ -417,18 +429,15 @@ where
             )),
             Err(err) if err.is_retryable() => {
                 let answer = json!({"status": "queued", "correlationId": key});
-                let job = Job {
-                    version: crate::jobs::JOB_VERSION,
-                    last_attempt_at: None,
-                    redriven: false,
-                    id: key.to_owned(),
-                    kind: JobKind::Signal,
-                    correlation_id: key.to_owned(),
-                    attempt: 1,
-                    first_attempt_at: crate::clock::rfc3339(now_ms),
-                    payload: json!({"signal": name, "request": request_json(&request)}),
-                    last_error: Some(err.to_string()),
-                };
+                let payload = json!({"signal": name, "request": request_json(&request)});
+                let job = Job::new(
+                    JobKind::Signal,
+                    key.to_owned(),
+                    key.to_owned(),
+                    payload,
+                    now_ms,
+                )
+                .failed(err.to_string(), now_ms);
                 let wait = self
                     .retry
                     .delay(1, err.retry_after(), crate::jobs::jitter());
@@ -523,18 +532,13 @@ where
         key: &str,
         now_ms: i64,
     ) -> Result<(), crate::queue::QueueError> {
-        let job = Job {
-            version: crate::jobs::JOB_VERSION,
-            last_attempt_at: None,
-            redriven: false,
-            id: format!("{key}:reconcile"),
-            kind: JobKind::Reconcile,
-            correlation_id: key.to_owned(),
-            attempt: 0,
-            first_attempt_at: crate::clock::rfc3339(now_ms),
-            payload: json!({"dispatchedAt": now_ms}),
-            last_error: None,
-        };
+        let job = Job::new(
+            JobKind::Reconcile,
+            format!("{key}:reconcile"),
+            key.to_owned(),
+            json!({"dispatchedAt": now_ms}),
+            now_ms,
+        );
         let delay = i32::try_from(self.deadline.as_secs().min(900)).unwrap_or(900);
         self.enqueue(&job, Some(delay)).await
     }
@@ -845,68 +849,6 @@ fn replayed_status(answer: &Value) -> StatusCode {
     .into_iter()
     .find(|c| Some(c.as_str()) == code)
     .map_or(StatusCode::OK, ErrorCode::status)
-}
-
-/// The body of a completion callback (ARCHITECTURE.md, Routes).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Callback {
-    pub correlation_id: String,
-    pub signal_execution_id: Option<String>,
-    /// `completed` or `failed`.
-    pub status: ExecutionStatus,
-    pub outputs: Value,
-    pub error: Option<String>,
-}
-
-/// Parses a callback body, listing what is wrong.
-pub fn parse_callback(body: &[u8]) -> Result<Callback, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::MalformedBody,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let mut problems = Vec::new();
-    let correlation_id = value
-        .get("correlationId")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    match correlation_id {
-        None => problems.push(json!({"field": "correlationId", "problem": "is missing"})),
-        Some(id) if !is_usable_key(id) => problems.push(json!({"field": "correlationId", "problem": format!("must be 1 to {MAX_KEY_LEN} printable ASCII characters")})),
-        Some(_) => {}
-    }
-    let status = value
-        .get("status")
-        .and_then(Value::as_str)
-        .and_then(ExecutionStatus::parse)
-        .filter(|s| matches!(s, ExecutionStatus::Completed | ExecutionStatus::Failed));
-    if status.is_none() {
-        problems.push(json!({"field": "status", "problem": "must be completed or failed"}));
-    }
-    let outputs = value.get("outputs").cloned().unwrap_or_else(|| json!({}));
-    if !outputs.is_object() {
-        problems.push(json!({"field": "outputs", "problem": "must be an object"}));
-    }
-    if !problems.is_empty() {
-        return Err(
-            ApiError::new(ErrorCode::BadRequest, "the callback is not valid")
-                .with_detail("fields", json!(problems)),
-        );
-    }
-    Ok(Callback {
-        correlation_id: correlation_id.unwrap_or_default().to_owned(),
-        signal_execution_id: value
-            .get("signalExecutionId")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        status: status.unwrap_or(ExecutionStatus::Failed),
-        outputs,
-        error: value.get("error").map(|e| match e {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }),
-    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use super::definitions::DEFAULT_SIGNALS;
 use super::store::{AttemptClaim, CLAIM, ExecutionStatus};
 use super::*;
-use crate::cxone::client::ExecutionHistory;
+use crate::cxone::api::ExecutionHistory;
 use crate::testing::{FakeCxone, FakeExecutions, FakeQueue};
 
 const NOW: i64 = 1_800_000_000_000;
@@ -116,16 +116,8 @@ async fn queued_signal(d: &TestDispatcher, key: &str) -> Job {
 
 fn job(kind: JobKind, id: &str, attempt: u32, payload: Value) -> Job {
     Job {
-        version: crate::jobs::JOB_VERSION,
-        id: id.to_owned(),
-        kind,
-        correlation_id: id.to_owned(),
         attempt,
-        first_attempt_at: crate::clock::rfc3339(NOW),
-        last_attempt_at: None,
-        payload,
-        last_error: None,
-        redriven: false,
+        ..Job::new(kind, id.to_owned(), id.to_owned(), payload, NOW)
     }
 }
 
@@ -172,18 +164,8 @@ async fn a_new_signal_is_sent_to_cxone_once_and_recorded_as_dispatched() {
         json!({"contactId": "700001", "correlationId": "k-1", "sourceSystem": "cxbridge"})
     );
     let names: Vec<&str> = sent[0].data.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "customerId",
-            "orderId",
-            "updateType",
-            "priority",
-            "timestamp",
-            "address.city",
-            "address.zip"
-        ]
-    );
+    let declared = "customerId orderId updateType priority timestamp address.city address.zip";
+    assert_eq!(names.join(" "), declared, "in declaration order");
     let record = d.store.item("k-1").unwrap();
     assert_eq!((record.status.as_str(), record.attempts), ("dispatched", 1));
     assert_eq!(record.signal_execution_id.as_deref(), Some("sx-1"));
@@ -973,4 +955,26 @@ async fn a_refused_signal_asked_again_gets_the_same_refusal_not_a_success() {
     assert_eq!(status, first.status());
     assert_eq!(again, first.body());
     assert_eq!(d.cxone.signals().len(), 1, "nothing is sent again");
+}
+
+#[tokio::test]
+async fn an_execution_is_read_back_by_its_correlation_id() {
+    let d = dispatcher();
+    submit(&d, "k-1", &body(order()), NOW).await.unwrap();
+    let view = d.execution("k-1").await.unwrap();
+    assert_eq!(view["correlationId"], "k-1");
+    assert_eq!(view["signal"], "order-update");
+    assert_eq!(view["status"], status_of(&d, "k-1"));
+}
+
+#[tokio::test]
+async fn reading_an_execution_refuses_a_bad_id_and_names_a_missing_one() {
+    let d = dispatcher();
+    let err = d.execution("has space").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    let err = d.execution("nobody").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ExecutionNotFound);
+    d.store.down.store(true, Ordering::SeqCst);
+    let err = d.execution("k-1").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::DependencyUnavailable);
 }

@@ -351,7 +351,7 @@ fn https(spec: &RawSpec, here: &str, problems: &mut Vec<String>) -> Option<Https
             problems.push(format!("{here} needs url"));
             None
         }
-        Some(text) => match reqwest::Url::parse(text) {
+        Some(text) => match url::Url::parse(text) {
             Err(e) => {
                 problems.push(format!("{here}.url {text:?} is not a URL ({e})"));
                 None

@@ -27,7 +27,7 @@ use crate::jobs::{Job, JobKind};
 use crate::queue::{MessageQueue, OutboundMessage};
 use crate::secrets::{RefreshGate, SecretSource, Secrets};
 use config::{Target, WebhookConfig};
-use signature::{SignatureError, Signed, Verified};
+use signature::{Signed, Verified};
 
 /// Longest delivery id accepted.
 const MAX_DELIVERY_ID_LEN: usize = 256;
@@ -103,10 +103,6 @@ pub struct Prepared {
     pub messages: Vec<(String, Vec<OutboundMessage>)>,
 }
 
-fn signature_error(err: &SignatureError) -> ApiError {
-    ApiError::new(err.code(), err.to_string())
-}
-
 /// A usable delivery id: `given` trimmed, 1 to 256 printable ASCII characters. `source`
 /// names where it came from, for the message.
 fn valid_delivery_id<'a>(given: Option<&'a str>, source: &str) -> Result<&'a str, ApiError> {
@@ -142,7 +138,7 @@ pub fn verify(
         timestamp: inbound.timestamp,
         body: inbound.body,
     };
-    signature::verify(&signed, secrets, now_s, tolerance.as_secs()).map_err(|e| signature_error(&e))
+    signature::verify(&signed, secrets, now_s, tolerance.as_secs()).map_err(ApiError::from)
 }
 
 /// Everything after verification that needs no I/O.
@@ -421,8 +417,7 @@ where
             timestamp: inbound.timestamp,
             body: inbound.body,
         };
-        signature::precheck(&signed, now_s, self.tolerance.as_secs())
-            .map_err(|e| signature_error(&e))?;
+        signature::precheck(&signed, now_s, self.tolerance.as_secs()).map_err(ApiError::from)?;
         self.check_with_rotation("the webhook secrets", |secrets| {
             verify(inbound, &secrets.webhook_secrets, now_s, self.tolerance)
         })
@@ -660,6 +655,29 @@ mod tests {
 
     const CHAT: &str = r#"{"eventType":"interaction.created","data":{"id":"c-1","channelType":"chat","customer":{"email":"a@example.com"},"queue":{"name":"VIP"}}}"#;
 
+    /// The request path without I/O, with the default configuration and secret `current`,
+    /// on `body` of `content_type` signed with `current`.
+    fn process_default(
+        content_type: &str,
+        body: &str,
+        delivery: &str,
+    ) -> Result<Prepared, ApiError> {
+        let config = WebhookConfig::parse(None, "http://q/events", "http://q/jobs").unwrap();
+        let req = Request::new("current", body, delivery);
+        let inbound = Inbound {
+            content_type: Some(content_type),
+            ..req.inbound()
+        };
+        let secrets = [SecretString::from("current")];
+        process(
+            &config,
+            &inbound,
+            &secrets,
+            NOW_MS,
+            Duration::from_secs(300),
+        )
+    }
+
     #[tokio::test]
     async fn an_accepted_webhook_is_enqueued_once_and_its_redelivery_is_a_duplicate() {
         let r = receiver(None);
@@ -852,71 +870,28 @@ mod tests {
 
     #[test]
     fn the_pure_path_refuses_bad_input_before_any_io() {
-        let config = WebhookConfig::parse(None, "http://q/events", "http://q/jobs").unwrap();
-        let secrets = [SecretString::from("current")];
-        let req = Request::new("current", "{not json", "d-7");
-        let err = process(
-            &config,
-            &req.inbound(),
-            &secrets,
-            NOW_MS,
-            Duration::from_secs(300),
-        )
-        .unwrap_err();
+        let json = "application/json";
+        let err = process_default(json, "{not json", "d-7").unwrap_err();
         assert_eq!(err.code, ErrorCode::MalformedBody);
-        let ok = Request::new("current", CHAT, "d-8");
-        let prepared = process(
-            &config,
-            &ok.inbound(),
-            &secrets,
-            NOW_MS,
-            Duration::from_secs(300),
-        )
-        .unwrap();
+        let prepared = process_default(json, CHAT, "d-8").unwrap();
         assert_eq!(prepared.event["customer"]["identifier"], "a@example.com");
         assert_eq!(prepared.messages.len(), 1);
     }
 
     #[test]
     fn an_event_that_outgrows_the_queue_limit_is_refused_before_any_io() {
-        let config = WebhookConfig::parse(None, "http://q/events", "http://q/jobs").unwrap();
-        let secrets = [SecretString::from("current")];
         // 60 KB of control characters: each becomes six bytes (\u0001) in the event.
         let xml = format!(
             "<ContactEvent><ContactId>5012</ContactId><Note>{}</Note></ContactEvent>",
             "\u{1}".repeat(60_000)
         );
-        let req = Request::new("current", &xml, "d-big");
-        let inbound = Inbound {
-            content_type: Some("application/xml"),
-            ..req.inbound()
-        };
-        let err = process(
-            &config,
-            &inbound,
-            &secrets,
-            NOW_MS,
-            Duration::from_secs(300),
-        )
-        .unwrap_err();
+        let err = process_default("application/xml", &xml, "d-big").unwrap_err();
         assert_eq!(err.code, ErrorCode::PayloadTooLarge);
         assert!(err.message.contains("262144"), "{}", err.message);
 
         // Half as many fit, and go as one message.
         let xml = xml.replacen(&"\u{1}".repeat(30_000), "", 1);
-        let req = Request::new("current", &xml, "d-fits");
-        let inbound = Inbound {
-            content_type: Some("application/xml"),
-            ..req.inbound()
-        };
-        let prepared = process(
-            &config,
-            &inbound,
-            &secrets,
-            NOW_MS,
-            Duration::from_secs(300),
-        )
-        .unwrap();
+        let prepared = process_default("application/xml", &xml, "d-fits").unwrap();
         assert_eq!(prepared.messages[0].1.len(), 1);
     }
 

@@ -15,7 +15,8 @@ pub async fn emulator() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts moto"
     );
-    let config = load_sdk_config().await;
+    let settings = cxbridge::aws::AwsSettings::from_env().unwrap();
+    let config = load_sdk_config(&settings).await;
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .operation_attempt_timeout(std::time::Duration::from_secs(10))
         .operation_timeout(std::time::Duration::from_secs(20))

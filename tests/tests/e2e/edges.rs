@@ -5,10 +5,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cxbridge_e2e::{
-    WebhookRequest, get_execution, options, platform_options, queue_depth, sdk, sim_journal, start,
-    unique,
+    TestStack, WebhookRequest, options, platform_options, queue_depth, sdk, start, unique,
 };
-use cxbridge_local::{Stack, samples};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -32,7 +30,7 @@ async fn answer(response: reqwest::Response) -> Answer {
     }
 }
 
-async fn send_webhook(stack: &Stack, request: &WebhookRequest) -> Answer {
+async fn send_webhook(stack: &TestStack, request: &WebhookRequest) -> Answer {
     let mut builder = reqwest::Client::new()
         .post(format!("{}/webhooks/cxone", stack.gateway_url))
         .header("content-type", &request.content_type)
@@ -43,7 +41,7 @@ async fn send_webhook(stack: &Stack, request: &WebhookRequest) -> Answer {
     answer(builder.send().await.unwrap()).await
 }
 
-async fn send_studio(stack: &Stack, delivery_id: &str, body: &str) -> Answer {
+async fn send_studio(stack: &TestStack, delivery_id: &str, body: &str) -> Answer {
     let response = reqwest::Client::new()
         .post(format!("{}/webhooks/studio", stack.gateway_url))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -62,7 +60,7 @@ async fn dynamodb() -> aws_sdk_dynamodb::Client {
 
 /// Records `key` as claimed by a copy of `body` that is still running, as the first of
 /// two concurrent copies leaves it.
-async fn claimed_by_a_running_copy(stack: &Stack, key: &str, body: &[u8]) {
+async fn claimed_by_a_running_copy(stack: &TestStack, key: &str, body: &[u8]) {
     let now_ms = cxbridge::clock::now_ms();
     dynamodb()
         .await
@@ -88,7 +86,7 @@ async fn claimed_by_a_running_copy(stack: &Stack, key: &str, body: &[u8]) {
 }
 
 /// The first copy fails and lets its claim go, as the receiver does after a 503.
-async fn first_copy_fails(stack: &Stack, key: &str) {
+async fn first_copy_fails(stack: &TestStack, key: &str) {
     dynamodb()
         .await
         .delete_item()
@@ -99,7 +97,7 @@ async fn first_copy_fails(stack: &Stack, key: &str) {
         .unwrap();
 }
 
-async fn has_item(stack: &Stack, key: &str) -> bool {
+async fn has_item(stack: &TestStack, key: &str) -> bool {
     dynamodb()
         .await
         .get_item()
@@ -113,20 +111,21 @@ async fn has_item(stack: &Stack, key: &str) -> bool {
         .is_some()
 }
 
-async fn events_depth(stack: &Stack) -> i64 {
+async fn events_depth(stack: &TestStack) -> i64 {
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     queue_depth(&sqs, &stack.resources.queues["events"].url).await
 }
 
-async fn jobs_depth(stack: &Stack) -> i64 {
+async fn jobs_depth(stack: &TestStack) -> i64 {
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     queue_depth(&sqs, &stack.resources.queues["jobs"].url).await
 }
 
 /// The calls that act on CXone (signals, script starts, context updates) in the
 /// simulator's journal; token fetches are left out.
-async fn platform_calls(stack: &Stack) -> Vec<Value> {
-    sim_journal(stack)
+async fn platform_calls(stack: &TestStack) -> Vec<Value> {
+    stack
+        .journal()
         .await
         .into_iter()
         .filter(|e| {
@@ -148,15 +147,7 @@ fn in_progress(a: &Answer) {
 async fn a_retry_that_meets_its_first_copy_running_gets_a_503_and_is_accepted_once_the_first_copy_fails()
  {
     let stack = start(options()).await;
-    let s = samples::webhook("chat", &unique("r"), 1).unwrap();
-    let delivery = unique("d-");
-    let request = WebhookRequest::signed(
-        &stack.resources.secrets.webhook,
-        s.content_type,
-        &s.body,
-        &delivery,
-        &s.event_type,
-    );
+    let (s, delivery, request) = stack.sample_webhook("chat");
     let key = format!("delivery#{delivery}");
     claimed_by_a_running_copy(&stack, &key, &s.body).await;
 
@@ -191,7 +182,7 @@ async fn a_retry_that_meets_its_first_copy_running_gets_a_503_and_is_accepted_on
 }
 
 async fn post_signal_raw(
-    stack: &Stack,
+    stack: &TestStack,
     key: Option<reqwest::header::HeaderValue>,
     body: &Value,
 ) -> Answer {
@@ -255,7 +246,7 @@ async fn a_numeric_correlation_id_is_the_key_so_a_resend_reaches_cxone_once() {
         .filter(|e| e["path"].as_str().unwrap().ends_with("/4002/signal"))
         .collect();
     assert_eq!(signals.len(), 1, "{signals:?}");
-    let (status, execution) = get_execution(&stack, &number.to_string()).await;
+    let (status, execution) = stack.execution(&number.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{execution}");
 
     // Neither a string nor a number: refused, not replaced by a new id.
@@ -331,7 +322,7 @@ async fn ids_longer_than_any_key_can_be_are_4xx_without_a_lookup() {
     let stack = start(options()).await;
     let long = "x".repeat(3000);
 
-    let (status, body) = get_execution(&stack, &long).await;
+    let (status, body) = stack.execution(&long).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "bad_request");
 
@@ -360,14 +351,9 @@ async fn ids_longer_than_any_key_can_be_are_4xx_without_a_lookup() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert_eq!(a.body["error"]["fields"][0]["field"], "correlationId");
 
-    let s = samples::webhook("voice", &unique("r"), 1).unwrap();
-    let request = WebhookRequest::signed(
-        &stack.resources.secrets.webhook,
-        s.content_type,
-        &s.body,
-        &long,
-        &s.event_type,
-    );
+    // The delivery id is not signed: a good signature with an unusable id.
+    let (_, _, request) = stack.sample_webhook("voice");
+    let request = request.set("x-nexus-delivery-id", &long);
     let a = send_webhook(&stack, &request).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert_eq!(a.body["error"]["code"], "missing_delivery_id");

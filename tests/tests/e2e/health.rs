@@ -1,6 +1,5 @@
 use cxbridge::secrets::parse_secrets;
 use cxbridge_e2e::{options, sdk, start};
-use cxbridge_local::EnvOverride;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -132,11 +131,9 @@ async fn health_reports_every_function_ready_and_the_resources_exist() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_whose_init_fails_is_reported_with_its_cause() {
     let mut opts = options();
-    opts.env_overrides.push(
-        "intent-router:CXBRIDGE_SECRET_CACHE_TTL_SECS=soon"
-            .parse::<EnvOverride>()
-            .unwrap(),
-    );
+    opts.env_overrides.push(cxbridge_e2e::setting(
+        "intent-router:CXBRIDGE_SECRET_CACHE_TTL_SECS=soon",
+    ));
     let stack = start(opts).await;
 
     let response = reqwest::get(format!("{}/health", stack.gateway_url))
@@ -188,11 +185,8 @@ async fn a_function_whose_init_fails_is_reported_with_its_cause() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_secret_fails_init_with_the_secret_named() {
     let mut opts = options();
-    opts.env_overrides.push(
-        "*:CXBRIDGE_SECRET_ID=does-not-exist"
-            .parse::<EnvOverride>()
-            .unwrap(),
-    );
+    opts.env_overrides
+        .push(cxbridge_e2e::setting("*:CXBRIDGE_SECRET_ID=does-not-exist"));
     let stack = start(opts).await;
     let body: Value = reqwest::get(format!("{}/health", stack.gateway_url))
         .await

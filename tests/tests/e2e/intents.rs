@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use cxbridge_e2e::{
-    eventually, options, platform_options, project_root, signal_parameters, sim_control,
-    sim_journal, start,
+    TestStack, eventually, options, platform_options, project_root, signal_parameters, start,
 };
-use cxbridge_local::{EnvOverride, Stack, StackOptions};
+use cxbridge_local::{EnvOverride, StackOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -31,7 +30,7 @@ fn with_env(mut opts: StackOptions, function: &str, key: &str, value: &str) -> S
 type Auth = (&'static str, String);
 
 async fn post(
-    stack: &Stack,
+    stack: &TestStack,
     auth: &[Auth],
     content_type: &str,
     body: impl Into<reqwest::Body>,
@@ -52,32 +51,29 @@ async fn post(
     )
 }
 
-fn api_key(stack: &Stack) -> Vec<Auth> {
+fn api_key(stack: &TestStack) -> Vec<Auth> {
     vec![("x-api-key", stack.resources.secrets.cognigy.clone())]
 }
 
-async fn send_json(stack: &Stack, body: &Value) -> (StatusCode, Value) {
+async fn send_json(stack: &TestStack, body: &Value) -> (StatusCode, Value) {
     post(stack, &api_key(stack), "application/json", body.to_string()).await
 }
 
 /// Every write the stack attempted on CXone (signals, context updates, spawns), whatever
 /// CXone answered; token and discovery calls are not writes.
-async fn writes(stack: &Stack) -> Vec<Value> {
-    sim_journal(stack)
-        .await
-        .into_iter()
-        .filter(|e| {
-            let path = e["path"].as_str().unwrap_or_default();
+async fn writes(stack: &TestStack) -> Vec<Value> {
+    stack
+        .requests(|path| {
             path.ends_with("/signal")
                 || path.ends_with("/context")
                 || path.ends_with("/start")
                 || path.starts_with("/api/v2/signals/")
         })
-        .collect()
+        .await
 }
 
 /// The writes CXone accepted (2xx).
-async fn accepted_writes(stack: &Stack) -> Vec<Value> {
+async fn accepted_writes(stack: &TestStack) -> Vec<Value> {
     writes(stack)
         .await
         .into_iter()
@@ -453,12 +449,9 @@ async fn a_retry_while_the_turn_is_still_running_gets_503_then_the_first_answer_
     ))
     .await;
     // CXone takes 4.5 s to accept the signal: the first call is still running meanwhile.
-    sim_control(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 202, "delayMs": 4500, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 202, "delayMs": 4500, "times": 1}))
+        .await;
     let turn = json!({"conversationId": "920001", "intent": "cancel", "confidence": 0.9, "inputId": "slow-1"});
     let first = {
         let gateway = stack.gateway_url.clone();
@@ -554,7 +547,7 @@ async fn a_cxone_outage_or_a_slow_cxone_queues_the_action_and_a_retry_delivers_i
             "CXone did not answer within 1000 ms",
         ),
     ] {
-        sim_control(&stack, "faults", fault).await;
+        stack.fault(fault).await;
         let (status, reply) = send_json(
             &stack,
             &json!({"conversationId": contact, "intent": "cancel", "confidence": 0.9}),
@@ -611,8 +604,9 @@ fn documented() -> StackOptions {
 }
 
 /// The context updates CXone received: (interaction id, attributes, status).
-async fn context_updates(stack: &Stack) -> Vec<(String, Value, u64)> {
-    sim_journal(stack)
+async fn context_updates(stack: &TestStack) -> Vec<(String, Value, u64)> {
+    stack
+        .journal()
         .await
         .into_iter()
         .filter_map(|e| {
@@ -652,8 +646,7 @@ async fn the_documented_profile_updates_the_context_once_per_turn_and_triggers_m
     assert!(seen[0].1["routedAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(seen[1].0, "700123");
     assert_eq!(seen[1].1["queue"], "Retention");
-    let signals: Vec<Value> =
-        cxbridge_e2e::sim_requests_under(&stack, "/api/v2/signals/escalate").await;
+    let signals: Vec<Value> = stack.requests_under("/api/v2/signals/escalate").await;
     assert_eq!(signals.len(), 1);
     let payload: Value = serde_json::from_str(signals[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -674,12 +667,9 @@ async fn on_the_documented_profile_an_unknown_interaction_is_404_and_a_503_is_qu
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "interaction_not_found");
 
-    sim_control(
-        &stack,
-        "faults",
-        json!({"match": "context", "status": 503, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "context", "status": 503, "times": 1}))
+        .await;
     let (status, body) = send_json(
         &stack,
         &json!({"conversationId": "c-later", "intent": "billing", "confidence": 0.9}),

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod chaos;
-mod cxone;
 mod dlq;
 mod edges;
 mod gateway;

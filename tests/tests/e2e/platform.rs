@@ -3,10 +3,8 @@
 //! spawn requests, through the local stack.
 
 use cxbridge_e2e::{
-    platform_options, queue_depth, sdk, signal_parameters, sim_control, sim_journal, start, unique,
-    wait_for_execution,
+    TestStack, platform_options, queue_depth, sdk, signal_parameters, start, unique,
 };
-use cxbridge_local::Stack;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -25,23 +23,18 @@ fn order_update(contact: &str) -> Value {
     })
 }
 
-async fn post(stack: &Stack, signal: &str, key: &str, body: &Value) -> (StatusCode, Value) {
-    cxbridge_e2e::post_signal(stack, signal, key, body).await
+async fn post(stack: &TestStack, signal: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+    stack.post_signal(signal, key, body).await
 }
 
 /// The journal's platform calls whose path ends with `suffix`.
-async fn calls(stack: &Stack, suffix: &str) -> Vec<Value> {
-    sim_journal(stack)
+async fn calls(stack: &TestStack, suffix: &str) -> Vec<Value> {
+    stack
+        .requests(|path| path.starts_with("/inContactAPI/") && path.ends_with(suffix))
         .await
-        .into_iter()
-        .filter(|e| {
-            let path = e["path"].as_str().unwrap_or_default();
-            path.starts_with("/inContactAPI/") && path.ends_with(suffix)
-        })
-        .collect()
 }
 
-async fn depth(stack: &Stack, queue: &str) -> i64 {
+async fn depth(stack: &TestStack, queue: &str) -> i64 {
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     queue_depth(&sqs, &stack.resources.queues[queue].url).await
 }
@@ -73,7 +66,7 @@ async fn order_created_spawns_the_configured_script_once_and_the_callback_comple
     );
 
     // The script reports back as a Studio REST action does, with the callback token.
-    let record = wait_for_execution(&stack, &key, "completed").await;
+    let record = stack.wait_for_execution(&key, "completed").await;
     assert_eq!(record["signal"], "order-created");
     assert_eq!(record["outputs"], json!({"result": "ok"}));
 
@@ -101,22 +94,24 @@ async fn order_update_signals_that_contact_exactly_once() {
     assert_eq!(params[1], ("p2".to_owned(), "C-1".to_owned()));
     assert_eq!(params.len(), 8);
     assert!(calls(&stack, "/start").await.is_empty());
-    wait_for_execution(&stack, &key, "completed").await;
+    stack.wait_for_execution(&key, "completed").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn whichever_2xx_the_platform_answers_the_execution_is_dispatched_then_completed() {
     let stack = start(platform_options()).await;
     // The callback is held back until each execution has been seen as dispatched.
-    sim_control(&stack, "config", json!({"callbackDelayMs": 600_000})).await;
+    stack
+        .sim_control("config", json!({"callbackDelayMs": 600_000}))
+        .await;
     let mut keys = Vec::new();
     for status in [200, 202, 204] {
-        sim_control(
-            &stack,
-            "config",
-            json!({"signalStatus": status, "spawnStatus": status}),
-        )
-        .await;
+        stack
+            .sim_control(
+                "config",
+                json!({"signalStatus": status, "spawnStatus": status}),
+            )
+            .await;
         for (signal, body) in [
             ("order-update", order_update("contact-7")),
             ("order-created", order_created("C-7")),
@@ -125,19 +120,14 @@ async fn whichever_2xx_the_platform_answers_the_execution_is_dispatched_then_com
             let (code, answer) = post(&stack, signal, &key, &body).await;
             assert_eq!(code, StatusCode::ACCEPTED, "{signal} {status}: {answer}");
             assert_eq!(answer["status"], "dispatched", "{signal} {status}");
-            wait_for_execution(&stack, &key, "dispatched").await;
+            stack.wait_for_execution(&key, "dispatched").await;
             keys.push(key);
         }
     }
-    let answered: Vec<u64> = sim_journal(&stack)
+    let answered: Vec<u64> = stack
+        .requests_under("/inContactAPI/")
         .await
         .iter()
-        .filter(|e| {
-            e["path"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("/inContactAPI/")
-        })
         .map(|e| e["status"].as_u64().unwrap())
         .collect();
     assert_eq!(answered, [200, 200, 202, 202, 204, 204]);
@@ -154,7 +144,7 @@ async fn whichever_2xx_the_platform_answers_the_execution_is_dispatched_then_com
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let record = wait_for_execution(&stack, key, "completed").await;
+        let record = stack.wait_for_execution(key, "completed").await;
         assert_eq!(record["outputs"], json!({"ticket": "T-1"}));
     }
 }
@@ -172,7 +162,7 @@ async fn a_signal_to_an_ended_contact_fails_for_good_and_is_never_retried() {
     let (status, body) = post(&stack, "order-update", &key, &order_update("contact-9")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "contact_not_active");
-    let record = wait_for_execution(&stack, &key, "failed").await;
+    let record = stack.wait_for_execution(&key, "failed").await;
     let reason = record["lastError"].as_str().unwrap();
     assert!(
         reason.starts_with("contact_not_active: ") && reason.contains("404"),
@@ -196,12 +186,9 @@ async fn a_contact_that_ends_before_the_retry_fails_the_job_for_good_with_its_co
     let stack = start(cxbridge_e2e::quick_redelivery(platform_options())).await;
     // The first attempt meets a 503 (a fault comes before the contact is looked up); by
     // the retry the contact has ended.
-    sim_control(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 503, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 503, "times": 1}))
+        .await;
     let ended = reqwest::Client::new()
         .post(format!("{}/_sim/contacts/contact-8/end", stack.cxone_url))
         .send()
@@ -214,7 +201,7 @@ async fn a_contact_that_ends_before_the_retry_fails_the_job_for_good_with_its_co
         (status, body["status"].as_str()),
         (StatusCode::ACCEPTED, Some("queued"))
     );
-    let record = wait_for_execution(&stack, &key, "failed").await;
+    let record = stack.wait_for_execution(&key, "failed").await;
     assert!(
         record["lastError"]
             .as_str()
@@ -249,16 +236,15 @@ async fn a_contact_that_ends_before_the_retry_fails_the_job_for_good_with_its_co
 async fn the_token_request_authenticates_the_client_in_the_form_or_by_basic_as_configured() {
     for auth in ["post", "basic"] {
         let mut opts = platform_options();
-        opts.env_overrides.push(
-            format!("*:CXBRIDGE_CXONE_CLIENT_AUTH={auth}")
-                .parse()
-                .unwrap(),
-        );
+        opts.env_overrides.push(cxbridge_e2e::setting(&format!(
+            "*:CXBRIDGE_CXONE_CLIENT_AUTH={auth}"
+        )));
         let stack = start(opts).await;
         let key = unique("auth-");
         let (status, body) = post(&stack, "order-created", &key, &order_created("C-2")).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{auth}: {body}");
-        let tokens: Vec<Value> = sim_journal(&stack)
+        let tokens: Vec<Value> = stack
+            .journal()
             .await
             .into_iter()
             .filter(|e| e["path"] == "/auth/token")
@@ -462,14 +448,13 @@ async fn bad_spawn_signals_get_a_stable_code_and_nothing_is_sent_or_queued() {
             case.name
         );
     }
-    let platform_calls: Vec<Value> =
-        cxbridge_e2e::sim_requests_under(&stack, "/inContactAPI/").await;
+    let platform_calls: Vec<Value> = stack.requests_under("/inContactAPI/").await;
     assert!(platform_calls.is_empty(), "sent: {platform_calls:?}");
     assert_eq!(depth(&stack, "jobs").await, 0, "nothing was queued");
 }
 
 /// The status CXone answered each spawn-script call with, in order.
-async fn spawn_statuses(stack: &Stack) -> Vec<u64> {
+async fn spawn_statuses(stack: &TestStack) -> Vec<u64> {
     calls(stack, "/start")
         .await
         .iter()
@@ -480,17 +465,14 @@ async fn spawn_statuses(stack: &Stack) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spawn_that_meets_503s_is_queued_and_the_drainer_starts_the_script_once() {
     let stack = start(cxbridge_e2e::quick_redelivery(platform_options())).await;
-    sim_control(
-        &stack,
-        "faults",
-        json!({"match": "spawn", "status": 503, "times": 2}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "spawn", "status": 503, "times": 2}))
+        .await;
     let key = unique("sq-");
     let (status, body) = post(&stack, "order-created", &key, &order_created("C-3")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body, json!({"status": "queued", "correlationId": key}));
-    let record = wait_for_execution(&stack, &key, "completed").await;
+    let record = stack.wait_for_execution(&key, "completed").await;
     assert_eq!(record["attempts"], 3);
     assert_eq!(spawn_statuses(&stack).await, [503, 503, 202]);
     // Every attempt carried the same script, skill and parameters.
@@ -504,12 +486,9 @@ async fn a_spawn_that_meets_503s_is_queued_and_the_drainer_starts_the_script_onc
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spawn_whose_attempts_are_spent_is_dead_lettered_with_its_reason() {
     let stack = start(cxbridge_e2e::quick_redelivery(platform_options())).await;
-    sim_control(
-        &stack,
-        "faults",
-        json!({"match": "spawn", "status": 500, "times": 4}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "spawn", "status": 500, "times": 4}))
+        .await;
     let key = unique("sd-");
     let (status, body) = post(&stack, "order-created", &key, &order_created("C-4")).await;
     assert_eq!(
@@ -520,7 +499,7 @@ async fn a_spawn_whose_attempts_are_spent_is_dead_lettered_with_its_reason() {
         "the spawn to be dead-lettered",
         std::time::Duration::from_secs(60),
         || async {
-            let (_, record) = cxbridge_e2e::get_execution(&stack, &key).await;
+            let (_, record) = stack.execution(&key).await;
             (record["status"] == "dead_lettered").then_some(record)
         },
     )

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use cxbridge_e2e::{bin_dir, eventually, options, queue_depth, receive_all, sdk, start, unique};
-use cxbridge_local::Stack;
+use cxbridge_e2e::{
+    TestStack, bin_dir, eventually, options, queue_depth, receive_all, sdk, start, unique,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -15,28 +16,16 @@ fn order(customer: &str) -> Value {
     })
 }
 
-async fn post_signal(stack: &Stack, key: &str, body: &Value) -> (StatusCode, Value) {
-    cxbridge_e2e::post_signal(stack, "order-update", key, body).await
+async fn post_signal(stack: &TestStack, key: &str, body: &Value) -> (StatusCode, Value) {
+    stack.post_signal("order-update", key, body).await
 }
 
-async fn status_of(stack: &Stack, key: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}/executions/{key}", stack.gateway_url))
-        .header("x-api-key", &stack.resources.secrets.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_status(stack: &Stack, key: &str, wanted: &[&str]) -> Value {
+async fn wait_status(stack: &TestStack, key: &str, wanted: &[&str]) -> Value {
     eventually(
         &format!("{key} to reach {wanted:?}"),
         Duration::from_secs(60),
         || async {
-            let record = status_of(stack, key).await;
+            let record = stack.execution(key).await.1;
             wanted
                 .contains(&record["status"].as_str().unwrap_or_default())
                 .then_some(record)
@@ -45,27 +34,13 @@ async fn wait_status(stack: &Stack, key: &str, wanted: &[&str]) -> Value {
     .await
 }
 
-async fn sim(stack: &Stack, what: &str, body: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sim/{what}", stack.cxone_url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{what}");
-}
-
 /// The signal requests CXone received: (correlation id, status, receivedAt).
-async fn signals(stack: &Stack) -> Vec<(String, u64, i64)> {
-    let journal: Vec<Value> = reqwest::get(format!("{}/_sim/requests", stack.cxone_url))
+async fn signals(stack: &TestStack) -> Vec<(String, u64, i64)> {
+    stack
+        .requests(|path| path == "/api/v2/signals/order-update")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    journal
         .iter()
-        .filter(|e| e["method"] == "POST" && e["path"] == "/api/v2/signals/order-update")
+        .filter(|e| e["method"] == "POST")
         .map(|e| {
             let body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap_or_default();
             (
@@ -83,12 +58,9 @@ async fn signals(stack: &Stack) -> Vec<(String, u64, i64)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_503s_then_success_is_delivered_on_the_third_attempt() {
     let stack = start(cxbridge_e2e::quick_redelivery(options())).await;
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 503, "times": 2}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 503, "times": 2}))
+        .await;
     let key = unique("r1-");
     let (status, body) = post_signal(&stack, &key, &order("C-1")).await;
     assert_eq!(
@@ -104,12 +76,9 @@ async fn two_503s_then_success_is_delivered_on_the_third_attempt() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_with_retry_after_is_waited_out() {
     let stack = start(cxbridge_e2e::quick_redelivery(options())).await;
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 429, "retryAfter": 2, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 429, "retryAfter": 2, "times": 1}))
+        .await;
     let key = unique("r2-");
     assert_eq!(
         post_signal(&stack, &key, &order("C-1")).await.0,
@@ -130,28 +99,13 @@ async fn a_400_fails_the_job_after_one_attempt_and_it_is_not_retried() {
     let routes = json!({"routes": [{"name": "to-studio", "targets": [{"signal": "order-update", "mapping": {
         "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
         "priority": "context.queue", "timestamp": "occurredAt", "address.city": "context.skill", "address.zip": "channel"}}]}]});
-    let mut opts = cxbridge_e2e::quick_redelivery(options());
-    opts.env_overrides.push(cxbridge_local::EnvOverride {
-        function: "webhook-receiver".into(),
-        key: "CXBRIDGE_WEBHOOK_CONFIG".into(),
-        value: routes.to_string(),
-    });
+    let opts =
+        cxbridge_e2e::with_webhook_config(cxbridge_e2e::quick_redelivery(options()), &routes);
     let stack = start(opts).await;
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 400, "body": "{\"error\":\"bad skill\"}"}),
-    )
-    .await;
-    let sample = cxbridge_local::samples::webhook("voice", &unique("r"), 1).unwrap();
-    let delivery = unique("d-");
-    let request = cxbridge_e2e::WebhookRequest::signed(
-        &stack.resources.secrets.webhook,
-        sample.content_type,
-        &sample.body,
-        &delivery,
-        &sample.event_type,
-    );
+    stack
+        .fault(json!({"match": "signal", "status": 400, "body": "{\"error\":\"bad skill\"}"}))
+        .await;
+    let (_, delivery, request) = stack.sample_webhook("voice");
     assert_eq!(
         request
             .send(&reqwest::Client::new(), &stack.gateway_url)
@@ -189,12 +143,9 @@ async fn a_400_fails_the_job_after_one_attempt_and_it_is_not_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_persistent_500_dead_letters_after_four_attempts_and_redrive_delivers_it() {
     let stack = start(cxbridge_e2e::quick_redelivery(options())).await;
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 500, "times": 4}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 500, "times": 4}))
+        .await;
     let key = unique("r4-");
     assert_eq!(
         post_signal(&stack, &key, &order("C-1")).await.1["status"],
@@ -233,7 +184,7 @@ async fn a_persistent_500_dead_letters_after_four_attempts_and_redrive_delivers_
         String::from_utf8_lossy(&dry.stderr)
     );
     assert_eq!(
-        status_of(&stack, &key).await["status"],
+        stack.execution(&key).await.1["status"],
         "dead_lettered",
         "a dry run changes nothing"
     );
@@ -287,23 +238,17 @@ async fn killing_the_drainer_mid_batch_loses_nothing_and_delivers_nothing_twice(
     let stack = start(opts).await;
     // The request's own attempt fails, so the work becomes a job; the drainer's attempt
     // then hangs in CXone long enough to be killed.
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 503, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 503, "times": 1}))
+        .await;
     let key = unique("r5-");
     assert_eq!(
         post_signal(&stack, &key, &order("C-1")).await.1["status"],
         "queued"
     );
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 200, "delayMs": 5000, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 200, "delayMs": 5000, "times": 1}))
+        .await;
 
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let jobs = stack.resources.queues["jobs"].url.clone();
@@ -327,7 +272,7 @@ async fn killing_the_drainer_mid_batch_loses_nothing_and_delivers_nothing_twice(
                 .next()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            (in_flight > 0 && status_of(&stack, &key).await["attempts"] == 1).then_some(())
+            (in_flight > 0 && stack.execution(&key).await.1["attempts"] == 1).then_some(())
         },
     )
     .await;
@@ -377,12 +322,9 @@ async fn two_hundred_jobs_under_random_503s_are_each_delivered_exactly_once() {
     opts.env_overrides
         .push("*:CXBRIDGE_EXECUTION_DEADLINE_SECS=2".parse().unwrap());
     let stack = std::sync::Arc::new(start(opts).await);
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 503, "times": 100000, "probability": 0.3}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 503, "times": 100000, "probability": 0.3}))
+        .await;
     let keys: Vec<String> = (0..200).map(|i| unique(&format!("bulk{i}-"))).collect();
     for chunk in keys.chunks(20) {
         let mut posts = tokio::task::JoinSet::new();

@@ -1,4 +1,4 @@
-use cxbridge_e2e::{options, start};
+use cxbridge_e2e::{TestStack, options, start};
 use reqwest::StatusCode;
 
 async fn slow_echo(client: &reqwest::Client, url: String) -> u32 {
@@ -66,7 +66,7 @@ async fn instances_never_exceed_the_limit() {
 }
 
 /// A signed chat webhook through the gateway; the status it got.
-async fn send_webhook(stack: &cxbridge_local::Stack, run: &str, n: usize) -> StatusCode {
+async fn send_webhook(stack: &TestStack, run: &str, n: usize) -> StatusCode {
     let sample = cxbridge_local::samples::webhook("chat", run, n).unwrap();
     cxbridge_e2e::WebhookRequest::signed(
         &stack.resources.secrets.webhook,

@@ -3,16 +3,16 @@
 
 use std::path::PathBuf;
 
-use cxbridge_e2e::{cli, options, platform_options, project_root, sim_journal, start, unique};
-use cxbridge_local::Stack;
+use cxbridge_e2e::{TestStack, options, platform_options, project_root, start, unique};
 use cxbridge_local::setup::Kind;
 use serde_json::{Value, json};
 
 const EXAMPLE: &str = "examples/cxone-setup.json";
 
 /// The journal's calls to the setup endpoints: (method, path, status, receivedAt).
-async fn setup_calls(stack: &Stack) -> Vec<(String, String, u64, i64)> {
-    sim_journal(stack)
+async fn setup_calls(stack: &TestStack) -> Vec<(String, String, u64, i64)> {
+    stack
+        .journal()
         .await
         .into_iter()
         .filter_map(|e| {
@@ -48,7 +48,9 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
     let stack = start(options()).await;
 
     // 1. Everything is created, and each target is tested.
-    let first = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
+    let first = stack
+        .cli(&["cxone", "apply", "-f", EXAMPLE, "--auto-approve"])
+        .await;
     first.expect(0);
     assert!(
         first.stdout.contains("2 of 2 target tests passed"),
@@ -79,7 +81,9 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
     );
     // 2. A second apply changes nothing; plan agrees.
     let before = setup_calls(&stack).await.len();
-    let second = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
+    let second = stack
+        .cli(&["cxone", "apply", "-f", EXAMPLE, "--auto-approve"])
+        .await;
     second.expect(0);
     assert!(second.stdout.contains("No changes"), "{}", second.stdout);
     let after = setup_calls(&stack).await;
@@ -88,7 +92,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
         "{:?}",
         &after[before..]
     );
-    let plan = cli(&stack, &["cxone", "plan", "-f", EXAMPLE]).await;
+    let plan = stack.cli(&["cxone", "plan", "-f", EXAMPLE]).await;
     plan.expect(0);
     assert!(
         plan.stdout
@@ -109,7 +113,7 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
         .await
         .unwrap();
     assert!(changed.status().is_success());
-    let plan = cli(&stack, &["cxone", "plan", "-f", EXAMPLE]).await;
+    let plan = stack.cli(&["cxone", "plan", "-f", EXAMPLE]).await;
     plan.expect(2);
     assert!(
         plan.stdout
@@ -119,29 +123,29 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
     );
     assert!(plan.stdout.contains("priority: 99 → 20"), "{}", plan.stdout);
     let before = setup_calls(&stack).await.len();
-    let restore = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
+    let restore = stack
+        .cli(&["cxone", "apply", "-f", EXAMPLE, "--auto-approve"])
+        .await;
     restore.expect(0);
     let after = setup_calls(&stack).await;
     let restored = writes(&after[before..]);
     assert_eq!(restored.len(), 1, "{restored:?}");
     assert_eq!(restored[0].0, "PUT");
     assert!(restored[0].1.starts_with("/api/v2/routing/rules/"));
-    assert_eq!(cli(&stack, &["cxone", "plan", "-f", EXAMPLE]).await.code, 0);
+    assert_eq!(stack.cli(&["cxone", "plan", "-f", EXAMPLE]).await.code, 0);
 
     // 6. The export: one resource per managed object, each with its path and data.
     let out = std::env::temp_dir().join(format!("{}.tf.json", unique("export-")));
-    let export = cli(
-        &stack,
-        &[
+    let export = stack
+        .cli(&[
             "cxone",
             "export",
             "--format",
             "terraform-json",
             "-o",
             out.to_str().unwrap(),
-        ],
-    )
-    .await;
+        ])
+        .await;
     export.expect(0);
     let document: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let _ = std::fs::remove_file(&out);
@@ -159,17 +163,15 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
                      "retryPolicy": {"maxRetries": 0, "timeoutMs": 1000}}),
         );
     let file = write_temp("broken.json", &with_broken);
-    let run = cli(
-        &stack,
-        &[
+    let run = stack
+        .cli(&[
             "cxone",
             "apply",
             "-f",
             file.to_str().unwrap(),
             "--auto-approve",
-        ],
-    )
-    .await;
+        ])
+        .await;
     let _ = std::fs::remove_file(&file);
     run.expect(1);
     assert!(
@@ -186,14 +188,16 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
     );
 
     // Back to the example: the extra target is kept, and is no drift, unless --prune.
-    let kept = cli(&stack, &["cxone", "plan", "-f", EXAMPLE]).await;
+    let kept = stack.cli(&["cxone", "plan", "-f", EXAMPLE]).await;
     assert!(
         kept.expect(0)
             .contains("not in the file (kept; --prune deletes it) integration target \"broken\""),
         "{}",
         kept.stdout
     );
-    let pruned = cli(&stack, &["cxone", "plan", "-f", EXAMPLE, "--prune"]).await;
+    let pruned = stack
+        .cli(&["cxone", "plan", "-f", EXAMPLE, "--prune"])
+        .await;
     assert!(
         pruned
             .expect(2)
@@ -202,18 +206,17 @@ async fn apply_creates_the_example_then_changes_nothing_restores_drift_exports_a
         pruned.stdout
     );
     let before = setup_calls(&stack).await.len();
-    cli(
-        &stack,
-        &["cxone", "apply", "-f", EXAMPLE, "--auto-approve", "--prune"],
-    )
-    .await
-    .expect(0);
+    stack
+        .cli(&["cxone", "apply", "-f", EXAMPLE, "--auto-approve", "--prune"])
+        .await
+        .expect(0);
     let after = setup_calls(&stack).await;
     let deleted = writes(&after[before..]);
     assert_eq!(deleted.len(), 1, "{deleted:?}");
     assert_eq!(deleted[0].0, "DELETE");
     assert!(deleted[0].1.starts_with("/api/v2/integrations/targets/"));
-    cli(&stack, &["cxone", "plan", "-f", EXAMPLE, "--prune"])
+    stack
+        .cli(&["cxone", "plan", "-f", EXAMPLE, "--prune"])
         .await
         .expect(0);
 }
@@ -291,7 +294,7 @@ fn write_temp(name: &str, value: &Value) -> PathBuf {
 async fn an_invalid_file_is_refused_with_every_problem_named_before_any_call() {
     let stack = start(options()).await;
     // The functions' own calls at start-up (their token) are not the CLI's.
-    let before = sim_journal(&stack).await.len();
+    let before = stack.journal().await.len();
     let file = write_temp(
         "invalid.json",
         &json!({
@@ -308,7 +311,7 @@ async fn an_invalid_file_is_refused_with_every_problem_named_before_any_call() {
         vec!["cxone", "apply", "-f", path, "--auto-approve"],
     ] {
         let command = args[1];
-        let run = cli(&stack, &args).await;
+        let run = stack.cli(&args).await;
         assert_ne!(run.code, 0, "{command}: {}", run.stdout);
         for named in [
             "webhooks[0].name",
@@ -325,7 +328,7 @@ async fn an_invalid_file_is_refused_with_every_problem_named_before_any_call() {
         }
     }
     let _ = std::fs::remove_file(&file);
-    let journal = sim_journal(&stack).await;
+    let journal = stack.journal().await;
     assert_eq!(
         journal.len(),
         before,
@@ -345,7 +348,9 @@ async fn apply_waits_out_three_429s_and_calls_nothing_before_their_retry_after()
         .await
         .unwrap();
     assert!(armed.status().is_success());
-    let run = cli(&stack, &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"]).await;
+    let run = stack
+        .cli(&["cxone", "apply", "-f", EXAMPLE, "--auto-approve"])
+        .await;
     run.expect(0);
     let calls = setup_calls(&stack).await;
     let limited: Vec<usize> = (0..calls.len()).filter(|&i| calls[i].2 == 429).collect();
@@ -367,13 +372,13 @@ async fn apply_waits_out_three_429s_and_calls_nothing_before_their_retry_after()
 #[tokio::test(flavor = "multi_thread")]
 async fn on_the_platform_profile_every_command_refuses_and_calls_nothing() {
     let stack = start(platform_options()).await;
-    let before = sim_journal(&stack).await.len();
+    let before = stack.journal().await.len();
     for args in [
         &["cxone", "plan", "-f", EXAMPLE][..],
         &["cxone", "apply", "-f", EXAMPLE, "--auto-approve"][..],
         &["cxone", "export", "--format", "terraform-json"][..],
     ] {
-        let run = cli(&stack, args).await;
+        let run = stack.cli(args).await;
         assert_ne!(run.code, 0, "{args:?}: {}", run.stdout);
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
         for said in [
@@ -389,6 +394,6 @@ async fn on_the_platform_profile_every_command_refuses_and_calls_nothing() {
             );
         }
     }
-    let journal = sim_journal(&stack).await;
+    let journal = stack.journal().await;
     assert_eq!(journal.len(), before, "{:?}", &journal[before..]);
 }

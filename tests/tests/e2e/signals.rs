@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use cxbridge_e2e::{eventually, options, start, unique};
-use cxbridge_local::Stack;
+use cxbridge_e2e::{TestStack, eventually, options, start, unique};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,7 +25,7 @@ fn order(customer: &str) -> Value {
     })
 }
 
-async fn post_signal(stack: &Stack, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
+async fn post_signal(stack: &TestStack, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
     let mut request = reqwest::Client::new()
         .post(format!("{}/signals/order-update", stack.gateway_url))
         .header("x-api-key", &stack.resources.secrets.api_key)
@@ -41,32 +40,18 @@ async fn post_signal(stack: &Stack, key: Option<&str>, body: &Value) -> (StatusC
     )
 }
 
-async fn execution(stack: &Stack, id: &str) -> (StatusCode, Value) {
-    cxbridge_e2e::get_execution(stack, id).await
-}
-
-async fn journal(stack: &Stack) -> Vec<Value> {
-    cxbridge_e2e::sim_journal(stack).await
-}
-
-async fn signals_sent(stack: &Stack) -> Vec<Value> {
-    journal(stack)
+/// The signals that reached CXone, on either profile.
+async fn signals_sent(stack: &TestStack) -> Vec<Value> {
+    stack
+        .requests(|path| path.starts_with("/api/v2/signals/") || path.ends_with("/signal"))
         .await
         .into_iter()
-        .filter(|e| {
-            e["method"] == "POST"
-                && (e["path"].as_str().unwrap().starts_with("/api/v2/signals/")
-                    || e["path"].as_str().unwrap().ends_with("/signal"))
-        })
+        .filter(|e| e["method"] == "POST")
         .collect()
 }
 
-async fn sim(stack: &Stack, what: &str, body: Value) {
-    cxbridge_e2e::sim_control(stack, what, body).await;
-}
-
-async fn wait_status(stack: &Stack, id: &str, status: &str) -> Value {
-    cxbridge_e2e::wait_for_execution(stack, id, status).await
+async fn execution(stack: &TestStack, id: &str) -> (StatusCode, Value) {
+    stack.execution(id).await
 }
 
 fn signed_callback(secret: &str, body: &Value, ts: i64) -> reqwest::RequestBuilder {
@@ -80,7 +65,7 @@ fn signed_callback(secret: &str, body: &Value, ts: i64) -> reqwest::RequestBuild
         .body(text)
 }
 
-async fn send(stack: &Stack, builder: reqwest::RequestBuilder) -> (StatusCode, Value) {
+async fn send(stack: &TestStack, builder: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let mut request = builder.build().unwrap();
     *request.url_mut() = format!("{}/callbacks/studio", stack.gateway_url)
         .parse()
@@ -112,24 +97,49 @@ async fn a_dispatch_reaches_cxone_flattened_and_its_callback_completes_the_execu
     assert!(payload["data"].get("address").is_none(), "flattened");
     assert_eq!(payload["metadata"]["correlationId"], key.as_str());
 
-    let done = wait_status(&stack, &key, "completed").await;
+    let done = stack.wait_for_execution(&key, "completed").await;
     assert_eq!(done["outputs"], json!({"result": "ok"}));
     assert_eq!(done["signalExecutionId"], execution_id.as_str());
     assert_eq!(done["signal"], "order-update");
     assert_eq!(done["attempts"], 1);
 }
 
+/// An order-update request whose body is `order("C-1")` changed by `edit`.
+fn order_with(edit: &dyn Fn(&mut Value)) -> Value {
+    let mut body = order("C-1");
+    edit(&mut body);
+    body
+}
+
+/// Sends each case and checks its status and code, and that nothing reached CXone.
+async fn each_refused(stack: &TestStack, cases: Vec<Case<'_>>) {
+    let client = reqwest::Client::new();
+    for (name, api_key, path, body, status, code) in cases {
+        let url = format!("{}{path}", stack.gateway_url);
+        let mut request = if path.starts_with("/executions") {
+            client.get(url)
+        } else {
+            client.post(url).body(body)
+        };
+        request = request.header("content-type", "application/json");
+        if let Some(k) = api_key {
+            request = request.header("x-api-key", k);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        assert!(
+            signals_sent(stack).await.is_empty(),
+            "{name}: something reached CXone"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_requests_are_refused_with_their_code_and_nothing_reaches_cxone() {
     let stack = start(options()).await;
-    let client = reqwest::Client::new();
-    let url = |path: &str| format!("{}{path}", stack.gateway_url);
     let key = stack.resources.secrets.api_key.clone();
-    let with = |edit: &dyn Fn(&mut Value)| {
-        let mut body = order("C-1");
-        edit(&mut body);
-        body
-    };
     let cases: Vec<Case<'_>> = vec![
         (
             "no API key",
@@ -187,6 +197,32 @@ async fn invalid_requests_are_refused_with_their_code_and_nothing_reaches_cxone(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_payload",
         ),
+        (
+            "execution without API key",
+            None,
+            "/executions/x",
+            Vec::new(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "unknown execution",
+            Some(&key),
+            "/executions/never-seen",
+            Vec::new(),
+            StatusCode::NOT_FOUND,
+            "execution_not_found",
+        ),
+    ];
+    each_refused(&stack, cases).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payloads_that_break_the_definition_are_refused_listing_every_problem() {
+    let stack = start(options()).await;
+    let key = stack.resources.secrets.api_key.clone();
+    let with = order_with;
+    let cases: Vec<Case<'_>> = vec![
         (
             "missing key",
             Some(&key),
@@ -277,43 +313,8 @@ async fn invalid_requests_are_refused_with_their_code_and_nothing_reaches_cxone(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_payload",
         ),
-        (
-            "execution without API key",
-            None,
-            "/executions/x",
-            Vec::new(),
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        ),
-        (
-            "unknown execution",
-            Some(&key),
-            "/executions/never-seen",
-            Vec::new(),
-            StatusCode::NOT_FOUND,
-            "execution_not_found",
-        ),
     ];
-    assert!(cases.len() >= 15);
-    for (name, api_key, path, body, status, code) in cases {
-        let mut request = if path.starts_with("/executions") {
-            client.get(url(path))
-        } else {
-            client.post(url(path)).body(body)
-        };
-        request = request.header("content-type", "application/json");
-        if let Some(k) = api_key {
-            request = request.header("x-api-key", k);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), status, "{name}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], code, "{name}: {body}");
-        assert!(
-            signals_sent(&stack).await.is_empty(),
-            "{name}: something reached CXone"
-        );
-    }
+    each_refused(&stack, cases).await;
 
     // Every problem is listed at once.
     let (status, body) = post_signal(
@@ -414,7 +415,9 @@ async fn concurrent_dispatches_reach_cxone_once_per_key() {
 async fn callbacks_are_verified_recorded_once_and_never_move_an_execution_backwards() {
     let stack = start(options()).await;
     // Keep the simulator's own callback out of the way.
-    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    stack
+        .sim_control("config", json!({"callbackDelayMs": 600000}))
+        .await;
     let key = unique("cb-");
     assert_eq!(
         post_signal(&stack, Some(&key), &order("C-1")).await.0,
@@ -479,13 +482,13 @@ async fn callbacks_are_verified_recorded_once_and_never_move_an_execution_backwa
 #[tokio::test(flavor = "multi_thread")]
 async fn callbacks_in_token_mode_need_the_token() {
     let mut opts = options();
-    opts.env_overrides.push(
-        "callback-verifier:CXBRIDGE_CALLBACK_AUTH=token"
-            .parse()
-            .unwrap(),
-    );
+    opts.env_overrides.push(cxbridge_e2e::setting(
+        "callback-verifier:CXBRIDGE_CALLBACK_AUTH=token",
+    ));
     let stack = start(opts).await;
-    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    stack
+        .sim_control("config", json!({"callbackDelayMs": 600000}))
+        .await;
     let key = unique("tok-");
     assert_eq!(
         post_signal(&stack, Some(&key), &order("C-1")).await.0,
@@ -523,14 +526,16 @@ async fn an_execution_whose_callback_never_comes_times_out_after_the_deadline() 
         .push("*:CXBRIDGE_EXECUTION_DEADLINE_SECS=2".parse().unwrap());
     opts.queue_overrides.visibility_timeout = Some(2);
     let stack = start(opts).await;
-    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    stack
+        .sim_control("config", json!({"callbackDelayMs": 600000}))
+        .await;
     let key = unique("late-");
     assert_eq!(
         post_signal(&stack, Some(&key), &order("C-1")).await.0,
         StatusCode::ACCEPTED
     );
     assert_eq!(execution(&stack, &key).await.1["status"], "dispatched");
-    let record = wait_status(&stack, &key, "timed_out").await;
+    let record = stack.wait_for_execution(&key, "timed_out").await;
     assert!(record["lastError"].as_str().unwrap().contains("deadline"));
 }
 
@@ -545,14 +550,14 @@ async fn an_execution_whose_reconcile_job_was_lost_is_timed_out_by_the_scheduled
         cxbridge_e2e::aws_endpoint().trim_end_matches('/'),
         unique("gone-")
     );
-    opts.env_overrides.push(
-        format!("signal-dispatcher:CXBRIDGE_JOBS_QUEUE_URL={lost}")
-            .parse()
-            .unwrap(),
-    );
+    opts.env_overrides.push(cxbridge_e2e::setting(&format!(
+        "signal-dispatcher:CXBRIDGE_JOBS_QUEUE_URL={lost}"
+    )));
     opts.schedule_every = Some(Duration::from_secs(1));
     let stack = start(opts).await;
-    sim(&stack, "config", json!({"callbackDelayMs": 600000})).await;
+    stack
+        .sim_control("config", json!({"callbackDelayMs": 600000}))
+        .await;
     let key = unique("swept-");
     assert_eq!(
         post_signal(&stack, Some(&key), &order("C-1")).await.0,
@@ -572,7 +577,7 @@ async fn an_execution_whose_reconcile_job_was_lost_is_timed_out_by_the_scheduled
         },
     )
     .await;
-    let record = wait_status(&stack, &key, "timed_out").await;
+    let record = stack.wait_for_execution(&key, "timed_out").await;
     assert!(record["lastError"].as_str().unwrap().contains("deadline"));
 }
 
@@ -581,17 +586,14 @@ async fn a_retryable_cxone_failure_is_queued_and_the_drainer_dispatches_it() {
     let mut opts = options();
     opts.queue_overrides.visibility_timeout = Some(2);
     let stack = start(opts).await;
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 503, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 503, "times": 1}))
+        .await;
     let key = unique("q-");
     let (status, body) = post_signal(&stack, Some(&key), &order("C-1")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body, json!({"status": "queued", "correlationId": key}));
-    let done = wait_status(&stack, &key, "completed").await;
+    let done = stack.wait_for_execution(&key, "completed").await;
     assert_eq!(done["attempts"], 2);
     let sent = signals_sent(&stack).await;
     assert_eq!(
@@ -605,12 +607,11 @@ async fn a_retryable_cxone_failure_is_queued_and_the_drainer_dispatches_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_permanent_cxone_failure_is_a_stable_4xx_and_the_execution_fails() {
     let stack = start(options()).await;
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 400, "body": "{\"error\":\"script not found\"}"}),
-    )
-    .await;
+    stack
+        .fault(
+            json!({"match": "signal", "status": 400, "body": "{\"error\":\"script not found\"}"}),
+        )
+        .await;
     let key = unique("p-");
     let (status, body) = post_signal(&stack, Some(&key), &order("C-1")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -680,20 +681,21 @@ async fn a_lost_callback_is_reconciled_from_the_execution_history() {
     opts.queue_overrides.visibility_timeout = Some(2);
     let stack = start(opts).await;
     // The execution completes in CXone, but its callback never reaches the gateway.
-    sim(
-        &stack,
-        "config",
-        json!({"callbackStatus": "lost", "callbackDelayMs": 100}),
-    )
-    .await;
+    stack
+        .sim_control(
+            "config",
+            json!({"callbackStatus": "lost", "callbackDelayMs": 100}),
+        )
+        .await;
     let key = unique("lost-");
     assert_eq!(
         post_signal(&stack, Some(&key), &order("C-1")).await.0,
         StatusCode::ACCEPTED
     );
-    let record = wait_status(&stack, &key, "completed").await;
+    let record = stack.wait_for_execution(&key, "completed").await;
     assert_eq!(record["outputs"], json!({"result": "ok"}));
-    let asked = journal(&stack)
+    let asked = stack
+        .journal()
         .await
         .iter()
         .filter(|e| {
@@ -715,29 +717,16 @@ async fn a_webhook_routed_to_a_signal_is_dispatched_by_the_drainer_with_the_same
             "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
             "priority": "context.queue", "timestamp": "occurredAt",
             "address.city": "context.skill", "address.zip": "channel"}}]}]});
-    let mut opts = options();
-    opts.env_overrides.push(cxbridge_local::EnvOverride {
-        function: "webhook-receiver".into(),
-        key: "CXBRIDGE_WEBHOOK_CONFIG".into(),
-        value: routes.to_string(),
-    });
+    let opts = cxbridge_e2e::with_webhook_config(options(), &routes);
     let stack = start(opts).await;
-    let sample = cxbridge_local::samples::webhook("chat", &unique("r"), 1).unwrap();
-    let delivery = unique("d-");
-    let request = cxbridge_e2e::WebhookRequest::signed(
-        &stack.resources.secrets.webhook,
-        sample.content_type,
-        &sample.body,
-        &delivery,
-        &sample.event_type,
-    );
+    let (sample, delivery, request) = stack.sample_webhook("chat");
     let (status, body) = request
         .send(&reqwest::Client::new(), &stack.gateway_url)
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
     let correlation = format!("{delivery}:order-update");
-    let record = wait_status(&stack, &correlation, "completed").await;
+    let record = stack.wait_for_execution(&correlation, "completed").await;
     assert_eq!(record["signal"], "order-update");
     let sent = signals_sent(&stack).await;
     assert_eq!(sent.len(), 1);
@@ -749,22 +738,14 @@ async fn a_webhook_routed_to_a_signal_is_dispatched_by_the_drainer_with_the_same
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_left_pending_by_a_dispatcher_that_died_is_taken_over_once_its_claim_lapses() {
-    let mut opts = options();
     // Let the CXone call outlive the function, so that the function dies mid-dispatch.
-    opts.env_overrides.push(
-        "signal-dispatcher:CXBRIDGE_CXONE_TIMEOUT_MS=20000"
-            .parse()
-            .unwrap(),
-    );
-    let stack = start(opts).await;
+    let slow = "signal-dispatcher:CXBRIDGE_CXONE_TIMEOUT_MS=20000";
+    let stack = start(cxbridge_e2e::with_setting(options(), slow)).await;
     // CXone hangs past signal-dispatcher's 10 s timeout: the instance is stopped before it
     // can record an answer, and the caller gets a 500.
-    sim(
-        &stack,
-        "faults",
-        json!({"match": "signal", "status": 200, "delayMs": 15000, "times": 1}),
-    )
-    .await;
+    stack
+        .fault(json!({"match": "signal", "status": 200, "delayMs": 15000, "times": 1}))
+        .await;
     let key = unique("stuck-");
     let (status, _) = post_signal(&stack, Some(&key), &order("C-1")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -806,7 +787,8 @@ async fn a_cold_start_takes_the_shared_cxone_token_read_beside_the_secret() {
     let stack = start(opts).await;
     let host = stack.hosts["signal-dispatcher"].clone();
     let token_requests = || async {
-        journal(&stack)
+        stack
+            .journal()
             .await
             .iter()
             .filter(|e| e["path"] == "/api/v2/oauth/token")

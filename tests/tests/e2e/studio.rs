@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use cxbridge_e2e::{
-    eventually, platform_options, queue_depth, receive_all, sdk, start, take_all, unique,
+    TestStack, eventually, platform_options, queue_depth, receive_all, sdk, start, take_all, unique,
 };
-use cxbridge_local::Stack;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -98,16 +97,7 @@ fn fields<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
     pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-async fn simulator_journal(stack: &Stack) -> Vec<Value> {
-    reqwest::get(format!("{}/_sim/requests", stack.cxone_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn depth(stack: &Stack, sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
+async fn depth(stack: &TestStack, sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
     queue_depth(sqs, &stack.resources.queues[queue].url).await
 }
 
@@ -269,10 +259,10 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
 
     // A rotated Studio token works at once, without a restart.
-    let mut document = cxbridge_e2e::read_secret(&stack).await;
+    let mut document = stack.read_secret().await;
     let rotated = unique("studio-rotated-");
     document["studioTokens"] = json!([rotated, token]);
-    cxbridge_e2e::write_secret(&stack, &document).await;
+    stack.write_secret(&document).await;
     let fresh = json!({"deliveryId": unique("d-"), "contactId": unique("c-")});
     let (status, reply) = eventually(
         "the rotated token to be accepted",
@@ -312,192 +302,19 @@ struct Case {
     code: &'static str,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_studio_requests_get_a_stable_code_and_enqueue_nothing() {
-    let stack = start(platform_options()).await;
+/// A good Studio form request with `token`, under a new delivery id.
+fn good_form(token: &str) -> StudioRequest {
+    let pairs = contact("c-1");
+    StudioRequest::form(token, &unique("d-"), &fields(&pairs))
+}
+
+/// Sends each case and checks its status and code, and that its answer names no token;
+/// then that nothing reached a queue or the CXone simulator, and the logs hold no token.
+async fn each_refused(stack: &TestStack, cases: Vec<Case>) {
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let client = reqwest::Client::new();
-    let token = stack.resources.secrets.studio.clone();
-    let pairs = contact("c-1");
-    let good = || StudioRequest::form(&token, &unique("d-"), &fields(&pairs));
-    let json = |body: Value| StudioRequest::json(&token, &body);
-    let signed = cxbridge_local::samples::signed_headers(
-        &stack.resources.secrets.webhook,
-        cxbridge::clock::now_secs(),
-        &good().body,
-        &unique("d-"),
-        "contact.routed",
-    );
-    let baseline = simulator_journal(&stack).await.len();
-
-    let cases = vec![
-        Case {
-            name: "no credentials",
-            request: good().without("x-api-key"),
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-        },
-        Case {
-            name: "wrong X-API-Key",
-            request: good().set("x-api-key", "not-the-token"),
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-        },
-        Case {
-            name: "wrong bearer token",
-            request: good()
-                .without("x-api-key")
-                .set("authorization", "Bearer not-the-token"),
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-        },
-        Case {
-            name: "the token as Basic credentials",
-            request: good()
-                .without("x-api-key")
-                .set("authorization", format!("Basic {token}")),
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-        },
-        Case {
-            name: "the token without a scheme",
-            request: good()
-                .without("x-api-key")
-                .set("authorization", token.clone()),
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-        },
-        Case {
-            name: "a token with a character more",
-            request: good().set("x-api-key", format!("{token}0")),
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-        },
-        Case {
-            name: "a CXone signature instead of a token",
-            request: signed
-                .iter()
-                .fold(good().without("x-api-key"), |r, (k, v)| {
-                    r.set(k, v.as_str())
-                }),
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-        },
-        Case {
-            name: "no delivery id in the header or the body",
-            request: good().without("x-delivery-id"),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "an empty X-Delivery-Id",
-            request: good().set("x-delivery-id", ""),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "a blank delivery id in the body",
-            request: json(json!({"deliveryId": "   ", "contactId": "c-1"})),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "a delivery id that is not a string",
-            request: json(json!({"deliveryId": {"id": 1}, "contactId": "c-1"})),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "a non-ASCII X-Delivery-Id",
-            request: good().set("x-delivery-id", "d\u{e9}-1".as_bytes()),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "a non-ASCII delivery id in the body",
-            request: json(json!({"deliveryId": "d\u{e9}-1", "contactId": "c-1"})),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "an overlong X-Delivery-Id",
-            request: good().set("x-delivery-id", "d".repeat(257)),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "a Studio variable that was not replaced",
-            request: good().set("x-delivery-id", "{deliveryId}"),
-            status: StatusCode::BAD_REQUEST,
-            code: "missing_delivery_id",
-        },
-        Case {
-            name: "text/plain",
-            request: good().set("content-type", "text/plain"),
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-        },
-        Case {
-            name: "no Content-Type",
-            request: good().without("content-type"),
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-        },
-        Case {
-            name: "XML, which only CXone's route takes",
-            request: good()
-                .set("content-type", "application/xml")
-                .body("<a>1</a>"),
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-        },
-        Case {
-            name: "malformed JSON",
-            request: json(json!({})).body("{\"deliveryId\": \"d-1\", "),
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_body",
-        },
-        Case {
-            name: "a JSON array",
-            request: json(json!([{"deliveryId": "d-1"}])),
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_body",
-        },
-        Case {
-            name: "a JSON array under the form content type",
-            request: json(json!([{"deliveryId": "d-1", "contactId": "c-1"}]))
-                .set("content-type", FORM)
-                .set("x-delivery-id", "d-json-as-form"),
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_body",
-        },
-        Case {
-            name: "an empty body",
-            request: good().body(""),
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_body",
-        },
-        Case {
-            name: "a form body that is not UTF-8",
-            request: good().body(&b"ContactID=\xff\xfe"[..]),
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_body",
-        },
-        Case {
-            name: "percent-encoded bytes that are not UTF-8",
-            request: good().body("ContactID=%C3%28"),
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_body",
-        },
-        Case {
-            name: "a body over 256 KiB",
-            request: good().body(format!("ContactID={}", "1".repeat(256 * 1024))),
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "payload_too_large",
-        },
-    ];
-    assert!(cases.len() >= 15);
-
+    let token = &stack.resources.secrets.studio;
+    let baseline = stack.journal().await.len();
     for case in cases {
         let (status, body) = case.request.send(&client, &stack.gateway_url).await;
         let name = case.name;
@@ -510,22 +327,228 @@ async fn bad_studio_requests_get_a_stable_code_and_enqueue_nothing() {
             "{name}: {body}"
         );
         assert!(
-            !body.to_string().contains(&token),
+            !body.to_string().contains(token),
             "{name}: the token leaked"
         );
     }
-
     for queue in ["events", "jobs"] {
-        assert_eq!(depth(&stack, &sqs, queue).await, 0, "{queue} got a message");
+        assert_eq!(depth(stack, &sqs, queue).await, 0, "{queue} got a message");
     }
-    let journal = simulator_journal(&stack).await;
+    let journal = stack.journal().await;
     assert_eq!(
         journal.len(),
         baseline,
         "nothing reached the CXone simulator: {journal:?}"
     );
     let logs = stack.log.lines().join("\n");
-    assert!(!logs.contains(&token), "the token appears in the logs");
+    assert!(!logs.contains(token), "the token appears in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_studio_credentials_get_a_stable_code_and_enqueue_nothing() {
+    let stack = start(platform_options()).await;
+    let token = stack.resources.secrets.studio.clone();
+    let signed = cxbridge_local::samples::signed_headers(
+        &stack.resources.secrets.webhook,
+        cxbridge::clock::now_secs(),
+        &good_form(&token).body,
+        &unique("d-"),
+        "contact.routed",
+    );
+    let cases = vec![
+        Case {
+            name: "no credentials",
+            request: good_form(&token).without("x-api-key"),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "wrong X-API-Key",
+            request: good_form(&token).set("x-api-key", "not-the-token"),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "wrong bearer token",
+            request: good_form(&token)
+                .without("x-api-key")
+                .set("authorization", "Bearer not-the-token"),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "the token as Basic credentials",
+            request: good_form(&token)
+                .without("x-api-key")
+                .set("authorization", format!("Basic {token}")),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "the token without a scheme",
+            request: good_form(&token)
+                .without("x-api-key")
+                .set("authorization", token.clone()),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "a token with a character more",
+            request: good_form(&token).set("x-api-key", format!("{token}0")),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+        Case {
+            name: "a CXone signature instead of a token",
+            request: signed
+                .iter()
+                .fold(good_form(&token).without("x-api-key"), |r, (k, v)| {
+                    r.set(k, v.as_str())
+                }),
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+        },
+    ];
+    each_refused(&stack, cases).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_studio_delivery_ids_get_a_stable_code_and_enqueue_nothing() {
+    let stack = start(platform_options()).await;
+    let token = stack.resources.secrets.studio.clone();
+    let cases = vec![
+        Case {
+            name: "no delivery id in the header or the body",
+            request: good_form(&token).without("x-delivery-id"),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+        Case {
+            name: "an empty X-Delivery-Id",
+            request: good_form(&token).set("x-delivery-id", ""),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+        Case {
+            name: "a blank delivery id in the body",
+            request: StudioRequest::json(&token, &json!({"deliveryId": "   ", "contactId": "c-1"})),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+        Case {
+            name: "a delivery id that is not a string",
+            request: StudioRequest::json(
+                &token,
+                &json!({"deliveryId": {"id": 1}, "contactId": "c-1"}),
+            ),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+        Case {
+            name: "a non-ASCII X-Delivery-Id",
+            request: good_form(&token).set("x-delivery-id", "d\u{e9}-1".as_bytes()),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+        Case {
+            name: "a non-ASCII delivery id in the body",
+            request: StudioRequest::json(
+                &token,
+                &json!({"deliveryId": "d\u{e9}-1", "contactId": "c-1"}),
+            ),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+        Case {
+            name: "an overlong X-Delivery-Id",
+            request: good_form(&token).set("x-delivery-id", "d".repeat(257)),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+        Case {
+            name: "a Studio variable that was not replaced",
+            request: good_form(&token).set("x-delivery-id", "{deliveryId}"),
+            status: StatusCode::BAD_REQUEST,
+            code: "missing_delivery_id",
+        },
+    ];
+    each_refused(&stack, cases).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_studio_bodies_get_a_stable_code_and_enqueue_nothing() {
+    let stack = start(platform_options()).await;
+    let token = stack.resources.secrets.studio.clone();
+    let cases = vec![
+        Case {
+            name: "text/plain",
+            request: good_form(&token).set("content-type", "text/plain"),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+        },
+        Case {
+            name: "no Content-Type",
+            request: good_form(&token).without("content-type"),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+        },
+        Case {
+            name: "XML, which only CXone's route takes",
+            request: good_form(&token)
+                .set("content-type", "application/xml")
+                .body("<a>1</a>"),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+        },
+        Case {
+            name: "malformed JSON",
+            request: StudioRequest::json(&token, &json!({})).body("{\"deliveryId\": \"d-1\", "),
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_body",
+        },
+        Case {
+            name: "a JSON array",
+            request: StudioRequest::json(&token, &json!([{"deliveryId": "d-1"}])),
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_body",
+        },
+        Case {
+            name: "a JSON array under the form content type",
+            request: StudioRequest::json(
+                &token,
+                &json!([{"deliveryId": "d-1", "contactId": "c-1"}]),
+            )
+            .set("content-type", FORM)
+            .set("x-delivery-id", "d-json-as-form"),
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_body",
+        },
+        Case {
+            name: "an empty body",
+            request: good_form(&token).body(""),
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_body",
+        },
+        Case {
+            name: "a form body that is not UTF-8",
+            request: good_form(&token).body(&b"ContactID=\xff\xfe"[..]),
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_body",
+        },
+        Case {
+            name: "percent-encoded bytes that are not UTF-8",
+            request: good_form(&token).body("ContactID=%C3%28"),
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_body",
+        },
+        Case {
+            name: "a body over 256 KiB",
+            request: good_form(&token).body(format!("ContactID={}", "1".repeat(256 * 1024))),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+        },
+    ];
+    each_refused(&stack, cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

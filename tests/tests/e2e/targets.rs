@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use cxbridge_e2e::{
-    WebhookRequest, cli, eventually, options, queue_depth, receive_all, sdk, sim_control,
-    sim_requests_under, start, unique, with_local_targets,
+    TestStack, WebhookRequest, eventually, options, queue_depth, receive_all, sdk, start, unique,
+    with_local_targets,
 };
 use cxbridge_local::samples;
 use reqwest::StatusCode;
@@ -20,8 +20,9 @@ fn signed(secret: &str, delivery_id: &str) -> WebhookRequest {
 }
 
 /// The sink's deliveries that answered `status`.
-async fn at_sink(stack: &cxbridge_local::Stack, status: u64) -> Vec<Value> {
-    sim_requests_under(stack, SINK)
+async fn at_sink(stack: &TestStack, status: u64) -> Vec<Value> {
+    stack
+        .requests_under(SINK)
         .await
         .into_iter()
         .filter(|e| e["status"] == status)
@@ -47,7 +48,7 @@ async fn on_queue(sqs: &aws_sdk_sqs::Client, url: &str, n: usize) -> Vec<Value> 
 
 /// Waits until the jobs queue holds nothing, visible, in flight or delayed: no delivery is
 /// left to run, so what the targets have is all they will get.
-async fn drained(stack: &cxbridge_local::Stack, sqs: &aws_sdk_sqs::Client) {
+async fn drained(stack: &TestStack, sqs: &aws_sdk_sqs::Client) {
     let jobs = &stack.resources.queues["jobs"].url;
     eventually(
         "the jobs queue to drain",
@@ -171,12 +172,9 @@ async fn the_answer_waits_for_no_target_its_deliveries_wait_on_jobs_until_the_dr
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sink_failing_twice_gets_the_event_on_the_third_attempt_and_the_others_once() {
     let stack = start(with_local_targets(options())).await;
-    sim_control(
-        &stack,
-        "faults",
-        serde_json::json!({"match": "target", "status": 500, "times": 2}),
-    )
-    .await;
+    stack
+        .fault(serde_json::json!({"match": "target", "status": 500, "times": 2}))
+        .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let client = reqwest::Client::new();
     let delivery = unique("d-");
@@ -222,31 +220,26 @@ fn audit_config(retry: Value, breaker: Value) -> String {
 
 /// A stack whose `audit` target has these retry and breaker settings, and whose sink
 /// answers its next two deliveries with 500.
-async fn failing_audit(retry: Value, breaker: Value) -> cxbridge_local::Stack {
+async fn failing_audit(retry: Value, breaker: Value) -> TestStack {
     let mut opts = options();
     opts.webhook_config = Some(audit_config(retry, breaker));
     let stack = start(opts).await;
-    sim_control(
-        &stack,
-        "faults",
-        serde_json::json!({"match": "target", "status": 500, "times": 2}),
-    )
-    .await;
+    stack
+        .fault(serde_json::json!({"match": "target", "status": 500, "times": 2}))
+        .await;
     stack
 }
 
 /// The delivery log as `cxbridge deliveries list --format json` prints it.
-async fn delivery_log(stack: &cxbridge_local::Stack) -> Vec<Value> {
-    let run = cli(
-        stack,
-        &["deliveries", "list", "--since", "1h", "--format", "json"],
-    )
-    .await;
+async fn delivery_log(stack: &TestStack) -> Vec<Value> {
+    let run = stack
+        .cli(&["deliveries", "list", "--since", "1h", "--format", "json"])
+        .await;
     serde_json::from_str(run.expect(0)).unwrap()
 }
 
 /// The sink's 2xx deliveries, by the delivery id in their body.
-async fn delivered_ids(stack: &cxbridge_local::Stack) -> Vec<String> {
+async fn delivered_ids(stack: &TestStack) -> Vec<String> {
     at_sink(stack, 200)
         .await
         .iter()
@@ -275,7 +268,7 @@ async fn a_target_failing_past_its_threshold_is_paused_and_its_parked_deliveries
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let listed = eventually("audit to be paused", Duration::from_secs(60), || async {
-        let run = cli(&stack, &["targets", "list"]).await;
+        let run = stack.cli(&["targets", "list"]).await;
         let text = run.expect(0).to_owned();
         text.lines()
             .any(|l| l.starts_with("audit ") && l.contains(" paused "))
@@ -303,12 +296,12 @@ async fn a_target_failing_past_its_threshold_is_paused_and_its_parked_deliveries
     })
     .await;
     assert_eq!(
-        sim_requests_under(&stack, SINK).await.len(),
+        stack.requests_under(SINK).await.len(),
         2,
         "only the two failures"
     );
 
-    let resumed = cli(&stack, &["targets", "resume", "audit"]).await;
+    let resumed = stack.cli(&["targets", "resume", "audit"]).await;
     assert!(resumed.expect(0).contains("target audit resumed"));
     eventually("the parked deliveries", Duration::from_secs(60), || async {
         (delivered_ids(&stack).await.len() >= 3).then_some(())
@@ -336,7 +329,7 @@ async fn a_target_failing_past_its_threshold_is_paused_and_its_parked_deliveries
     let events = on_queue(&sqs, &stack.resources.queues["events"].url, 3).await;
     let bus = on_queue(&sqs, &stack.resources.queues["bus-events"].url, 3).await;
     assert_eq!((events.len(), bus.len()), (3, 3));
-    let listed = cli(&stack, &["targets", "list"]).await;
+    let listed = stack.cli(&["targets", "list"]).await;
     assert!(
         listed
             .expect(0)
@@ -388,7 +381,9 @@ async fn a_delivery_out_of_retries_is_dead_lettered_with_its_target_and_redriven
         .await
         .unwrap();
     let jobs = stack.resources.queues["jobs"].url.clone();
-    let redriven = cli(&stack, &["dlq", "redrive", "--dlq", &dlq, "--to", &jobs]).await;
+    let redriven = stack
+        .cli(&["dlq", "redrive", "--dlq", &dlq, "--to", &jobs])
+        .await;
     assert!(redriven.expect(0).contains("1 message(s) redriven"));
     eventually("the redriven delivery", Duration::from_secs(60), || async {
         (!delivered_ids(&stack).await.is_empty()).then_some(())
@@ -405,11 +400,9 @@ async fn a_delivery_out_of_retries_is_dead_lettered_with_its_target_and_redriven
     );
 
     // The delivery log has every attempt, with status and latency.
-    let run = cli(
-        &stack,
-        &["deliveries", "list", "--since", "1h", "--format", "csv"],
-    )
-    .await;
+    let run = stack
+        .cli(&["deliveries", "list", "--since", "1h", "--format", "csv"])
+        .await;
     let csv = run.expect(0);
     let mut lines = csv.lines();
     assert_eq!(
@@ -435,18 +428,16 @@ async fn a_delivery_out_of_retries_is_dead_lettered_with_its_target_and_redriven
         ],
         "{csv}"
     );
-    let failed = cli(
-        &stack,
-        &[
+    let failed = stack
+        .cli(&[
             "deliveries",
             "list",
             "--status",
             "failed",
             "--target",
             "audit",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(
         failed.expect(0).contains("2 attempt(s)"),
         "{}",
@@ -457,7 +448,7 @@ async fn a_delivery_out_of_retries_is_dead_lettered_with_its_target_and_redriven
 #[tokio::test(flavor = "multi_thread")]
 async fn targets_test_sends_a_signed_synthetic_event_and_reports_the_answer() {
     let stack = start(with_local_targets(options())).await;
-    let run = cli(&stack, &["targets", "test", "audit"]).await;
+    let run = stack.cli(&["targets", "test", "audit"]).await;
     let out = run.expect(0);
     assert!(out.starts_with("target audit: ok, HTTP 200 in "), "{out}");
     assert!(
@@ -470,19 +461,16 @@ async fn targets_test_sends_a_signed_synthetic_event_and_reports_the_answer() {
     assert_eq!(body["eventType"], "integration.test");
     verify(&stack.resources.secrets.targets["audit"], &sink[0]).unwrap();
 
-    sim_control(
-        &stack,
-        "faults",
-        serde_json::json!({"match": "target", "status": 503, "times": 1}),
-    )
-    .await;
-    let run = cli(&stack, &["targets", "test", "audit"]).await;
+    stack
+        .fault(serde_json::json!({"match": "target", "status": 503, "times": 1}))
+        .await;
+    let run = stack.cli(&["targets", "test", "audit"]).await;
     let out = run.expect(1);
     assert!(
         out.contains("failed") && out.contains("HTTP 503") && out.contains("would be retried"),
         "{out}"
     );
-    let unknown = cli(&stack, &["targets", "test", "crm"]).await;
+    let unknown = stack.cli(&["targets", "test", "crm"]).await;
     assert_eq!(unknown.code, 1);
     assert!(
         unknown.stderr.contains("no target \"crm\"") && unknown.stderr.contains("audit, bus"),
@@ -585,7 +573,9 @@ async fn invalid_target_configurations_are_refused_at_cold_start_and_by_config_c
             assert!(cause.contains(e), "{function} does not name {e:?}: {cause}");
         }
     }
-    let run = cli(&stack, &["config", "check", file.to_str().unwrap()]).await;
+    let run = stack
+        .cli(&["config", "check", file.to_str().unwrap()])
+        .await;
     assert_eq!(run.code, 1, "{}", run.stdout);
     for e in &expected {
         assert!(
@@ -608,7 +598,9 @@ async fn invalid_target_configurations_are_refused_at_cold_start_and_by_config_c
     })
     .to_string();
     std::fs::write(&file, &document).unwrap();
-    let run = cli(&stack, &["config", "check", file.to_str().unwrap()]).await;
+    let run = stack
+        .cli(&["config", "check", file.to_str().unwrap()])
+        .await;
     assert_eq!(run.code, 1);
     expected =
         vec!["routes[0].targets[1] names the target \"nowhere\", which targets does not declare"];
@@ -626,17 +618,15 @@ async fn invalid_target_configurations_are_refused_at_cold_start_and_by_config_c
         r#"{"targets": {"crm": {"signingSecrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}}"#,
     )
     .unwrap();
-    let run = cli(
-        &stack,
-        &[
+    let run = stack
+        .cli(&[
             "config",
             "check",
             file.to_str().unwrap(),
             "--secret-file",
             secret.to_str().unwrap(),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(run.code, 1);
     assert!(
         run.stderr
@@ -644,7 +634,9 @@ async fn invalid_target_configurations_are_refused_at_cold_start_and_by_config_c
         "{}",
         run.stderr
     );
-    let ok = cli(&stack, &["config", "check", file.to_str().unwrap()]).await;
+    let ok = stack
+        .cli(&["config", "check", file.to_str().unwrap()])
+        .await;
     assert!(ok.expect(0).contains(": ok"));
 
     let mut opts = options();

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cxbridge_e2e::{
-    WebhookRequest, eventually, options, queue_depth, receive_all, sdk, start, unique,
+    TestStack, WebhookRequest, eventually, options, queue_depth, receive_all, sdk, start, unique,
 };
 use cxbridge_local::samples;
 use reqwest::StatusCode;
@@ -14,6 +14,20 @@ fn sample(channel: &str) -> samples::SampleWebhook {
 
 fn signed(secret: &str, s: &samples::SampleWebhook, delivery_id: &str) -> WebhookRequest {
     WebhookRequest::signed(secret, s.content_type, &s.body, delivery_id, &s.event_type)
+}
+
+/// CXone's retry of a delivery: signed afresh, a second later than now, so its signature
+/// differs from the first attempt's.
+fn resigned(secret: &str, s: &samples::SampleWebhook, delivery_id: &str) -> WebhookRequest {
+    let later = cxbridge::clock::now_secs() + 1;
+    WebhookRequest::signed_at(
+        secret,
+        s.content_type,
+        &s.body,
+        delivery_id,
+        &s.event_type,
+        later,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,8 +126,7 @@ async fn a_redelivery_is_a_duplicate_and_a_replay_under_a_new_id_is_refused() {
     assert_eq!(receive_all(&sqs, events).await.len(), 1);
 
     // CXone's retry: same delivery id, signed afresh (the timestamp moves on).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = signed(secret, &s, &delivery);
+    let again = resigned(secret, &s, &delivery);
     assert_ne!(again.headers, first.headers, "a fresh signature");
     let (status, body) = again.send(&client, &stack.gateway_url).await;
     assert_eq!(status, StatusCode::OK);
@@ -163,189 +176,59 @@ async fn the_same_delivery_id_with_another_body_is_a_conflict() {
     assert_eq!(body["error"]["code"], "idempotency_key_reused");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_input_is_refused_with_its_code_and_nothing_is_enqueued() {
-    let stack = start(options()).await;
+/// The sample a bad-input test spoils, and how it signs a request.
+struct BadInput {
+    secret: String,
+    sample: samples::SampleWebhook,
+    now: i64,
+}
+
+const JSON: &str = "application/json";
+
+impl BadInput {
+    fn new(stack: &TestStack) -> Self {
+        Self {
+            secret: stack.resources.secrets.webhook.clone(),
+            sample: sample("voice"),
+            now: cxbridge::clock::now_secs(),
+        }
+    }
+
+    /// `body` of `content_type`, signed now under a new delivery id.
+    fn ok(&self, body: &[u8], content_type: &str) -> WebhookRequest {
+        WebhookRequest::signed(
+            &self.secret,
+            content_type,
+            body,
+            &unique("d-"),
+            "interaction.created",
+        )
+    }
+
+    /// The sample signed at `timestamp`.
+    fn at(&self, timestamp: i64) -> WebhookRequest {
+        let body = &self.sample.body;
+        WebhookRequest::signed_at(&self.secret, JSON, body, &unique("d-"), "x", timestamp)
+    }
+
+    fn good_signature(&self) -> String {
+        cxbridge::webhook::signature::sign(self.secret.as_bytes(), self.now, &self.sample.body)
+    }
+
+    /// The sample with one bit flipped after signing.
+    fn tampered(&self) -> Vec<u8> {
+        let mut body = self.sample.body.clone();
+        body[10] ^= 1;
+        body
+    }
+}
+
+/// Sends each case and checks its status and code, that its answer names no secret, and
+/// that nothing reached a queue; then that the logs hold no secret.
+async fn each_refused(stack: &TestStack, cases: Vec<(&str, WebhookRequest, StatusCode, &str)>) {
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let client = reqwest::Client::new();
-    let secret = stack.resources.secrets.webhook.clone();
-    let now = cxbridge::clock::now_secs();
-    let s = sample("voice");
-    let json_ct = "application/json";
-    let ok = |body: &[u8], ct: &str| {
-        WebhookRequest::signed(&secret, ct, body, &unique("d-"), "interaction.created")
-    };
-    let at = |ts: i64| {
-        let headers = samples::signed_headers(&secret, ts, &s.body, &unique("d-"), "x");
-        WebhookRequest {
-            content_type: json_ct.into(),
-            body: s.body.clone(),
-            headers: headers
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        }
-    };
-    let good_sig = cxbridge::webhook::signature::sign(secret.as_bytes(), now, &s.body);
-    let mut tampered = s.body.clone();
-    tampered[10] ^= 1;
-
-    let cases: Vec<(&str, WebhookRequest, StatusCode, &str)> = vec![
-        (
-            "tampered body",
-            WebhookRequest {
-                body: tampered,
-                ..ok(&s.body, json_ct)
-            },
-            StatusCode::UNAUTHORIZED,
-            "signature_mismatch",
-        ),
-        (
-            "stale timestamp",
-            at(now - 600),
-            StatusCode::UNAUTHORIZED,
-            "timestamp_too_old",
-        ),
-        (
-            "far stale timestamp",
-            at(now - 86_400),
-            StatusCode::UNAUTHORIZED,
-            "timestamp_too_old",
-        ),
-        (
-            "future timestamp",
-            at(now + 600),
-            StatusCode::UNAUTHORIZED,
-            "timestamp_in_future",
-        ),
-        (
-            "wrong secret",
-            WebhookRequest::signed("not-the-secret", json_ct, &s.body, &unique("d-"), "x"),
-            StatusCode::UNAUTHORIZED,
-            "signature_mismatch",
-        ),
-        (
-            "missing signature",
-            ok(&s.body, json_ct).without("x-nexus-signature-256"),
-            StatusCode::UNAUTHORIZED,
-            "missing_signature_header",
-        ),
-        (
-            "missing timestamp",
-            ok(&s.body, json_ct).without("x-nexus-timestamp"),
-            StatusCode::UNAUTHORIZED,
-            "missing_signature_header",
-        ),
-        (
-            "garbled signature",
-            ok(&s.body, json_ct).set("x-nexus-signature-256", "sha256=not-hex"),
-            StatusCode::UNAUTHORIZED,
-            "malformed_signature",
-        ),
-        (
-            "short signature",
-            ok(&s.body, json_ct).set("x-nexus-signature-256", "sha256=abcd"),
-            StatusCode::UNAUTHORIZED,
-            "malformed_signature",
-        ),
-        (
-            "signature without scheme",
-            ok(&s.body, json_ct).set("x-nexus-signature-256", &good_sig[7..]),
-            StatusCode::UNAUTHORIZED,
-            "malformed_signature",
-        ),
-        (
-            "sha1 scheme",
-            ok(&s.body, json_ct).set(
-                "x-nexus-signature-256",
-                &good_sig.replace("sha256=", "sha1="),
-            ),
-            StatusCode::UNAUTHORIZED,
-            "malformed_signature",
-        ),
-        (
-            "timestamp not a number",
-            ok(&s.body, json_ct).set("x-nexus-timestamp", "yesterday"),
-            StatusCode::UNAUTHORIZED,
-            "timestamp_not_numeric",
-        ),
-        (
-            "timestamp in exponent form",
-            ok(&s.body, json_ct).set("x-nexus-timestamp", "1.8e9"),
-            StatusCode::UNAUTHORIZED,
-            "timestamp_not_numeric",
-        ),
-        (
-            "timestamp changed after signing",
-            ok(&s.body, json_ct).set("x-nexus-timestamp", &(now - 1).to_string()),
-            StatusCode::UNAUTHORIZED,
-            "signature_mismatch",
-        ),
-        (
-            "malformed JSON",
-            ok(b"{\"eventType\": ", json_ct),
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-        ),
-        (
-            "JSON that is not an object",
-            ok(b"[1,2,3]", json_ct),
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-        ),
-        (
-            "malformed XML",
-            ok(b"<ContactEvent><ContactId>1</Contact>", "text/xml"),
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-        ),
-        (
-            "XML with a DTD",
-            ok(
-                b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
-                "application/xml",
-            ),
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-        ),
-        (
-            "empty body",
-            ok(b"", json_ct),
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-        ),
-        (
-            "missing delivery id",
-            ok(&s.body, json_ct).without("x-nexus-delivery-id"),
-            StatusCode::BAD_REQUEST,
-            "missing_delivery_id",
-        ),
-        (
-            "overlong delivery id",
-            ok(&s.body, json_ct).set("x-nexus-delivery-id", &"d".repeat(300)),
-            StatusCode::BAD_REQUEST,
-            "missing_delivery_id",
-        ),
-        (
-            "body over 256 KiB",
-            ok(&vec![b' '; 256 * 1024 + 1], json_ct),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-        ),
-        (
-            "text/plain",
-            ok(&s.body, "text/plain"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        ),
-        (
-            "no content type",
-            ok(&s.body, ""),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        ),
-    ];
-    assert!(cases.len() >= 20);
+    let secret = &stack.resources.secrets.webhook;
     for (name, request, status, code) in cases {
         let (got, body) = request.send(&client, &stack.gateway_url).await;
         assert_eq!(got, status, "{name}: {body}");
@@ -356,8 +239,10 @@ async fn bad_input_is_refused_with_its_code_and_nothing_is_enqueued() {
                 .is_some_and(|m| !m.is_empty()),
             "{name}"
         );
-        let body_text = body.to_string();
-        assert!(!body_text.contains(&secret), "{name}: the secret leaked");
+        assert!(
+            !body.to_string().contains(secret),
+            "{name}: the secret leaked"
+        );
         for queue in ["events", "jobs"] {
             assert_eq!(
                 queue_depth(&sqs, &stack.resources.queues[queue].url).await,
@@ -367,7 +252,184 @@ async fn bad_input_is_refused_with_its_code_and_nothing_is_enqueued() {
         }
     }
     let logs = stack.log.lines().join("\n");
-    assert!(!logs.contains(&secret), "the secret appears in the logs");
+    assert!(!logs.contains(secret), "the secret appears in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_signatures_are_refused_with_their_code_and_nothing_is_enqueued() {
+    let stack = start(options()).await;
+    let b = BadInput::new(&stack);
+    let cases = vec![
+        (
+            "tampered body",
+            WebhookRequest {
+                body: b.tampered(),
+                ..b.ok(&b.sample.body, JSON)
+            },
+            StatusCode::UNAUTHORIZED,
+            "signature_mismatch",
+        ),
+        (
+            "stale timestamp",
+            b.at(b.now - 600),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_too_old",
+        ),
+        (
+            "far stale timestamp",
+            b.at(b.now - 86_400),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_too_old",
+        ),
+        (
+            "future timestamp",
+            b.at(b.now + 600),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_in_future",
+        ),
+        (
+            "wrong secret",
+            WebhookRequest::signed("not-the-secret", JSON, &b.sample.body, &unique("d-"), "x"),
+            StatusCode::UNAUTHORIZED,
+            "signature_mismatch",
+        ),
+        (
+            "missing signature",
+            b.ok(&b.sample.body, JSON).without("x-nexus-signature-256"),
+            StatusCode::UNAUTHORIZED,
+            "missing_signature_header",
+        ),
+        (
+            "missing timestamp",
+            b.ok(&b.sample.body, JSON).without("x-nexus-timestamp"),
+            StatusCode::UNAUTHORIZED,
+            "missing_signature_header",
+        ),
+        (
+            "garbled signature",
+            b.ok(&b.sample.body, JSON)
+                .set("x-nexus-signature-256", "sha256=not-hex"),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "short signature",
+            b.ok(&b.sample.body, JSON)
+                .set("x-nexus-signature-256", "sha256=abcd"),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "signature without scheme",
+            b.ok(&b.sample.body, JSON)
+                .set("x-nexus-signature-256", &b.good_signature()[7..]),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "sha1 scheme",
+            b.ok(&b.sample.body, JSON).set(
+                "x-nexus-signature-256",
+                &b.good_signature().replace("sha256=", "sha1="),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "malformed_signature",
+        ),
+        (
+            "timestamp not a number",
+            b.ok(&b.sample.body, JSON)
+                .set("x-nexus-timestamp", "yesterday"),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_not_numeric",
+        ),
+        (
+            "timestamp in exponent form",
+            b.ok(&b.sample.body, JSON).set("x-nexus-timestamp", "1.8e9"),
+            StatusCode::UNAUTHORIZED,
+            "timestamp_not_numeric",
+        ),
+        (
+            "timestamp changed after signing",
+            b.ok(&b.sample.body, JSON)
+                .set("x-nexus-timestamp", &(b.now - 1).to_string()),
+            StatusCode::UNAUTHORIZED,
+            "signature_mismatch",
+        ),
+    ];
+    each_refused(&stack, cases).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_bodies_and_headers_are_refused_with_their_code_and_nothing_is_enqueued() {
+    let stack = start(options()).await;
+    let b = BadInput::new(&stack);
+    let cases = vec![
+        (
+            "malformed JSON",
+            b.ok(b"{\"eventType\": ", JSON),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "JSON that is not an object",
+            b.ok(b"[1,2,3]", JSON),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "malformed XML",
+            b.ok(b"<ContactEvent><ContactId>1</Contact>", "text/xml"),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "XML with a DTD",
+            b.ok(
+                b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
+                "application/xml",
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "empty body",
+            b.ok(b"", JSON),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+        ),
+        (
+            "missing delivery id",
+            b.ok(&b.sample.body, JSON).without("x-nexus-delivery-id"),
+            StatusCode::BAD_REQUEST,
+            "missing_delivery_id",
+        ),
+        (
+            "overlong delivery id",
+            b.ok(&b.sample.body, JSON)
+                .set("x-nexus-delivery-id", &"d".repeat(300)),
+            StatusCode::BAD_REQUEST,
+            "missing_delivery_id",
+        ),
+        (
+            "body over 256 KiB",
+            b.ok(&vec![b' '; 256 * 1024 + 1], JSON),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "text/plain",
+            b.ok(&b.sample.body, "text/plain"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            b.ok(&b.sample.body, ""),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    each_refused(&stack, cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -422,11 +484,11 @@ async fn a_rotated_secret_is_picked_up_without_a_restart_and_the_retired_one_is_
         "the previous secret is still active"
     );
 
-    let document = cxbridge_e2e::read_secret(&stack).await;
+    let document = stack.read_secret().await;
     let rotated = unique("rotated-");
     let mut next = document.clone();
     next["webhookSecrets"] = json!([rotated, current]);
-    cxbridge_e2e::write_secret(&stack, &next).await;
+    stack.write_secret(&next).await;
 
     let (status, body) = signed(&rotated, &sample("chat"), &unique("d-"))
         .send(&client, &stack.gateway_url)
@@ -496,8 +558,7 @@ async fn with_the_queue_gone_the_receiver_answers_503_and_the_retry_after_recove
         .await
         .unwrap();
     assert_eq!(recreated.queue_url(), Some(events.url.as_str()));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = signed(secret, &s, &delivery)
+    let (status, body) = resigned(secret, &s, &delivery)
         .send(&client, &stack.gateway_url)
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -641,13 +702,8 @@ fn the_cli_prints_headers_that_verify() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retired_secret_is_refused_once_the_cache_lapses_even_if_it_is_tried_first() {
-    let mut opts = options();
-    opts.env_overrides.push(
-        "webhook-receiver:CXBRIDGE_SECRET_CACHE_TTL_SECS=1"
-            .parse()
-            .unwrap(),
-    );
-    let stack = start(opts).await;
+    let short_cache = "webhook-receiver:CXBRIDGE_SECRET_CACHE_TTL_SECS=1";
+    let stack = start(cxbridge_e2e::with_setting(options(), short_cache)).await;
     let client = reqwest::Client::new();
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk().await);
     let previous = stack.resources.secrets.webhook_previous.clone();
@@ -703,12 +759,7 @@ async fn when_one_target_fails_the_retry_sends_only_to_it_and_each_target_gets_t
     );
     let routes =
         json!({"routes": [{"name": "both", "targets": [{"queue": "events"}, {"queue": crm_url}]}]});
-    let mut opts = options();
-    opts.env_overrides.push(cxbridge_local::EnvOverride {
-        function: "webhook-receiver".into(),
-        key: "CXBRIDGE_WEBHOOK_CONFIG".into(),
-        value: routes.to_string(),
-    });
+    let opts = cxbridge_e2e::with_webhook_config(options(), &routes);
     let stack = start(opts).await;
     let client = reqwest::Client::new();
     let request = signed(

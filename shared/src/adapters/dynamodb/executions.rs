@@ -139,19 +139,10 @@ impl ExecutionStore for DynamoDbExecutionStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Execution>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", key(id))
-            .consistent_read(true)
-            .send()
+        let item = super::read_item(&self.client, &self.table, key(id))
             .await
             .map_err(unavailable)?;
-        Ok(out
-            .item
-            .as_ref()
-            .and_then(|i| parse(i, crate::clock::now_ms())))
+        Ok(parse(&item, crate::clock::now_ms()))
     }
 
     async fn dispatched(

@@ -44,6 +44,25 @@ pub(crate) fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Optio
         .and_then(|v| v.parse().ok())
 }
 
+/// Reads the item at `pk`, strongly consistent; an absent item is empty.
+pub(crate) async fn read_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: AttributeValue,
+) -> Result<
+    HashMap<String, AttributeValue>,
+    SdkError<aws_sdk_dynamodb::operation::get_item::GetItemError>,
+> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("pk", pk)
+        .consistent_read(true)
+        .send()
+        .await?;
+    Ok(out.item.unwrap_or_default())
+}
+
 /// The store is unavailable: the SDK's error with its context.
 pub(crate) fn unavailable<E>(e: SdkError<E>) -> StoreError
 where

@@ -80,17 +80,13 @@ impl DynamoDbRateBudget {
     }
 
     async fn try_once(&self, seen: &mut Vec<i64>) -> Result<Result<(), Duration>, Miss> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(self.key.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed(&e))?
-            .item
-            .unwrap_or_default();
+        let item = super::read_item(
+            &self.client,
+            &self.table,
+            AttributeValue::S(self.key.clone()),
+        )
+        .await
+        .map_err(|e| failed(&e))?;
         let version: i64 = item
             .get("version")
             .and_then(|v| v.as_n().ok())

@@ -28,17 +28,9 @@ fn key(session_id: &str) -> String {
 
 impl SessionMemory for DynamoDbSessionMemory {
     async fn recall(&self, session_id: &str, now_ms: i64) -> Result<Option<ContactId>, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key(session_id)))
-            .consistent_read(true)
-            .send()
+        let item = super::read_item(&self.client, &self.table, s(key(session_id)))
             .await
-            .map_err(unavailable)?
-            .item
-            .unwrap_or_default();
+            .map_err(unavailable)?;
         // TTL deletion is lazy: an expired item is absent.
         if number(&item, "expiresAt").is_none_or(|e| e < now_ms / 1000) {
             return Ok(None);

@@ -37,16 +37,9 @@ impl DynamoDbTargetStore {
     }
 
     async fn item(&self, target: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", key(target))
-            .consistent_read(true)
-            .send()
+        super::read_item(&self.client, &self.table, key(target))
             .await
-            .map_err(unavailable)?;
-        Ok(out.item.unwrap_or_default())
+            .map_err(unavailable)
     }
 }
 

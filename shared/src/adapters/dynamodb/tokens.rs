@@ -45,18 +45,13 @@ where
 
 impl TokenStore for DynamoDbTokenStore {
     async fn load(&self) -> Result<Option<AccessToken>, CxoneError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(self.key.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
+        let item = super::read_item(
+            &self.client,
+            &self.table,
+            AttributeValue::S(self.key.clone()),
+        )
+        .await
+        .map_err(|e| store_error(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
         let (Some(value), Some(expires), Some(refresh)) = (
             text(&item, "accessToken"),
             number(&item, "expiresAtMs"),

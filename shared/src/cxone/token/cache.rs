@@ -4,9 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::fetch::TokenFetcher;
 use super::store::TokenStore;
-use super::{AccessToken, TokenSource};
+use super::{AccessToken, TokenFetch, TokenSource};
 use crate::clock::now_ms;
 use crate::cxone::error::CxoneError;
 
@@ -19,16 +18,16 @@ const FOLLOW_LIMIT: Duration = Duration::from_secs(4);
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// The [`TokenSource`] every function uses: local cache, single flight, shared token.
-pub struct SharedTokenSource<S> {
-    fetcher: TokenFetcher,
+pub struct SharedTokenSource<S, F> {
+    fetcher: F,
     store: S,
     owner: String,
     cached: Mutex<Option<Arc<AccessToken>>>,
     flight: tokio::sync::Mutex<()>,
 }
 
-impl<S: TokenStore> SharedTokenSource<S> {
-    pub fn new(fetcher: TokenFetcher, store: S) -> Self {
+impl<S: TokenStore, F: TokenFetch> SharedTokenSource<S, F> {
+    pub fn new(fetcher: F, store: S) -> Self {
         Self {
             fetcher,
             store,
@@ -106,7 +105,7 @@ impl<S: TokenStore> SharedTokenSource<S> {
     }
 }
 
-impl<S: TokenStore> TokenSource for SharedTokenSource<S> {
+impl<S: TokenStore, F: TokenFetch> TokenSource for SharedTokenSource<S, F> {
     async fn token(&self) -> Result<Arc<AccessToken>, CxoneError> {
         if let Some(t) = self.fresh_local(now_ms()) {
             return Ok(t);
@@ -127,5 +126,68 @@ impl<S: TokenStore> TokenSource for SharedTokenSource<S> {
         if let Err(err) = self.store.retire(token).await {
             tracing::warn!(error = %err, "could not retire the refused CXone token");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::cxone::token::NoSharing;
+    use crate::testing::FakeTokenFetch;
+
+    fn source() -> SharedTokenSource<NoSharing, FakeTokenFetch> {
+        SharedTokenSource::new(FakeTokenFetch::default(), NoSharing)
+    }
+
+    #[tokio::test]
+    async fn callers_at_once_share_one_fetch_and_its_token() {
+        let s = source();
+        let tokens = futures_util::future::join_all((0..5).map(|_| s.token())).await;
+        assert_eq!(s.fetcher.fetches.load(Ordering::SeqCst), 1);
+        for token in tokens {
+            assert_eq!(token.unwrap().value.expose_secret(), "token-1");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_never_handed_out_again() {
+        let s = source();
+        let first = s.token().await.unwrap();
+        assert_eq!(s.token().await.unwrap().value.expose_secret(), "token-1");
+        s.invalidate(&first).await;
+        assert_eq!(s.token().await.unwrap().value.expose_secret(), "token-2");
+        assert_eq!(s.fetcher.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_an_error_and_the_next_call_fetches_again() {
+        let s = source();
+        s.fetcher.down.store(true, Ordering::SeqCst);
+        let err = s.token().await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        s.fetcher.down.store(false, Ordering::SeqCst);
+        assert_eq!(s.token().await.unwrap().value.expose_secret(), "token-2");
+    }
+
+    #[tokio::test]
+    async fn a_preloaded_token_serves_without_a_fetch_unless_it_is_due() {
+        let s = source();
+        let now = now_ms();
+        let shared = |refresh_at_ms| AccessToken {
+            value: secrecy::SecretString::from("shared".to_owned()),
+            expires_at_ms: now + 600_000,
+            refresh_at_ms,
+            api_base: None,
+        };
+        s.preload(Some(shared(now - 1)));
+        assert_eq!(s.token().await.unwrap().value.expose_secret(), "token-1");
+        let s = source();
+        s.preload(Some(shared(now + 60_000)));
+        assert_eq!(s.token().await.unwrap().value.expose_secret(), "shared");
+        assert_eq!(s.fetcher.fetches.load(Ordering::SeqCst), 0);
     }
 }

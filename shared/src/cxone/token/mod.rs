@@ -1,13 +1,13 @@
-//! CXone access tokens, split along their four concerns:
-//! - [`fetch`]: asking the token endpoint for a token (both grants, both client auths);
-//! - [`discovery`]: where the platform's token endpoint and API base are, and the tenant;
+//! CXone access tokens, split along their concerns:
+//! - [`TokenFetch`]: the port that asks the token endpoint for a token (its HTTP adapter,
+//!   `adapters::cxone::TokenFetcher`, knows both grants and both client auths);
+//! - [`tenant`]: which tenant a token belongs to;
 //! - [`store`]: the token every instance shares, and the lease that elects who refreshes;
 //! - [`cache`]: the [`TokenSource`] functions use: local cache, one refresh at a time.
 
 pub mod cache;
-pub mod discovery;
-pub mod fetch;
 pub mod store;
+pub mod tenant;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,9 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::error::CxoneError;
 
 pub use cache::SharedTokenSource;
-pub use discovery::{tenant_from_id_token, tenant_id};
-pub use fetch::TokenFetcher;
 pub use store::{NoSharing, TokenStore};
+pub use tenant::{tenant_from_id_token, tenant_id};
 
 /// A bearer token and where to use it.
 #[derive(Clone)]
@@ -56,6 +55,11 @@ pub trait TokenSource: Send + Sync {
     fn invalidate(&self, token: &AccessToken) -> impl Future<Output = ()> + Send;
 }
 
+/// Port: asks CXone's token endpoint for a new token.
+pub trait TokenFetch: Send + Sync {
+    fn fetch(&self) -> impl Future<Output = Result<AccessToken, CxoneError>> + Send;
+}
+
 /// When to refresh a token that lives `ttl_ms`: at least 60 s early with up to 30 s of
 /// jitter, or at half-life for tokens too short for that.
 pub fn refresh_delay_ms(ttl_ms: i64, jitter: f64) -> i64 {
@@ -69,7 +73,7 @@ pub fn refresh_delay_ms(ttl_ms: i64, jitter: f64) -> i64 {
     }
 }
 
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let mut b = [0u8; 2];
     let _ = getrandom::fill(&mut b);
     f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)

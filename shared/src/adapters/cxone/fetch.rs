@@ -9,11 +9,12 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::discovery::{Discovery, tenant_id};
-use super::{AccessToken, jitter, refresh_delay_ms};
+use super::discovery::Discovery;
+use super::{read_answer, transport};
 use crate::clock::now_ms;
 use crate::cxone::config::{ClientAuth, CxoneConfig, Profile};
-use crate::cxone::error::{CxoneError, Endpoint, read_answer, transport};
+use crate::cxone::error::{CxoneError, Endpoint};
+use crate::cxone::token::{AccessToken, TokenFetch, jitter, refresh_delay_ms, tenant_id};
 use crate::secrets::CxoneCredentials;
 
 /// A token request: its form fields, and the `Authorization` header of Basic client auth.
@@ -172,6 +173,12 @@ impl TokenFetcher {
             refresh_at_ms: now + refresh_delay_ms(ttl_ms, jitter()),
             api_base,
         })
+    }
+}
+
+impl TokenFetch for TokenFetcher {
+    async fn fetch(&self) -> Result<AccessToken, CxoneError> {
+        TokenFetcher::fetch(self).await
     }
 }
 

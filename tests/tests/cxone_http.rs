@@ -1,16 +1,18 @@
-//! Adapter tests: the CXone clients against the simulator, in both profiles.
+//! Adapter tests: the CXone HTTP clients (`adapters::cxone`) against the simulator, in both
+//! profiles. Run with `make test`, which starts the AWS emulator the shared-token tests use.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use cxbridge::adapters::cxone::{HttpCxoneClient, TokenFetcher, http_client};
 use cxbridge::adapters::dynamodb::DynamoDbRateBudget;
 use cxbridge::adapters::dynamodb::DynamoDbTokenStore;
-use cxbridge::cxone::client::Spawn;
-use cxbridge::cxone::client::http_client;
+use cxbridge::cxone::api::Spawn;
 use cxbridge::cxone::config::{ClientAuth, CxoneConfig, Profile, SignalBody, SpawnParams};
 use cxbridge::cxone::rate::{RateBudget, Unlimited};
-use cxbridge::cxone::token::{NoSharing, SharedTokenSource, TokenFetcher, TokenStore};
-use cxbridge::cxone::{ContextSink, CxoneError, CxoneSignals, HttpCxoneClient, SignalRequest};
+use cxbridge::cxone::token::{NoSharing, SharedTokenSource, TokenStore};
+use cxbridge::cxone::{ContextSink, CxoneError, CxoneSignals, SignalRequest};
 use cxbridge::secrets::CxoneCredentials;
 use cxbridge_e2e::{sdk, unique};
 use cxbridge_local::simulator::{SimCredentials, SimOptions, Simulator, default_definitions};
@@ -79,7 +81,7 @@ async fn simulator(profile: &str) -> Sim {
 }
 
 impl Sim {
-    fn tokens<S: TokenStore>(&self, store: S) -> SharedTokenSource<S> {
+    fn tokens<S: TokenStore>(&self, store: S) -> SharedTokenSource<S, TokenFetcher> {
         SharedTokenSource::new(
             TokenFetcher::new(
                 self.http.clone(),
@@ -90,7 +92,10 @@ impl Sim {
         )
     }
 
-    fn client<R: RateBudget>(&self, budget: R) -> HttpCxoneClient<SharedTokenSource<NoSharing>, R> {
+    fn client<R: RateBudget>(
+        &self,
+        budget: R,
+    ) -> HttpCxoneClient<SharedTokenSource<NoSharing, TokenFetcher>, R> {
         HttpCxoneClient::new(
             self.http.clone(),
             self.config.clone(),
@@ -783,7 +788,7 @@ impl Sim {
     fn client_with(
         &self,
         change: impl FnOnce(&mut CxoneConfig),
-    ) -> HttpCxoneClient<SharedTokenSource<NoSharing>, Unlimited> {
+    ) -> HttpCxoneClient<SharedTokenSource<NoSharing, TokenFetcher>, Unlimited> {
         let mut config = (*self.config).clone();
         change(&mut config);
         let config = Arc::new(config);
