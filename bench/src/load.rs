@@ -52,6 +52,8 @@ pub struct LoadRun {
     pub errors: BTreeMap<String, usize>,
     /// Latency of every answered request, sorted.
     pub latencies: Vec<Duration>,
+    /// Each accepted request's number (`first` + its place in the run) and latency.
+    pub answered: Vec<(usize, Duration)>,
     /// Messages that reached the events queue during the run.
     pub enqueued: i64,
     /// AWS calls webhook-receiver made during the run, by operation.
@@ -89,23 +91,9 @@ pub struct Target {
 
 /// Messages on a queue: visible, in flight and delayed.
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<i64> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await?;
-    Ok(attrs
-        .attributes()
-        .map(|a| {
-            a.values()
-                .filter_map(|v| v.parse::<i64>().ok())
-                .sum::<i64>()
-        })
-        .unwrap_or(0))
+    cxbridge_local::poller::queue_depth(sqs, url)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// Where the local named targets put what they received.
@@ -131,6 +119,43 @@ pub struct Fanout {
     pub settled_after: Duration,
 }
 
+/// One run whose requests alternate between a route to `events` alone (even numbers) and
+/// the route to `events` and the named targets (odd numbers), on the same stack at the same
+/// time, so that the two acknowledgements are compared under the same emulator load.
+#[derive(Debug, Clone)]
+pub struct Interleaved {
+    pub run: LoadRun,
+    /// Latencies of the requests routed to `events` alone, sorted.
+    pub events_only: Vec<Duration>,
+    /// Latencies of the requests routed to `events` and the targets, sorted.
+    pub with_targets: Vec<Duration>,
+}
+
+impl Interleaved {
+    pub fn new(run: LoadRun) -> Self {
+        let (mut events_only, mut with_targets) = (Vec::new(), Vec::new());
+        for &(n, latency) in &run.answered {
+            if n % 2 == 0 {
+                events_only.push(latency);
+            } else {
+                with_targets.push(latency);
+            }
+        }
+        events_only.sort();
+        with_targets.sort();
+        Self {
+            run,
+            events_only,
+            with_targets,
+        }
+    }
+
+    /// What the targets add to the acknowledgement's p50.
+    pub fn added_p50(&self) -> Duration {
+        percentile(&self.with_targets, 50.0).saturating_sub(percentile(&self.events_only, 50.0))
+    }
+}
+
 /// The same rate without and with the local named targets.
 #[derive(Debug, Clone)]
 pub struct TargetsRun {
@@ -141,6 +166,8 @@ pub struct TargetsRun {
     pub delivering: LoadRun,
     /// What the targets got for both runs.
     pub fanout: Fanout,
+    /// Both routes in one run, the drainer's mapping disabled.
+    pub interleaved: Interleaved,
     /// What the emulator takes for the receiver's sends without and with the targets.
     pub sends: SendCosts,
 }
@@ -302,6 +329,7 @@ impl Target {
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 tasks.push(tokio::spawn(async move {
                     (
+                        first + i,
                         Err(format!("not sent: {MAX_IN_FLIGHT} already in flight")),
                         Duration::ZERO,
                     )
@@ -322,7 +350,7 @@ impl Target {
                     },
                     Err(err) => Err(format!("{err}")),
                 };
-                (outcome, at.elapsed())
+                (first + i, outcome, at.elapsed())
             }));
         }
         let mut run = LoadRun {
@@ -332,15 +360,17 @@ impl Target {
             accepted: 0,
             errors: BTreeMap::new(),
             latencies: Vec::with_capacity(total),
+            answered: Vec::with_capacity(total),
             enqueued: 0,
             calls: BTreeMap::new(),
         };
         for task in tasks {
-            let (outcome, latency) = task.await?;
+            let (n, outcome, latency) = task.await?;
             match outcome {
                 Ok(202) => {
                     run.accepted += 1;
                     run.latencies.push(latency);
+                    run.answered.push((n, latency));
                 }
                 Ok(status) => {
                     run.latencies.push(latency);

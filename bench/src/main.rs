@@ -139,7 +139,8 @@ async fn run(args: Args) -> Result<()> {
     let (loads, duplicates, events_only) = outcome?;
 
     println!("cxbridge-bench: starting the local stack with its named targets (up to 4 instances)");
-    let options = stack_options(&args, &root, &log, &format!("{run_id}t"), 4);
+    let mut options = stack_options(&args, &root, &log, &format!("{run_id}t"), 4);
+    options.webhook_config = Some(interleaved_config(&run_id));
     let stack = Stack::start(options).await?;
     let outcome = with_targets(&args, &stack, &run_id, events_only).await;
     stack.shutdown().await;
@@ -280,6 +281,31 @@ async fn durable_peer(args: &Args, stack: &Stack, run_id: &str) -> Result<peer::
 }
 
 /// The load generator for a stack's webhook route.
+/// The run whose requests alternate between the two routes of [`interleaved_config`].
+fn interleaved_run(run_id: &str) -> String {
+    format!("{run_id}-ab")
+}
+
+/// The local stack's default routing (every event to `events`, `audit` and the bus), and
+/// before it a route that sends the even-numbered webhooks of the interleaved run to
+/// `events` alone.
+fn interleaved_config(run_id: &str) -> String {
+    let local = cxbridge_local::bootstrap::local_webhook_config("{simulator}", "{bus}");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&local).unwrap_or_else(|_| serde_json::json!({}));
+    // The sample's interaction id is `chat-{run}-{n}`; the run id is letters and digits.
+    let even = format!("^chat-{}-[0-9]*[02468]$", interleaved_run(run_id));
+    if let Some(routes) = config["routes"].as_array_mut() {
+        routes.insert(
+            0,
+            serde_json::json!({"name": "events-only", "priority": 1, "stop": true,
+                "when": [{"field": "interactionId", "regex": even}],
+                "targets": [{"queue": "events"}]}),
+        );
+    }
+    config.to_string()
+}
+
 async fn load_target(stack: &Stack, run: String) -> Result<load::Target> {
     let client = ready(stack).await?;
     let sdk = cxbridge_local::stack::emulator_config(&stack.aws_endpoint).await;
@@ -352,7 +378,6 @@ async fn with_targets(
         jobs_queue: queue("jobs")?,
     };
     let seconds = Duration::from_secs(args.seconds);
-    let sends = target.send_costs(&format!("{run_id}t-probe"), 200).await?;
     println!(
         "cxbridge-bench: {} webhooks/s for {} s, routed to events, audit and the bus, the drainer's mapping disabled",
         args.targets_rate, args.seconds
@@ -377,11 +402,27 @@ async fn with_targets(
             Duration::from_secs(300),
         )
         .await?;
+    // The acknowledgement with and without the targets, compared within one run: its
+    // requests alternate between the two routes (`interleaved_config`), the drainer's
+    // mapping disabled so that the emulator serves the webhook route alone.
+    let sends = target.send_costs(&format!("{run_id}t-probe"), 200).await?;
+    println!(
+        "cxbridge-bench: {} webhooks/s for {} s, alternately to events alone and to events, audit and the bus",
+        args.targets_rate,
+        2 * args.seconds
+    );
+    let alternating = load_target(stack, interleaved_run(run_id)).await?;
+    stack.set_mapping_enabled("jobs", false);
+    let interleaved = alternating
+        .fixed_rate(args.targets_rate, 2 * seconds, 0)
+        .await;
+    stack.set_mapping_enabled("jobs", true);
     Ok(load::TargetsRun {
         events_only,
         held,
         delivering,
         fanout,
+        interleaved: load::Interleaved::new(interleaved?),
         sends,
     })
 }
