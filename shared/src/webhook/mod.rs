@@ -229,14 +229,34 @@ fn check_signal_contact(event: &Value) -> Result<(), ApiError> {
     }
 }
 
-/// A delivery job's payload as the webhook route writes it.
+/// A delivery job's payload as the webhook route writes it. `event` is written as `null`,
+/// and [`with_event`] puts the event's text in its place.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DeliveryPayload<'a> {
     target: &'a str,
     delivery_id: &'a str,
     route: &'a str,
-    event: Box<serde_json::value::RawValue>,
+    event: Option<()>,
+}
+
+/// `job` (a serialised delivery job) with `event` (JSON text) in place of its
+/// `"event":null`: the event goes in as the text already serialised for the queues,
+/// neither parsed nor serialised again. Inside a JSON string every `"` is escaped, so the
+/// first `"event":null` is the payload's own field (its key follows `route`'s value).
+fn with_event(job: &str, event: &str) -> Result<String, ApiError> {
+    const SLOT: &str = "\"event\":null";
+    let at = job.find(SLOT).ok_or_else(|| {
+        ApiError::internal(std::io::Error::other(
+            "a delivery job without its event slot",
+        ))
+    })?;
+    let mut out = String::with_capacity(job.len() + event.len());
+    out.push_str(&job[..at]);
+    out.push_str("\"event\":");
+    out.push_str(event);
+    out.push_str(&job[at + SLOT.len()..]);
+    Ok(out)
 }
 
 fn plan(
@@ -259,6 +279,9 @@ fn plan(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    // The attributes every message of this event carries, sanitised once.
+    let (delivery_attribute, type_attribute) =
+        (attribute_value(delivery_id), attribute_value(&event_type));
     for (index, (route, target)) in routing::route(&config.routes, event)
         .into_iter()
         .enumerate()
@@ -305,29 +328,27 @@ fn plan(
             }
             Target::Deliver(target) => {
                 // One job per (delivery, target): each is retried, parked and
-                // dead-lettered on its own, and runs once. The event goes in as the text
-                // already serialised for the queues, not copied and serialised again.
+                // dead-lettered on its own, and runs once.
                 let event = event_body.get_or_insert_with(|| crate::queue::sqs_json(event));
-                let event = serde_json::value::RawValue::from_string(event.clone())
-                    .map_err(ApiError::internal)?;
                 let id = format!("{scoped}@{target}");
                 let payload = DeliveryPayload {
                     target,
                     delivery_id,
                     route,
-                    event,
+                    event: None,
                 };
                 let job = Job::new(JobKind::Delivery, id.clone(), id, payload, now_ms);
-                (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
+                let body = with_event(&crate::queue::sqs_json(&job), event)?;
+                (config.jobs_queue_url.clone(), body)
             }
         };
         let fifo = queue.ends_with(".fifo");
         let message = OutboundMessage {
             body,
             attributes: vec![
-                ("deliveryId".to_owned(), attribute_value(delivery_id)),
+                ("deliveryId".to_owned(), delivery_attribute.clone()),
                 ("route".to_owned(), attribute_value(route)),
-                ("eventType".to_owned(), attribute_value(&event_type)),
+                ("eventType".to_owned(), type_attribute.clone()),
             ]
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
@@ -588,6 +609,57 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_job_carries_the_event_text_as_serde_would_write_it_whatever_its_names() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Expected<'a> {
+            target: &'a str,
+            delivery_id: &'a str,
+            route: &'a str,
+            event: Box<serde_json::value::RawValue>,
+        }
+        let event = r#"{"eventType":"x","note":"\"event\":null","k":[1,{"event":null}]}"#;
+        for route in [
+            "plain",
+            r#"r","event":null,"x"#,
+            "back\\slash\\",
+            "\u{fffe}",
+        ] {
+            let payload = DeliveryPayload {
+                target: "audit",
+                delivery_id: "d-1",
+                route,
+                event: None,
+            };
+            let job = Job::new(
+                JobKind::Delivery,
+                "d-1@audit".into(),
+                "d-1@audit".into(),
+                payload,
+                0,
+            );
+            let spliced = with_event(&crate::queue::sqs_json(&job), event).unwrap();
+            let expected = Expected {
+                target: "audit",
+                delivery_id: "d-1",
+                route,
+                event: serde_json::value::RawValue::from_string(event.to_owned()).unwrap(),
+            };
+            let job = Job::new(
+                JobKind::Delivery,
+                "d-1@audit".into(),
+                "d-1@audit".into(),
+                expected,
+                0,
+            );
+            assert_eq!(spliced, crate::queue::sqs_json(&job), "{route}");
+            let read: Value = serde_json::from_str(&spliced).unwrap();
+            assert_eq!(read["payload"]["route"], route);
+            assert_eq!(read["payload"]["event"]["note"], "\"event\":null");
+        }
+    }
     use crate::secrets::{Secrets, parse_secrets};
     use crate::testing::{FakeQueue, FakeSecrets, FakeStore};
     use std::sync::Arc;
