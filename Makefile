@@ -5,7 +5,7 @@ VENV := .venv/moto
 MOTO := $(VENV)/bin/moto_server
 LOCAL := target/debug/cxbridge-local
 TOOLS := .venv/tools
-FUNCTIONS := webhook-receiver intent-router signal-dispatcher callback-verifier retry-drainer
+FUNCTIONS := webhook-receiver intent-router signal-dispatcher callback-verifier retry-drainer event-relay
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 

@@ -5,6 +5,12 @@ two steps, so two concurrent conditional writes can both succeed. DynamoDB never
 that, and cxbridge's idempotency, leases and budgets rely on it; so every DynamoDB write
 here runs under one lock. Everything else is moto's own server (same arguments).
 
+A transaction backs up only the items it touches, and stream reads wait for writes. moto's own backup is a deep copy of every
+table the transaction names, put in place of the live table when it is cancelled: a copy of
+the whole table on each call, and a table object that the stream's open iterators no longer
+read. Here the live table stays, and a cancelled transaction puts its items and the
+stream's records back as they were.
+
 It also counts the calls it serves, by caller and operation, and answers them at
 `GET /_cxbridge/calls` as `{"<caller> <operation>": count}`: the caller is the SDK's app id
 (`AWS_SDK_UA_APP_ID`, sent as `app/<id>` in the user agent) or `-`, the operation the
@@ -19,11 +25,14 @@ import sys
 import threading
 import urllib.parse
 
+import moto.dynamodb.models as _dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 
-_WRITE = threading.Lock()
+_WRITE = threading.RLock()
 _CALLS = collections.Counter()
 _CALLS_LOCK = threading.Lock()
 _CALLS_PATH = "/_cxbridge/calls"
@@ -39,9 +48,78 @@ def _atomic(method):
     return wrapped
 
 
+class _KeepTables:
+    """`copy` as moto's transaction sees it: a table is not copied (see the module's note)."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def deepcopy(self, value, *args, **kwargs):
+        if isinstance(value, _dynamodb_models.Table):
+            return value
+        return self._real.deepcopy(value, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+_dynamodb_models.copy = _KeepTables(_dynamodb_models.copy)
+_transact = DynamoDBBackend.transact_write_items
+
+
+def _touched(backend, transact_items):
+    """Each item the transaction names, with a copy of it as it is now (or None)."""
+    touched = []
+    for entry in transact_items:
+        _, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName"))
+        if table is None:
+            continue
+        key = op.get("Item") or op.get("Key") or {}
+        if table.hash_key_attr not in key:
+            continue
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = None
+        if table.range_key_attr is not None:
+            if table.range_key_attr not in key:
+                continue
+            range_key = DynamoType(key[table.range_key_attr])
+        item = table.get_item(hash_key, range_key)
+        touched.append((table, hash_key, range_key, _dynamodb_models.copy._real.deepcopy(item)))
+    return touched
+
+
+def _transact_write_items(self, transact_items):
+    touched = _touched(self, transact_items)
+    streams = {id(t): (t, len(t.stream_shard.items)) for t, _, _, _ in touched if t.stream_shard}
+    try:
+        return _transact(self, transact_items)
+    except Exception:
+        for table, hash_key, range_key, item in reversed(touched):
+            if range_key is None:
+                if item is None:
+                    table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key] = item
+            elif item is None:
+                table.items[hash_key].pop(range_key, None)
+            else:
+                table.items[hash_key][range_key] = item
+        for table, length in streams.values():
+            del table.stream_shard.items[length:]
+        raise
+
+
+DynamoDBBackend.transact_write_items = _transact_write_items
+
 for _name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
     if hasattr(DynamoDBBackend, _name):
         setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+
+# A stream read sees only whole writes: a transaction's records, or none of them (one that
+# is cancelled takes its records back, and their sequence numbers are used again).
+for _name in ("get_records", "get_shard_iterator"):
+    setattr(DynamoDBStreamsBackend, _name, _atomic(getattr(DynamoDBStreamsBackend, _name)))
 
 
 def _caller(environ):

@@ -39,12 +39,13 @@ pub struct Rejected {
     pub calls: BTreeMap<String, u64>,
 }
 
-pub const FUNCTIONS: [&str; 5] = [
+pub const FUNCTIONS: [&str; 6] = [
     "webhook-receiver",
     "intent-router",
     "signal-dispatcher",
     "callback-verifier",
     "retry-drainer",
+    "event-relay",
 ];
 
 pub async fn run(
@@ -61,6 +62,14 @@ pub async fn run(
             .hosts
             .get(name)
             .ok_or_else(|| anyhow!("the stack has no {name}"))?;
+        if name == "event-relay" {
+            // Its own batches only: what the stream holds is sent first, then the mapping
+            // stops, so that no other invocation starts an instance meanwhile.
+            if !stack.outbox_relayed(Duration::from_secs(120)).await {
+                bail!("event-relay did not catch up with the stream within 120 s");
+            }
+            stack.set_mapping_enabled(cxbridge_local::stack::STREAM_MAPPING, false);
+        }
         let mut exec_to_next = Vec::new();
         let mut first_answer = Vec::new();
         for n in 0..runs {
@@ -145,6 +154,7 @@ pub async fn run(
         );
         out.push(run);
     }
+    stack.set_mapping_enabled(cxbridge_local::stack::STREAM_MAPPING, true);
     Ok(out)
 }
 

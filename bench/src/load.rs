@@ -87,7 +87,12 @@ pub struct Target {
     pub sqs: aws_sdk_sqs::Client,
     pub events_queue: String,
     pub aws_endpoint: String,
+    /// event-relay's progress through the table's stream.
+    pub relay: std::sync::Arc<cxbridge_local::streams::CaughtUp>,
 }
+
+/// How long a run's accepted webhooks may take to reach `events` through event-relay.
+const RELAY_LIMIT: Duration = Duration::from_secs(60);
 
 /// Messages on a queue: visible, in flight and delayed.
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<i64> {
@@ -380,6 +385,13 @@ impl Target {
             }
         }
         run.latencies.sort();
+        // What was accepted is on `events` once event-relay has read the stream this far.
+        if !self.relay.wait(RELAY_LIMIT).await {
+            eprintln!(
+                "cxbridge-bench: event-relay did not catch up within {} s",
+                RELAY_LIMIT.as_secs()
+            );
+        }
         run.enqueued = self.depth().await? - depth_before;
         run.calls = made_by(
             "webhook-receiver",

@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     requests: usize,
     /// End-to-end rates, in webhooks per second.
-    #[arg(long, value_delimiter = ',', default_value = "200,500")]
+    #[arg(long, value_delimiter = ',', default_value = "100,200,500")]
     rates: Vec<u32>,
     /// How long each rate runs, in seconds.
     #[arg(long, default_value_t = 30)]
@@ -239,6 +239,7 @@ async fn cold_starts(
         cognigy_token: secrets.cognigy.clone(),
         api_key: secrets.api_key.clone(),
         jobs_queue_arn: queue("jobs")?.arn,
+        events_queue_url: queue("events")?.url,
     };
     println!(
         "cxbridge-bench: cold starts ({} per function) and {} requests each",
@@ -317,6 +318,7 @@ async fn load_target(stack: &Stack, run: String) -> Result<load::Target> {
         sqs: aws_sdk_sqs::Client::new(&sdk),
         events_queue: events_queue_url(stack)?,
         aws_endpoint: stack.aws_endpoint.clone(),
+        relay: stack.relay_progress(),
     })
 }
 

@@ -57,6 +57,7 @@ pub struct Requests {
     pub cognigy_token: String,
     pub api_key: String,
     pub jobs_queue_arn: String,
+    pub events_queue_url: String,
 }
 
 impl Requests {
@@ -109,6 +110,7 @@ impl Requests {
                     .body(body)
             }
             "retry-drainer" => return self.drain(host, n).await,
+            "event-relay" => return self.relay(host, n).await,
             other => bail!("no requests for {other}"),
         };
         let response = request.send().await?;
@@ -137,6 +139,55 @@ impl Requests {
             bail!("webhook-receiver answered a wrong signature with {status}: {body}");
         }
         Ok(())
+    }
+
+    /// A stream batch of one delivery record whose outbox puts its event on `events`,
+    /// invoked as the table's stream mapping invokes event-relay (whose mapping is
+    /// disabled meanwhile).
+    async fn relay(&self, host: &Arc<FunctionHost>, n: usize) -> Result<()> {
+        use cxbridge::webhook::outbox::{Body, Message, Outbox};
+        let id = format!("{}-relay-{n}", self.run);
+        let mut outbox = Outbox::default();
+        outbox.push(
+            self.events_queue_url.clone(),
+            Message {
+                body: Body::Event,
+                attributes: vec![("deliveryId".into(), id.clone())],
+                dedup_id: String::new(),
+                group_id: String::new(),
+            },
+        );
+        let event = json!({"deliveryId": id, "eventType": "interaction.created",
+                           "interactionId": format!("c-{n}"), "channel": "chat"});
+        let key = format!("delivery#{id}");
+        let record = json!({"Records": [{
+            "eventID": format!("{}-ev-{n}", self.run),
+            "eventName": "INSERT",
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "Keys": {"pk": {"S": key}},
+                "NewImage": {
+                    "pk": {"S": key},
+                    "status": {"S": "completed"},
+                    "event": {"S": event.to_string()},
+                    "outbox": {"S": outbox.to_text()},
+                },
+                "SequenceNumber": format!("{}", 9_000_000_000u64 + n as u64),
+                "SizeBytes": 512,
+                "StreamViewType": "NEW_IMAGE",
+            },
+        }]});
+        let output = host
+            .invoke(Bytes::from(record.to_string()))
+            .await
+            .map_err(|e| anyhow!("event-relay: {e}"))?;
+        let answer: Value = serde_json::from_slice(&output)?;
+        match answer["batchItemFailures"].as_array() {
+            Some(failures) if failures.is_empty() => Ok(()),
+            _ => bail!("event-relay: {answer}"),
+        }
     }
 
     /// An SQS batch of one `reconcile` job for the `n`th dispatch, invoked as the event

@@ -165,6 +165,14 @@ pub async fn bootstrap(
         }
         create = create.global_secondary_indexes(gsi.build()?);
     }
+    if let Some(view) = &table_spec.stream_view_type {
+        create = create.stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::from(view.as_str()))
+                .build()?,
+        );
+    }
     create
         .send()
         .await

@@ -12,6 +12,7 @@ pub mod runtime_api;
 pub mod samples;
 pub mod simulator;
 pub mod stack;
+pub mod streams;
 pub mod template;
 
 pub use stack::{EnvOverride, Stack, StackOptions};

@@ -23,6 +23,8 @@ use crate::template::{Template, TemplateValue};
 
 pub const REGION: &str = "us-east-1";
 const POLLERS_PER_MAPPING: usize = 2;
+/// The name [`Stack::set_mapping_enabled`] knows the table's stream mapping by.
+pub const STREAM_MAPPING: &str = "stream";
 
 /// An extra environment variable for one function (or `*` for all), applied after the
 /// template's: `--env intent-router:CXBRIDGE_SECRET_CACHE_TTL_SECS=60`.
@@ -217,6 +219,7 @@ pub struct Stack {
     pub log: LogSink,
     /// Each queue's event source mapping switch, by the queue's local name.
     mappings: BTreeMap<String, Arc<AtomicBool>>,
+    caught_up: Arc<crate::streams::CaughtUp>,
     moto: Option<Moto>,
     simulator: Option<Simulator>,
     tasks: Vec<JoinHandle<()>>,
@@ -462,6 +465,45 @@ impl Stack {
             }
         }
 
+        // DynamoDB stream mappings: one reader per shard, as Lambda runs one batch at a time
+        // per shard (the emulator's stream has one).
+        let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+        let caught_up = Arc::new(crate::streams::CaughtUp::default());
+        for mapping in &template.stream_mappings {
+            if template
+                .tables
+                .iter()
+                .all(|t| t.logical_id != mapping.table || t.stream_view_type.is_none())
+            {
+                bail!(
+                    "{} reads the stream of {}, which has no StreamSpecification",
+                    mapping.function,
+                    mapping.table
+                );
+            }
+            let host = hosts
+                .get(&mapping.function)
+                .ok_or_else(|| anyhow!("no function {}", mapping.function))?
+                .clone();
+            let enabled = mappings
+                .entry(STREAM_MAPPING.to_owned())
+                .or_insert_with(|| Arc::new(AtomicBool::new(true)))
+                .clone();
+            let poller = crate::streams::StreamPoller {
+                caught_up: caught_up.clone(),
+                dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+                streams: streams.clone(),
+                table: resources.table.clone(),
+                batch_size: mapping.batch_size,
+                report_batch_item_failures: mapping.report_batch_item_failures,
+                filter: mapping.filter.clone(),
+                host,
+                log: log.clone(),
+                enabled,
+            };
+            tasks.push(tokio::spawn(poller.run()));
+        }
+
         // EventBridge schedules with a queue target: the emulator keeps no schedules, so
         // the stack sends each rule's input itself, at the rule's rate.
         for schedule in &template.schedules {
@@ -528,16 +570,29 @@ impl Stack {
             hosts,
             log,
             mappings,
+            caught_up,
             moto,
             tasks,
         })
     }
 
+    /// Waits (at most `limit`) until the table's stream mapping has handed every record
+    /// written before this call to its function, and each succeeded: what accepted
+    /// webhooks recorded is then on the queues. False if that did not happen in time.
+    pub async fn outbox_relayed(&self, limit: Duration) -> bool {
+        self.caught_up.wait(limit).await
+    }
+
+    /// The stream mapping's progress, to wait on apart from the stack.
+    pub fn relay_progress(&self) -> Arc<crate::streams::CaughtUp> {
+        self.caught_up.clone()
+    }
+
     /// The emulator's process id, when the stack started it (fault tests freeze it).
     /// Enables or disables the event source mapping of `queue` (its local name, such as
-    /// `jobs`), as `UpdateEventSourceMapping --enabled` does: while disabled its function
-    /// takes nothing from it, and what arrives waits on the queue. False if no function
-    /// polls that queue.
+    /// `jobs`, or [`STREAM_MAPPING`] for the table's stream), as `UpdateEventSourceMapping
+    /// --enabled` does: while disabled its function takes nothing from it, and what arrives
+    /// waits. False if no function polls that queue.
     pub fn set_mapping_enabled(&self, queue: &str, enabled: bool) -> bool {
         self.mappings.get(queue).is_some_and(|switch| {
             switch.store(enabled, std::sync::atomic::Ordering::Relaxed);

@@ -85,6 +85,27 @@ pub struct SqsMapping {
     pub report_batch_item_failures: bool,
 }
 
+/// A DynamoDB stream event source: the function gets the table's stream records in
+/// batches, filtered as the mapping's `FilterCriteria` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMapping {
+    pub function: String,
+    /// The table's logical id.
+    pub table: String,
+    pub batch_size: i32,
+    pub report_batch_item_failures: bool,
+    pub filter: StreamFilter,
+}
+
+/// The filter patterns the local stack applies: records whose `eventName` is one of
+/// `event_names` and whose new image has every attribute in `new_image_has`. Empty lists
+/// let everything through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamFilter {
+    pub event_names: Vec<String>,
+    pub new_image_has: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
     pub logical_id: String,
@@ -113,6 +134,8 @@ pub struct TableSpec {
     pub ttl_attribute: Option<String>,
     /// `GlobalSecondaryIndexes`, with their keys' types from `AttributeDefinitions`.
     pub indexes: Vec<IndexSpec>,
+    /// `StreamSpecification.StreamViewType`, when the table has a stream.
+    pub stream_view_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +169,7 @@ pub struct Template {
     pub functions: Vec<FunctionSpec>,
     pub routes: Vec<Route>,
     pub sqs_mappings: Vec<SqsMapping>,
+    pub stream_mappings: Vec<StreamMapping>,
     pub queues: Vec<QueueSpec>,
     pub tables: Vec<TableSpec>,
     pub schedules: Vec<ScheduleSpec>,
@@ -195,6 +219,7 @@ impl Template {
             functions: Vec::new(),
             routes: Vec::new(),
             sqs_mappings: Vec::new(),
+            stream_mappings: Vec::new(),
             queues: Vec::new(),
             tables: Vec::new(),
             schedules: Vec::new(),
@@ -296,6 +321,31 @@ impl Template {
                         queue,
                         batch_size: get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32,
                         report_batch_item_failures: !types.is_empty(),
+                    });
+                }
+                Some("DynamoDB") => {
+                    let table = match get("Stream").map(value).transpose()? {
+                        Some(TemplateValue::GetAtt(table, attr)) if attr == "StreamArn" => table,
+                        other => bail!(
+                            "DynamoDB event {event_id:?} must name its stream with !GetAtt X.StreamArn, not {other:?}"
+                        ),
+                    };
+                    let types: Vec<&str> = get("FunctionResponseTypes")
+                        .and_then(Value::as_sequence)
+                        .map(|s| s.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    if let Some(unknown) = types.iter().find(|t| **t != "ReportBatchItemFailures") {
+                        bail!(
+                            "DynamoDB event {event_id:?} has an unknown FunctionResponseType {unknown:?}"
+                        );
+                    }
+                    self.stream_mappings.push(StreamMapping {
+                        function: name.clone(),
+                        table,
+                        batch_size: get("BatchSize").and_then(Value::as_i64).unwrap_or(100) as i32,
+                        report_batch_item_failures: !types.is_empty(),
+                        filter: stream_filter(get("FilterCriteria"))
+                            .with_context(|| format!("DynamoDB event {event_id:?}"))?,
                     });
                 }
                 other => {
@@ -510,7 +560,69 @@ fn table(id: &str, props: Option<&Value>) -> Result<TableSpec> {
         hash_key: hash_key.to_owned(),
         ttl_attribute,
         indexes,
+        stream_view_type: props
+            .get("StreamSpecification")
+            .and_then(|s| s.get("StreamViewType"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
+}
+
+/// The one filter shape the local stack applies (see [`StreamFilter`]); any other pattern
+/// is refused, rather than served unfiltered.
+fn stream_filter(criteria: Option<&Value>) -> Result<StreamFilter> {
+    let mut filter = StreamFilter::default();
+    let patterns = criteria
+        .and_then(|c| c.get("Filters"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten();
+    for (i, f) in patterns.enumerate() {
+        if i > 0 {
+            bail!("the local stack applies one filter pattern, not several");
+        }
+        let text = f
+            .get("Pattern")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("a filter has no Pattern string"))?;
+        let pattern: serde_json::Value =
+            serde_json::from_str(text).with_context(|| format!("pattern {text:?}"))?;
+        let refuse = || anyhow!("the local stack cannot apply the pattern {text}");
+        for (key, wanted) in pattern.as_object().ok_or_else(refuse)? {
+            match key.as_str() {
+                "eventName" => {
+                    for name in wanted.as_array().ok_or_else(refuse)? {
+                        filter
+                            .event_names
+                            .push(name.as_str().ok_or_else(refuse)?.to_owned());
+                    }
+                }
+                "dynamodb" => {
+                    let image = wanted
+                        .as_object()
+                        .filter(|o| o.len() == 1)
+                        .and_then(|o| o.get("NewImage"))
+                        .and_then(serde_json::Value::as_object)
+                        .ok_or_else(refuse)?;
+                    for (attribute, test) in image {
+                        let exists = test
+                            .as_object()
+                            .and_then(|t| t.values().next())
+                            .and_then(serde_json::Value::as_array)
+                            .is_some_and(|a| {
+                                a.len() == 1 && a[0] == serde_json::json!({"exists": true})
+                            });
+                        if !exists {
+                            return Err(refuse());
+                        }
+                        filter.new_image_has.push(attribute.clone());
+                    }
+                }
+                _ => return Err(refuse()),
+            }
+        }
+    }
+    Ok(filter)
 }
 
 /// `rate(N unit)`, as EventBridge writes a fixed schedule.
@@ -631,7 +743,7 @@ mod tests {
     }
 
     #[test]
-    fn the_template_declares_the_five_functions_and_their_routes() {
+    fn the_template_declares_the_six_functions_and_their_routes() {
         let (_, t) = project_template();
         let mut names: Vec<_> = t.functions.iter().map(|f| f.name.as_str()).collect();
         names.sort();
@@ -639,6 +751,7 @@ mod tests {
             names,
             [
                 "callback-verifier",
+                "event-relay",
                 "intent-router",
                 "retry-drainer",
                 "signal-dispatcher",
@@ -679,6 +792,44 @@ mod tests {
         );
         // Linters accept a misspelt response type, so check the literal spelling too.
         assert!(text.contains("- ReportBatchItemFailures"));
+    }
+
+    #[test]
+    fn the_relay_reads_the_table_s_stream_of_delivery_records_and_reports_item_failures() {
+        let (_, t) = project_template();
+        assert_eq!(t.tables[0].stream_view_type.as_deref(), Some("NEW_IMAGE"));
+        assert_eq!(
+            t.stream_mappings,
+            [StreamMapping {
+                function: "event-relay".into(),
+                table: "Table".into(),
+                batch_size: 100,
+                report_batch_item_failures: true,
+                filter: StreamFilter {
+                    event_names: vec!["INSERT".into(), "MODIFY".into()],
+                    new_image_has: vec!["outbox".into()],
+                },
+            }]
+        );
+    }
+
+    #[test]
+    fn a_stream_filter_the_local_stack_cannot_apply_is_refused() {
+        let criteria = |pattern: &str| -> Value {
+            serde_norway::from_str(&format!("Filters:\n  - Pattern: '{pattern}'\n")).unwrap()
+        };
+        for pattern in [
+            r#"{"eventName": "INSERT"}"#,
+            r#"{"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "d"}]}}}}"#,
+            r#"{"dynamodb": {"NewImage": {"outbox": {"S": [{"exists": false}]}}}}"#,
+            r#"{"eventSource": ["aws:dynamodb"]}"#,
+        ] {
+            assert!(
+                stream_filter(Some(&criteria(pattern))).is_err(),
+                "{pattern}"
+            );
+        }
+        assert_eq!(stream_filter(None).unwrap(), StreamFilter::default());
     }
 
     #[test]

@@ -90,3 +90,55 @@ pub trait ReplayGuard: Send + Sync {
         expires_at_s: i64,
     ) -> impl Future<Output = Result<ReplayCheck, StoreError>> + Send;
 }
+
+/// A signed request to remember with the delivery it brought, until `expires_at_s`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayEntry<'a> {
+    /// The verified signature, in hex.
+    pub signature: &'a str,
+    pub delivery_id: &'a str,
+    pub expires_at_s: i64,
+}
+
+/// An accepted webhook, to record with its outbox in one write.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDelivery<'a> {
+    /// The delivery record's key (`delivery#…` or `studio-delivery#…`).
+    pub key: &'a str,
+    pub payload_hash: &'a str,
+    /// The answer, saved for duplicates.
+    pub response: &'a Value,
+    /// The event's text, as the queues get it.
+    pub event: &'a str,
+    /// The outbox (`webhook::outbox::Outbox` as text).
+    pub outbox: &'a str,
+    /// The signed request's replay entry, written in the same transaction; `None` for a
+    /// sender without a signature.
+    pub replay: Option<ReplayEntry<'a>>,
+    pub now_ms: i64,
+}
+
+/// What recording a delivery found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Recorded, with its outbox: the work is durable.
+    New,
+    /// Recorded earlier with the same payload: the saved answer.
+    Duplicate(Value),
+    /// The delivery id was recorded with another payload.
+    Conflict,
+    /// The signed request was seen under another delivery id.
+    Replayed,
+    /// Another copy is being recorded at this moment, or an older record is still in
+    /// progress: the sender should retry.
+    InProgress,
+}
+
+/// Port: records an accepted webhook and the work it brings (its outbox) in one write, so
+/// that accepting it and queueing its messages can never half happen.
+pub trait DeliveryRecords: Send + Sync {
+    fn record(
+        &self,
+        delivery: &NewDelivery<'_>,
+    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+}

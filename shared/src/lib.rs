@@ -20,6 +20,7 @@ pub mod intents;
 pub mod jobs;
 pub mod probe;
 pub mod queue;
+pub mod relay;
 pub mod runtime;
 pub mod secrets;
 pub mod signals;

@@ -135,6 +135,42 @@ where
     response
 }
 
+/// Serves DynamoDB stream batches: `handler` sends them on, and the record to retry from,
+/// if any, is reported as the one `batchItemFailures` entry, so that Lambda retries the
+/// shard from there and never repeats what came before it.
+pub async fn run_stream<A, H, Fut>(app: &'static A, handler: H) -> Result<(), Error>
+where
+    A: Sync + 'static,
+    H: Fn(&'static A, crate::relay::StreamEvent) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = crate::relay::Relayed> + Send,
+{
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<crate::relay::StreamEvent>| async move {
+            let started = Instant::now();
+            let records = event.payload.records.len();
+            let relayed = handler(app, event.payload).await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(
+                route = "table stream",
+                records,
+                sent = relayed.sent,
+                skipped = relayed.skipped,
+                retry_from = relayed.retry_from.as_deref().unwrap_or(""),
+                latency_ms,
+                "batch"
+            );
+            let mut response = SqsBatchResponse::default();
+            if let Some(seq) = relayed.retry_from {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = seq;
+                response.batch_item_failures.push(failure);
+            }
+            Ok::<_, Infallible>(response)
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

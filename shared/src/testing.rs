@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::idempotency::{Claim, IdempotencyStore, ReplayCheck, ReplayGuard, StoreError};
+use crate::idempotency::{
+    Claim, DeliveryRecords, IdempotencyStore, NewDelivery, Recorded, ReplayCheck, ReplayGuard,
+    StoreError,
+};
 use crate::queue::{MessageQueue, OutboundMessage, QueueError};
 use crate::secrets::{SecretError, SecretSource, Secrets};
 
@@ -47,6 +50,8 @@ pub struct FakeStore {
     /// Keys given up part-way: the payload hash and the parts done.
     pub partials: Mutex<HashMap<String, (String, Vec<String>)>>,
     pub replays: Mutex<HashMap<String, String>>,
+    /// Delivery records: the payload hash, the saved answer, the event and the outbox.
+    pub deliveries: Mutex<HashMap<String, FakeDelivery>>,
     pub down: AtomicBool,
 }
 
@@ -135,6 +140,83 @@ impl ReplayGuard for FakeStore {
             Some(d) if d == delivery => ReplayCheck::SameDelivery,
             Some(_) => ReplayCheck::Replayed,
         })
+    }
+}
+
+/// A delivery record as [`FakeStore`] keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeDelivery {
+    pub payload_hash: String,
+    pub response: Value,
+    pub event: String,
+    pub outbox: String,
+}
+
+impl DeliveryRecords for FakeStore {
+    async fn record(&self, d: &NewDelivery<'_>) -> Result<Recorded, StoreError> {
+        self.check()?;
+        // As one transaction: nothing is written unless both would be.
+        let mut replays = self.replays.lock().unwrap();
+        if let Some(replay) = d.replay
+            && replays
+                .get(replay.signature)
+                .is_some_and(|id| id != replay.delivery_id)
+        {
+            return Ok(Recorded::Replayed);
+        }
+        let mut deliveries = self.deliveries.lock().unwrap();
+        if let Some(existing) = deliveries.get(d.key) {
+            return Ok(if existing.payload_hash == d.payload_hash {
+                Recorded::Duplicate(existing.response.clone())
+            } else {
+                Recorded::Conflict
+            });
+        }
+        if let Some(replay) = d.replay {
+            replays.insert(replay.signature.into(), replay.delivery_id.into());
+        }
+        deliveries.insert(
+            d.key.into(),
+            FakeDelivery {
+                payload_hash: d.payload_hash.into(),
+                response: d.response.clone(),
+                event: d.event.into(),
+                outbox: d.outbox.into(),
+            },
+        );
+        Ok(Recorded::New)
+    }
+}
+
+/// The relay's progress in a map; `down` makes every call fail.
+#[derive(Default)]
+pub struct FakeProgress {
+    pub reached: Mutex<HashMap<String, Vec<String>>>,
+    pub down: AtomicBool,
+}
+
+impl crate::relay::RelayProgress for FakeProgress {
+    async fn reached(&self, seq: &str) -> Result<Vec<String>, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError("down".into()));
+        }
+        Ok(self
+            .reached
+            .lock()
+            .unwrap()
+            .get(seq)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn remember(&self, seq: &str, reached: &[String], _: i64) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError("down".into()));
+        }
+        self.reached
+            .lock()
+            .unwrap()
+            .insert(seq.into(), reached.to_vec());
+        Ok(())
     }
 }
 

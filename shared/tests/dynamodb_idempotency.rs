@@ -8,7 +8,10 @@ mod common;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cxbridge::adapters::dynamodb::DynamoDbIdempotencyStore;
-use cxbridge::idempotency::{Claim, IdempotencyStore, ReplayCheck, ReplayGuard};
+use cxbridge::idempotency::{
+    Claim, DeliveryRecords, IdempotencyStore, NewDelivery, Recorded, ReplayCheck, ReplayEntry,
+    ReplayGuard,
+};
 use serde_json::json;
 
 const NOW_MS: i64 = 1_800_000_000_000;
@@ -284,4 +287,133 @@ async fn parts_left_by_another_payload_are_never_taken_for_this_one() {
         Claim::Acquired,
         "the old parts were cleared"
     );
+}
+
+fn delivery<'a>(
+    key: &'a str,
+    hash: &'a str,
+    response: &'a serde_json::Value,
+    replay: Option<ReplayEntry<'a>>,
+    now_ms: i64,
+) -> NewDelivery<'a> {
+    NewDelivery {
+        key,
+        payload_hash: hash,
+        response,
+        event: r#"{"deliveryId":"a"}"#,
+        outbox: r#"[{"queue":"q","messages":[{"body":"event"}]}]"#,
+        replay,
+        now_ms,
+    }
+}
+
+fn replay<'a>(signature: &'a str, delivery_id: &'a str) -> Option<ReplayEntry<'a>> {
+    Some(ReplayEntry {
+        signature,
+        delivery_id,
+        expires_at_s: NOW_MS / 1000 + 300,
+    })
+}
+
+#[tokio::test]
+async fn a_delivery_is_recorded_with_its_outbox_once_and_a_copy_is_told_apart_in_one_write() {
+    let (client, table, store) = store().await;
+    let answer = json!({"status": "accepted", "deliveryId": "a"});
+    let first = delivery("delivery#a", "h1", &answer, replay("s1", "a"), NOW_MS);
+    assert_eq!(store.record(&first).await.unwrap(), Recorded::New);
+    let item = common::item(&client, &table, "delivery#a").await;
+    assert_eq!(item["outbox"].as_s().unwrap(), first.outbox);
+    assert_eq!(item["event"].as_s().unwrap(), first.event);
+    assert_eq!(item["acceptedAt"].as_n().unwrap(), &NOW_MS.to_string());
+    assert_eq!(
+        common::item(&client, &table, "replay#s1").await["deliveryId"]
+            .as_s()
+            .unwrap(),
+        "a"
+    );
+
+    // The same signed request again, and the same delivery signed anew: duplicates.
+    assert_eq!(
+        store.record(&first).await.unwrap(),
+        Recorded::Duplicate(answer.clone())
+    );
+    let resigned = delivery(
+        "delivery#a",
+        "h1",
+        &answer,
+        replay("s2", "a"),
+        NOW_MS + 1000,
+    );
+    assert_eq!(
+        store.record(&resigned).await.unwrap(),
+        Recorded::Duplicate(answer.clone())
+    );
+    // Another body under the id; the first signature under another id.
+    let other = delivery("delivery#a", "h2", &answer, replay("s3", "a"), NOW_MS);
+    assert_eq!(store.record(&other).await.unwrap(), Recorded::Conflict);
+    let replayed = delivery("delivery#b", "h1", &answer, replay("s1", "b"), NOW_MS);
+    assert_eq!(store.record(&replayed).await.unwrap(), Recorded::Replayed);
+    assert!(
+        common::maybe_item(&client, &table, "delivery#b")
+            .await
+            .is_none(),
+        "a cancelled transaction writes nothing"
+    );
+    assert!(
+        common::maybe_item(&client, &table, "replay#s3")
+            .await
+            .is_none(),
+        "nor the replay entry of a conflict"
+    );
+}
+
+#[tokio::test]
+async fn without_a_signature_the_record_is_one_conditional_put() {
+    let (_, _, store) = store().await;
+    let answer = json!({"status": "accepted", "deliveryId": "s"});
+    let first = delivery("studio-delivery#s", "h1", &answer, None, NOW_MS);
+    assert_eq!(store.record(&first).await.unwrap(), Recorded::New);
+    assert_eq!(
+        store.record(&first).await.unwrap(),
+        Recorded::Duplicate(answer.clone())
+    );
+    let other = delivery("studio-delivery#s", "h2", &answer, None, NOW_MS);
+    assert_eq!(store.record(&other).await.unwrap(), Recorded::Conflict);
+}
+
+#[tokio::test]
+async fn an_older_claim_still_running_is_in_progress_and_one_past_its_expiry_is_replaced() {
+    let (_, _, store) = store().await;
+    store
+        .claim("delivery#old", "h1", NOW_MS, NOW_MS + 5000)
+        .await
+        .unwrap();
+    let answer = json!({"status": "accepted", "deliveryId": "old"});
+    let copy = delivery(
+        "delivery#old",
+        "h1",
+        &answer,
+        replay("so", "old"),
+        NOW_MS + 1000,
+    );
+    assert_eq!(store.record(&copy).await.unwrap(), Recorded::InProgress);
+    let later = delivery(
+        "delivery#old",
+        "h1",
+        &answer,
+        replay("so", "old"),
+        NOW_MS + 6000,
+    );
+    assert_eq!(store.record(&later).await.unwrap(), Recorded::New);
+}
+
+#[tokio::test]
+async fn an_expired_record_is_replaced_by_a_new_delivery() {
+    let (_, _, store) = store().await;
+    let answer = json!({"status": "accepted", "deliveryId": "e"});
+    let first = delivery("delivery#e", "h1", &answer, None, NOW_MS);
+    assert_eq!(store.record(&first).await.unwrap(), Recorded::New);
+    // The store keeps records an hour; moto never deletes expired items.
+    let later = delivery("delivery#e", "h2", &answer, None, NOW_MS + 3_601_000);
+    assert_eq!(store.record(&later).await.unwrap(), Recorded::New);
 }

@@ -375,8 +375,10 @@ async fn sqs(stack: &TestStack) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&cxbridge_local::stack::emulator_config(&stack.aws_endpoint).await)
 }
 
-/// Every message now on a queue, each once, none deleted.
+/// Every message on a queue once event-relay has sent what every accepted webhook
+/// recorded, each once, none deleted.
 async fn messages(stack: &TestStack, queue: &str) -> Vec<Value> {
+    stack.relayed().await;
     let url = &stack.resources.queues[queue].url;
     crate::receive_all(&sqs(stack).await, url)
         .await

@@ -107,6 +107,15 @@ impl TestStack {
         self.0.shutdown().await;
     }
 
+    /// Waits until event-relay has sent on what every webhook accepted so far recorded in
+    /// its outbox: from then on the queues hold all of it.
+    pub async fn relayed(&self) {
+        assert!(
+            self.outbox_relayed(Duration::from_secs(20)).await,
+            "event-relay did not catch up with the table's stream within 20 s"
+        );
+    }
+
     /// `POST /signals/{name}` with the stack's API key and an idempotency key.
     pub async fn post_signal(
         &self,
@@ -481,10 +490,12 @@ impl WebhookRequest {
     }
 }
 
-/// A table shaped like the stack's (key `pk`), for tests that need one of their own.
+/// A table shaped like the stack's (key `pk`, a stream of new images), for tests that need
+/// one of their own.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        StreamSpecification, StreamViewType,
     };
     client
         .create_table()
@@ -503,6 +514,13 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
                 .key_type(KeyType::Hash)
                 .build()
                 .expect("a valid key schema"),
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .expect("a valid stream specification"),
         )
         .send()
         .await

@@ -674,6 +674,7 @@ async fn the_stack_runs_against_the_real_platform_profile_of_the_simulator() {
         .map(|s| s["status"].as_u64().unwrap())
         .collect();
     assert_eq!(statuses, [202, 202]);
+    stack.relayed().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     assert_eq!(
         cxbridge_e2e::receive_all(&sqs, &stack.resources.queues["events"].url)

@@ -2,9 +2,8 @@ use std::sync::Arc;
 
 use cxbridge::adapters::dynamodb::DynamoDbIdempotencyStore;
 use cxbridge::adapters::secrets_manager::SecretsManagerSource;
-use cxbridge::adapters::sqs::SqsMessageQueue;
 use cxbridge::app::InitError;
-use cxbridge::http::{Reply, RequestMeta, invocation_deadline, json};
+use cxbridge::http::{Reply, RequestMeta, json};
 use cxbridge::webhook::signature::{
     DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
@@ -18,7 +17,7 @@ const CXONE_ROUTE: &str = "POST /webhooks/cxone";
 
 pub struct App {
     pub base: Base,
-    pub receiver: Receiver<Arc<SecretsManagerSource>, DynamoDbIdempotencyStore, SqsMessageQueue>,
+    pub receiver: Receiver<Arc<SecretsManagerSource>, DynamoDbIdempotencyStore>,
 }
 
 impl App {
@@ -34,7 +33,6 @@ impl App {
                 config.table.clone(),
                 config.idempotency_ttl,
             ),
-            SqsMessageQueue::new(base.aws.sqs.clone()),
             config.signature_tolerance,
             config.secret_refresh_min_interval,
         );
@@ -48,8 +46,6 @@ pub async fn handle(app: &'static App, req: Request, meta: RequestMeta) -> Reply
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let raw = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
     let now_ms = clock::now_ms();
-    // The claim lasts as long as this invocation may run.
-    let in_progress_until = invocation_deadline(&req, now_ms);
     if meta.route != studio::ROUTE && meta.route != CXONE_ROUTE {
         return Err(ApiError::not_implemented(meta.route));
     }
@@ -62,9 +58,7 @@ pub async fn handle(app: &'static App, req: Request, meta: RequestMeta) -> Reply
             event_type: raw(studio::EVENT_TYPE_HEADER),
             body: req.body().as_ref(),
         };
-        app.receiver
-            .receive_studio(&inbound, now_ms, in_progress_until)
-            .await?
+        app.receiver.receive_studio(&inbound, now_ms).await?
     } else {
         let inbound = Inbound {
             content_type: header("content-type"),
@@ -74,9 +68,7 @@ pub async fn handle(app: &'static App, req: Request, meta: RequestMeta) -> Reply
             delivery_id: header(DELIVERY_ID_HEADER),
             body: req.body().as_ref(),
         };
-        app.receiver
-            .receive(&inbound, now_ms, in_progress_until)
-            .await?
+        app.receiver.receive(&inbound, now_ms).await?
     };
     Ok(match outcome {
         Outcome::Accepted(body) => json(StatusCode::ACCEPTED, &body),

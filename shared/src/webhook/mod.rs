@@ -9,6 +9,7 @@
 pub mod body;
 pub mod config;
 pub mod normalise;
+pub mod outbox;
 pub mod routing;
 pub mod signature;
 pub mod studio;
@@ -22,11 +23,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::idempotency::{Claim, IdempotencyStore, ReplayCheck, ReplayGuard};
+use crate::idempotency::{DeliveryRecords, NewDelivery, Recorded, ReplayEntry};
 use crate::jobs::{Job, JobKind};
-use crate::queue::{MessageQueue, OutboundMessage};
 use crate::secrets::{RefreshGate, SecretSource, Secrets};
 use config::{Target, WebhookConfig};
+use outbox::Outbox;
 use signature::{Signed, Verified};
 
 /// Longest delivery id accepted.
@@ -99,8 +100,19 @@ pub struct Prepared {
     pub verified: Option<Verified>,
     pub payload_hash: String,
     pub event: Value,
-    /// Messages by queue URL, in the order the routes named them.
-    pub messages: Vec<(String, Vec<OutboundMessage>)>,
+    /// The event's text, as the queues get it.
+    pub event_text: String,
+    /// The messages the routes make, by queue URL in the order the routes named them.
+    pub outbox: Outbox,
+}
+
+impl Prepared {
+    /// The messages as `event-relay` will send them.
+    pub fn messages(
+        &self,
+    ) -> Result<Vec<(String, Vec<crate::queue::OutboundMessage>)>, outbox::OutboxError> {
+        self.outbox.messages(&self.event_text)
+    }
 }
 
 /// A usable delivery id: `given` trimmed, 1 to 256 printable ASCII characters. `source`
@@ -152,14 +164,15 @@ pub fn prepare(
     let delivery_id = delivery_id(inbound)?;
     let parsed = body::parse(format, inbound.body)?;
     let event = normalise::normalise(config, format, &parsed, delivery_id, inbound.event_type);
-    let messages = plan(config, Sender::Cxone, &event, delivery_id, now_ms)?;
+    let (event_text, outbox) = plan(config, Sender::Cxone, &event, delivery_id, now_ms)?;
     Ok(Prepared {
         sender: Sender::Cxone,
         delivery_id: delivery_id.to_owned(),
         verified: Some(verified),
         payload_hash: payload_hash(inbound.body),
         event,
-        messages,
+        event_text,
+        outbox,
     })
 }
 
@@ -192,15 +205,10 @@ fn attribute_value(value: &str) -> String {
         .collect()
 }
 
-/// Refuses a routed event that no queue could take, before anything is claimed: a 5xx
+/// Refuses a routed event that no queue could take, before anything is recorded: a 5xx
 /// would have the sender retry it for ever.
-fn check_fits(messages: &[(String, Vec<OutboundMessage>)]) -> Result<(), ApiError> {
-    let largest = messages
-        .iter()
-        .flat_map(|(_, list)| list)
-        .map(OutboundMessage::size)
-        .max()
-        .unwrap_or_default();
+fn check_fits(outbox: &Outbox, event_len: usize) -> Result<(), ApiError> {
+    let largest = outbox.largest(event_len);
     if largest > crate::queue::MAX_MESSAGE_BYTES {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -230,7 +238,7 @@ fn check_signal_contact(event: &Value) -> Result<(), ApiError> {
 }
 
 /// A delivery job's payload as the webhook route writes it. `event` is written as `null`,
-/// and [`with_event`] puts the event's text in its place.
+/// and [`outbox::with_event`] puts the event's text in its place when it is sent.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DeliveryPayload<'a> {
@@ -240,34 +248,16 @@ struct DeliveryPayload<'a> {
     event: Option<()>,
 }
 
-/// `job` (a serialised delivery job) with `event` (JSON text) in place of its
-/// `"event":null`: the event goes in as the text already serialised for the queues,
-/// neither parsed nor serialised again. Inside a JSON string every `"` is escaped, so the
-/// first `"event":null` is the payload's own field (its key follows `route`'s value).
-fn with_event(job: &str, event: &str) -> Result<String, ApiError> {
-    const SLOT: &str = "\"event\":null";
-    let at = job.find(SLOT).ok_or_else(|| {
-        ApiError::internal(std::io::Error::other(
-            "a delivery job without its event slot",
-        ))
-    })?;
-    let mut out = String::with_capacity(job.len() + event.len());
-    out.push_str(&job[..at]);
-    out.push_str("\"event\":");
-    out.push_str(event);
-    out.push_str(&job[at + SLOT.len()..]);
-    Ok(out)
-}
-
+/// The event's text for the queues, and the outbox of every message its routes make.
 fn plan(
     config: &WebhookConfig,
     sender: Sender,
     event: &Value,
     delivery_id: &str,
     now_ms: i64,
-) -> Result<Vec<(String, Vec<OutboundMessage>)>, ApiError> {
-    let mut by_queue: Vec<(String, Vec<OutboundMessage>)> = Vec::new();
-    let mut event_body: Option<String> = None;
+) -> Result<(String, Outbox), ApiError> {
+    let mut outbox = Outbox::default();
+    let event_text = crate::queue::sqs_json(event);
     let scoped = sender.scoped(delivery_id);
     let group = event
         .get("interactionId")
@@ -287,12 +277,7 @@ fn plan(
         .enumerate()
     {
         let (queue, body) = match target {
-            Target::Queue(url) => (
-                url.clone(),
-                event_body
-                    .get_or_insert_with(|| crate::queue::sqs_json(event))
-                    .clone(),
-            ),
+            Target::Queue(url) => (url.clone(), outbox::Body::Event),
             Target::Signal { name, mapping } => {
                 check_signal_contact(event)?;
                 let data: BTreeMap<&str, Value> = mapping
@@ -324,12 +309,14 @@ fn plan(
                     payload,
                     now_ms,
                 );
-                (config.jobs_queue_url.clone(), crate::queue::sqs_json(&job))
+                (
+                    config.jobs_queue_url.clone(),
+                    outbox::Body::Text(crate::queue::sqs_json(&job)),
+                )
             }
             Target::Deliver(target) => {
                 // One job per (delivery, target): each is retried, parked and
                 // dead-lettered on its own, and runs once.
-                let event = event_body.get_or_insert_with(|| crate::queue::sqs_json(event));
                 let id = format!("{scoped}@{target}");
                 let payload = DeliveryPayload {
                     target,
@@ -338,12 +325,14 @@ fn plan(
                     event: None,
                 };
                 let job = Job::new(JobKind::Delivery, id.clone(), id, payload, now_ms);
-                let body = with_event(&crate::queue::sqs_json(&job), event)?;
-                (config.jobs_queue_url.clone(), body)
+                (
+                    config.jobs_queue_url.clone(),
+                    outbox::Body::Job(crate::queue::sqs_json(&job)),
+                )
             }
         };
         let fifo = queue.ends_with(".fifo");
-        let message = OutboundMessage {
+        let message = outbox::Message {
             body,
             attributes: vec![
                 ("deliveryId".to_owned(), delivery_attribute.clone()),
@@ -364,23 +353,18 @@ fn plan(
             } else {
                 String::new()
             },
-            delay_seconds: None,
         };
-        match by_queue.iter_mut().find(|(q, _)| *q == queue) {
-            Some((_, list)) => list.push(message),
-            None => by_queue.push((queue, vec![message])),
-        }
+        outbox.push(queue, message);
     }
-    check_fits(&by_queue)?;
-    Ok(by_queue)
+    check_fits(&outbox, event_text.len())?;
+    Ok((event_text, outbox))
 }
 
 /// The receiver with its ports: a function builds one at cold start.
-pub struct Receiver<S, I, Q> {
+pub struct Receiver<S, R> {
     pub config: WebhookConfig,
     pub secrets: S,
-    pub store: I,
-    pub queue: Q,
+    pub records: R,
     pub tolerance: Duration,
     pub refresh_min_interval: Duration,
     /// Rate-limits the forced secret reads after a failed check, whichever route failed:
@@ -391,31 +375,28 @@ pub struct Receiver<S, I, Q> {
 /// A webhook's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// 202: every target is durably enqueued.
+    /// 202: the event and every message its routes make are durably recorded.
     Accepted(Value),
     /// 200: already accepted earlier.
     Duplicate(Value),
 }
 
-impl<S, I, Q> Receiver<S, I, Q>
+impl<S, R> Receiver<S, R>
 where
     S: SecretSource,
-    I: IdempotencyStore + ReplayGuard,
-    Q: MessageQueue,
+    R: DeliveryRecords,
 {
     pub fn new(
         config: WebhookConfig,
         secrets: S,
-        store: I,
-        queue: Q,
+        records: R,
         tolerance: Duration,
         refresh_min_interval: Duration,
     ) -> Self {
         Self {
             config,
             secrets,
-            store,
-            queue,
+            records,
             tolerance,
             refresh_min_interval,
             refresh: RefreshGate::new(refresh_min_interval),
@@ -462,147 +443,80 @@ where
         .await
     }
 
-    /// `POST /webhooks/cxone`: verification, the replay guard, then [`Self::deliver`].
-    pub async fn receive(
-        &self,
-        inbound: &Inbound<'_>,
-        now_ms: i64,
-        in_progress_until_ms: i64,
-    ) -> Result<Outcome, ApiError> {
+    /// `POST /webhooks/cxone`: verification, then [`Self::record`] with the signature's
+    /// replay entry.
+    pub async fn receive(&self, inbound: &Inbound<'_>, now_ms: i64) -> Result<Outcome, ApiError> {
         body::format_of(inbound.content_type)?;
         let now_s = now_ms / 1000;
         let verified = self.verify(inbound, now_s).await?;
-        let prepared = prepare(&self.config, inbound, verified.clone(), now_ms)?;
-
-        let expires = verified
-            .timestamp
-            .saturating_add(i64::try_from(self.tolerance.as_secs()).unwrap_or(0));
-        let replay = self
-            .store
-            .remember(
-                &hex::encode(verified.signature),
-                &prepared.delivery_id,
-                now_s,
-                expires,
-            )
-            .await
-            .map_err(|e| ApiError::unavailable("the idempotency store", e))?;
-        if replay == ReplayCheck::Replayed {
-            return Err(ApiError::new(
-                ErrorCode::Replayed,
-                "this signed request was already delivered under another delivery id",
-            ));
-        }
-        self.deliver(&prepared, now_ms, in_progress_until_ms).await
+        let prepared = prepare(&self.config, inbound, verified, now_ms)?;
+        self.record(&prepared, now_ms).await
     }
 
-    /// `POST /webhooks/studio`: the token, then [`Self::deliver`]. There is no signature, so
-    /// no replay guard: the delivery id's idempotency record is the protection.
+    /// `POST /webhooks/studio`: the token, then [`Self::record`]. There is no signature, so
+    /// no replay guard: the delivery id's record is the protection.
     pub async fn receive_studio(
         &self,
         inbound: &studio::StudioInbound<'_>,
         now_ms: i64,
-        in_progress_until_ms: i64,
     ) -> Result<Outcome, ApiError> {
         studio::format_of(inbound.content_type)?;
         self.authenticate_studio(inbound).await?;
         let prepared = studio::prepare(&self.config, inbound, now_ms)?;
-        self.deliver(&prepared, now_ms, in_progress_until_ms).await
+        self.record(&prepared, now_ms).await
     }
 
-    /// Claims the delivery id, enqueues every message, and records the answer; what every
-    /// sender shares once its request is checked and prepared.
-    async fn deliver(
-        &self,
-        prepared: &Prepared,
-        now_ms: i64,
-        in_progress_until_ms: i64,
-    ) -> Result<Outcome, ApiError> {
+    /// Records the delivery with its outbox, and the signed request's replay entry, in one
+    /// write (ARCHITECTURE.md, Outbox). Once it is recorded the work is durable: the
+    /// table's stream takes the messages to the queues. A duplicate, a conflict or a replay
+    /// is told by the same write.
+    async fn record(&self, prepared: &Prepared, now_ms: i64) -> Result<Outcome, ApiError> {
         let id = &prepared.delivery_id;
         let key = prepared.sender.key(id);
-        let claim = self
-            .store
-            .claim(&key, &prepared.payload_hash, now_ms, in_progress_until_ms)
+        let signature = prepared
+            .verified
+            .as_ref()
+            .map(|v| (hex::encode(v.signature), v.timestamp));
+        let replay = signature
+            .as_ref()
+            .map(|(signature, timestamp)| ReplayEntry {
+                signature,
+                delivery_id: id,
+                expires_at_s: timestamp
+                    .saturating_add(i64::try_from(self.tolerance.as_secs()).unwrap_or(0)),
+            });
+        let response = json!({"status": "accepted", "deliveryId": id});
+        let outbox = prepared.outbox.to_text();
+        let recorded = self
+            .records
+            .record(&NewDelivery {
+                key: &key,
+                payload_hash: &prepared.payload_hash,
+                response: &response,
+                event: &prepared.event_text,
+                outbox: &outbox,
+                replay,
+                now_ms,
+            })
             .await
             .map_err(|e| ApiError::unavailable("the idempotency store", e))?;
-        let done = match claim {
-            Claim::Acquired => Vec::new(),
-            Claim::Resumed(done) => done,
-            Claim::Completed(_) => {
-                return Ok(Outcome::Duplicate(
-                    json!({"status": "duplicate", "deliveryId": id}),
-                ));
-            }
-            Claim::InProgress => {
-                return Err(ApiError::in_progress(format!(
-                    "delivery {id} is being processed; retry later"
-                )));
-            }
-            Claim::Conflict => {
-                return Err(ApiError::new(
-                    ErrorCode::IdempotencyKeyReused,
-                    format!("delivery {id} was already received with a different body"),
-                ));
-            }
-        };
-
-        // Every target is tried, so one failing queue never keeps the others from their
-        // events. A target an earlier copy already reached is skipped: each gets the event
-        // once, whatever happens to the others.
-        // The queues are sent to at once: a route with named targets (whose jobs go on
-        // `jobs`) acknowledges as fast as one with `events` alone.
-        let mut failure = None;
-        let mut reached = done.clone();
-        let sends =
-            prepared
-                .messages
-                .iter()
-                .filter(|(queue, _)| !done.contains(queue))
-                .map(|(queue, messages)| async move {
-                    (queue, self.queue.send_all(queue, messages).await)
-                });
-        for (queue, sent) in futures_util::future::join_all(sends).await {
-            match sent {
-                Ok(()) => reached.push(queue.clone()),
-                Err(err) => {
-                    tracing::warn!(delivery_id = %id, error = %err, "a target could not be enqueued");
-                    failure.get_or_insert(err);
-                }
-            }
+        match recorded {
+            Recorded::New => Ok(Outcome::Accepted(response)),
+            Recorded::Duplicate(_) => Ok(Outcome::Duplicate(
+                json!({"status": "duplicate", "deliveryId": id}),
+            )),
+            Recorded::InProgress => Err(ApiError::in_progress(format!(
+                "delivery {id} is being processed; retry later"
+            ))),
+            Recorded::Conflict => Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!("delivery {id} was already received with a different body"),
+            )),
+            Recorded::Replayed => Err(ApiError::new(
+                ErrorCode::Replayed,
+                "this signed request was already delivered under another delivery id",
+            )),
         }
-        if let Some(err) = failure {
-            // Let the sender's retry go at once instead of waiting out the claim, with the
-            // targets reached so far recorded so that it sends only to the rest.
-            let given_up = if reached.is_empty() {
-                self.store.release(&key, in_progress_until_ms).await
-            } else {
-                self.store
-                    .partial(
-                        &key,
-                        &prepared.payload_hash,
-                        &reached,
-                        in_progress_until_ms,
-                        now_ms,
-                    )
-                    .await
-            };
-            if let Err(e) = given_up {
-                tracing::warn!(delivery_id = %id, error = %e, "could not give up the idempotency record");
-            }
-            return Err(ApiError::unavailable("the event queue", err));
-        }
-
-        let response = json!({"status": "accepted", "deliveryId": id});
-        if let Err(err) = self
-            .store
-            .complete(&key, &prepared.payload_hash, &response, now_ms)
-            .await
-        {
-            // The work is durably queued; a redelivery after the in-progress expiry would be
-            // processed again, which consumers tolerate (at-least-once).
-            tracing::warn!(delivery_id = %id, error = %err, "could not record the completed delivery");
-        }
-        Ok(Outcome::Accepted(response))
     }
 }
 
@@ -640,7 +554,7 @@ mod tests {
                 payload,
                 0,
             );
-            let spliced = with_event(&crate::queue::sqs_json(&job), event).unwrap();
+            let spliced = outbox::with_event(&crate::queue::sqs_json(&job), event).unwrap();
             let expected = Expected {
                 target: "audit",
                 delivery_id: "d-1",
@@ -660,8 +574,9 @@ mod tests {
             assert_eq!(read["payload"]["event"]["note"], "\"event\":null");
         }
     }
+    use crate::queue::OutboundMessage;
     use crate::secrets::{Secrets, parse_secrets};
-    use crate::testing::{FakeQueue, FakeSecrets, FakeStore};
+    use crate::testing::{FakeSecrets, FakeStore};
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
     use studio::StudioInbound;
@@ -686,15 +601,27 @@ mod tests {
 
     const NOW_MS: i64 = 1_800_000_000_000;
 
-    fn receiver(routes: Option<&str>) -> Receiver<FakeSecrets, FakeStore, FakeQueue> {
+    fn receiver(routes: Option<&str>) -> Receiver<FakeSecrets, FakeStore> {
         Receiver::new(
             WebhookConfig::parse(routes, "http://q/events", "http://q/jobs").unwrap(),
             FakeSecrets::new(&["current", "previous"]),
             FakeStore::default(),
-            FakeQueue::default(),
             Duration::from_secs(300),
             Duration::from_secs(30),
         )
+    }
+
+    /// The messages recorded in `key`'s outbox, as the relay will send them, by queue.
+    fn recorded(r: &Receiver<FakeSecrets, FakeStore>, key: &str) -> Vec<(String, OutboundMessage)> {
+        let deliveries = r.records.deliveries.lock().unwrap();
+        let d = deliveries.get(key).expect("the delivery is recorded");
+        Outbox::parse(&d.outbox)
+            .unwrap()
+            .messages(&d.event)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(q, list)| list.into_iter().map(move |m| (q.clone(), m)))
+            .collect()
     }
 
     struct Request {
@@ -754,22 +681,19 @@ mod tests {
     async fn an_accepted_webhook_is_enqueued_once_and_its_redelivery_is_a_duplicate() {
         let r = receiver(None);
         let req = Request::new("current", CHAT, "d-1");
-        let first = r
-            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap();
+        let first = r.receive(&req.inbound(), NOW_MS).await.unwrap();
         assert_eq!(
             first,
             Outcome::Accepted(json!({"status": "accepted", "deliveryId": "d-1"}))
         );
-        let again = r
-            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap();
+        let again = r.receive(&req.inbound(), NOW_MS).await.unwrap();
         assert!(matches!(again, Outcome::Duplicate(_)));
-        let sent = r.queue.sent.lock().unwrap();
+        assert_eq!(r.records.deliveries.lock().unwrap().len(), 1);
+        let sent = recorded(&r, "delivery#d-1");
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0, "http://q/events");
+        let event: Value = serde_json::from_str(&sent[0].1.body).unwrap();
+        assert_eq!(event["interactionId"], "c-1");
     }
 
     #[tokio::test]
@@ -780,10 +704,8 @@ mod tests {
                 "routes": [{"name": "all", "targets": [{"queue": "events"}, {"target": "audit"}, {"target": "bus"}]}]}"#,
         ));
         let req = Request::new("current", CHAT, "d-9");
-        r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap();
-        let sent = r.queue.sent.lock().unwrap();
+        r.receive(&req.inbound(), NOW_MS).await.unwrap();
+        let sent = recorded(&r, "delivery#d-9");
         let on = |queue: &str| -> Vec<Value> {
             sent.iter()
                 .filter(|(q, _)| q == queue)
@@ -811,60 +733,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_queue_failure_is_503_and_releases_the_claim_for_the_retry() {
+    async fn a_store_failure_is_503_and_nothing_is_recorded_for_the_retry() {
         let r = receiver(None);
         let req = Request::new("current", CHAT, "d-2");
-        r.queue.down.store(true, Ordering::SeqCst);
-        let err = r
-            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap_err();
+        r.records.down.store(true, Ordering::SeqCst);
+        let err = r.receive(&req.inbound(), NOW_MS).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::DependencyUnavailable);
-        assert!(r.store.items.lock().unwrap().is_empty(), "claim released");
-        r.queue.down.store(false, Ordering::SeqCst);
+        assert!(r.records.deliveries.lock().unwrap().is_empty());
+        assert!(r.records.replays.lock().unwrap().is_empty());
+        r.records.down.store(false, Ordering::SeqCst);
         assert!(matches!(
-            r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-                .await
-                .unwrap(),
+            r.receive(&req.inbound(), NOW_MS).await.unwrap(),
             Outcome::Accepted(_)
         ));
     }
 
     #[tokio::test]
-    async fn a_target_reached_before_another_failed_never_gets_the_event_again() {
-        let r = receiver(Some(
-            r#"{"routes": [{"name": "both", "targets": [{"queue": "events"}, {"queue": "https://sqs.eu-west-1.amazonaws.com/1/crm"}]}]}"#,
-        ));
-        let crm = "https://sqs.eu-west-1.amazonaws.com/1/crm".to_owned();
-        r.queue.refusing.lock().unwrap().push(crm.clone());
-        let req = Request::new("current", CHAT, "d-fan");
+    async fn a_signature_seen_under_another_delivery_id_is_refused_and_nothing_is_recorded() {
+        let r = receiver(None);
+        let req = Request::new("current", CHAT, "d-first");
+        r.receive(&req.inbound(), NOW_MS).await.unwrap();
+        let replay = Request {
+            delivery: "d-other".into(),
+            ..Request::new("current", CHAT, "d-first")
+        };
         let err = r
-            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
+            .receive(&replay.inbound(), NOW_MS + 1000)
             .await
             .unwrap_err();
-        assert_eq!(err.code, ErrorCode::DependencyUnavailable);
-        r.queue.refusing.lock().unwrap().clear();
-        // CXone's retry: only the target that failed is sent to.
-        let retry = r
-            .receive(&req.inbound(), NOW_MS + 1000, NOW_MS + 6000)
-            .await
-            .unwrap();
-        assert!(matches!(retry, Outcome::Accepted(_)));
-        let queues: Vec<String> = r
-            .queue
-            .sent
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(q, _)| q.clone())
-            .collect();
-        assert_eq!(queues, ["http://q/events".to_owned(), crm]);
+        assert_eq!(err.code, ErrorCode::Replayed);
+        assert!(
+            !r.records
+                .deliveries
+                .lock()
+                .unwrap()
+                .contains_key("delivery#d-other")
+        );
+        // The same signed request under its own id is a redelivery: a duplicate.
         assert!(matches!(
-            r.receive(&req.inbound(), NOW_MS + 2000, NOW_MS + 7000)
-                .await
-                .unwrap(),
+            r.receive(&req.inbound(), NOW_MS + 2000).await.unwrap(),
             Outcome::Duplicate(_)
         ));
+        // Another body under the first id is a conflict.
+        let other = Request::new("current", &CHAT.replace("c-1", "c-2"), "d-first");
+        let err = r.receive(&other.inbound(), NOW_MS).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::IdempotencyKeyReused);
     }
 
     #[tokio::test]
@@ -877,10 +790,8 @@ mod tests {
             ]}"#,
         ));
         let req = Request::new("current", CHAT, "d-3");
-        r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap();
-        let sent = r.queue.sent.lock().unwrap();
+        r.receive(&req.inbound(), NOW_MS).await.unwrap();
+        let sent = recorded(&r, "delivery#d-3");
         assert_eq!(
             sent.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
             ["http://q/jobs", "http://q/events"]
@@ -902,23 +813,13 @@ mod tests {
         let r = receiver(None);
         *r.secrets.stored.lock().unwrap() = Arc::new(doc(&["rotated", "current"]));
         let rotated = Request::new("rotated", CHAT, "d-4");
-        assert!(
-            r.receive(&rotated.inbound(), NOW_MS, NOW_MS + 5000)
-                .await
-                .is_ok()
-        );
+        assert!(r.receive(&rotated.inbound(), NOW_MS).await.is_ok());
         assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 1);
 
         let retired = Request::new("previous", CHAT, "d-5");
-        let err = r
-            .receive(&retired.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap_err();
+        let err = r.receive(&retired.inbound(), NOW_MS).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::SignatureMismatch);
-        let err = r
-            .receive(&retired.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap_err();
+        let err = r.receive(&retired.inbound(), NOW_MS).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::SignatureMismatch);
         assert_eq!(
             r.secrets.refreshes.load(Ordering::SeqCst),
@@ -932,10 +833,7 @@ mod tests {
         let r = receiver(None);
         let mut req = Request::new("current", CHAT, "d-6");
         req.timestamp = (NOW_MS / 1000 - 1000).to_string();
-        let err = r
-            .receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap_err();
+        let err = r.receive(&req.inbound(), NOW_MS).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::TimestampTooOld);
         assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 0);
     }
@@ -947,7 +845,7 @@ mod tests {
         assert_eq!(err.code, ErrorCode::MalformedBody);
         let prepared = process_default(json, CHAT, "d-8").unwrap();
         assert_eq!(prepared.event["customer"]["identifier"], "a@example.com");
-        assert_eq!(prepared.messages.len(), 1);
+        assert_eq!(prepared.messages().unwrap().len(), 1);
     }
 
     #[test]
@@ -964,7 +862,7 @@ mod tests {
         // Half as many fit, and go as one message.
         let xml = xml.replacen(&"\u{1}".repeat(30_000), "", 1);
         let prepared = process_default("application/xml", &xml, "d-fits").unwrap();
-        assert_eq!(prepared.messages[0].1.len(), 1);
+        assert_eq!(prepared.messages().unwrap()[0].1.len(), 1);
     }
 
     #[tokio::test]
@@ -972,10 +870,8 @@ mod tests {
         let r = receiver(None);
         let body = r#"{"eventType":"interaction.created","data":{"id":"c-9","channelType":"fax","note":"a\uffffb\ufffe"}}"#;
         let req = Request::new("current", body, "d-ffff");
-        r.receive(&req.inbound(), NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap();
-        let sent = r.queue.sent.lock().unwrap();
+        r.receive(&req.inbound(), NOW_MS).await.unwrap();
+        let sent = recorded(&r, "delivery#d-ffff");
         let text = &sent[0].1.body;
         assert!(!text.contains(['\u{fffe}', '\u{ffff}']), "{text}");
         let event: Value = serde_json::from_str(text).unwrap();
@@ -999,65 +895,67 @@ mod tests {
     async fn a_studio_request_is_enqueued_once_under_a_key_of_its_own() {
         let r = receiver(None);
         let req = studio_request("st-current", "d-1");
-        let first = r.receive_studio(&req, NOW_MS, NOW_MS + 5000).await.unwrap();
+        let first = r.receive_studio(&req, NOW_MS).await.unwrap();
         assert_eq!(
             first,
             Outcome::Accepted(json!({"status": "accepted", "deliveryId": "d-1"}))
         );
         assert_eq!(
-            r.receive_studio(&req, NOW_MS, NOW_MS + 5000).await.unwrap(),
+            r.receive_studio(&req, NOW_MS).await.unwrap(),
             Outcome::Duplicate(json!({"status": "duplicate", "deliveryId": "d-1"}))
         );
         // A CXone delivery with the same id is another delivery.
         let cxone = Request::new("current", CHAT, "d-1");
         assert!(matches!(
-            r.receive(&cxone.inbound(), NOW_MS, NOW_MS + 5000)
-                .await
-                .unwrap(),
+            r.receive(&cxone.inbound(), NOW_MS).await.unwrap(),
             Outcome::Accepted(_)
         ));
         let keys: Vec<String> = {
-            let mut k: Vec<String> = r.store.items.lock().unwrap().keys().cloned().collect();
+            let mut k: Vec<String> = r
+                .records
+                .deliveries
+                .lock()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
             k.sort();
             k
         };
         assert_eq!(keys, ["delivery#d-1", "studio-delivery#d-1"]);
-        let sent = r.queue.sent.lock().unwrap();
-        assert_eq!(sent.len(), 2);
+        let sent = recorded(&r, "studio-delivery#d-1");
+        assert_eq!(sent.len(), 1);
         let event: Value = serde_json::from_str(&sent[0].1.body).unwrap();
         assert_eq!(event["channel"], "studio");
         assert_eq!(event["interactionId"], "5012");
         assert!(
-            r.store.replays.lock().unwrap().len() == 1,
+            r.records.replays.lock().unwrap().len() == 1,
             "only the signed request went through the replay guard"
         );
     }
 
     #[tokio::test]
-    async fn the_same_studio_delivery_id_with_another_body_is_a_conflict_and_a_queue_failure_a_503()
+    async fn the_same_studio_delivery_id_with_another_body_is_a_conflict_and_a_store_failure_a_503()
     {
         let r = receiver(None);
-        r.queue.down.store(true, Ordering::SeqCst);
+        r.records.down.store(true, Ordering::SeqCst);
         let req = studio_request("st-current", "d-2");
-        let err = r
-            .receive_studio(&req, NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap_err();
+        let err = r.receive_studio(&req, NOW_MS).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::DependencyUnavailable);
-        assert!(r.store.items.lock().unwrap().is_empty(), "claim released");
-        r.queue.down.store(false, Ordering::SeqCst);
+        assert!(
+            r.records.deliveries.lock().unwrap().is_empty(),
+            "nothing recorded"
+        );
+        r.records.down.store(false, Ordering::SeqCst);
         assert!(matches!(
-            r.receive_studio(&req, NOW_MS, NOW_MS + 5000).await.unwrap(),
+            r.receive_studio(&req, NOW_MS).await.unwrap(),
             Outcome::Accepted(_)
         ));
         let other = StudioInbound {
             body: b"ContactID=5013",
             ..req
         };
-        let err = r
-            .receive_studio(&other, NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap_err();
+        let err = r.receive_studio(&other, NOW_MS).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::IdempotencyKeyReused);
     }
 
@@ -1068,14 +966,10 @@ mod tests {
             api_key: None,
             ..studio_request("", "d-3")
         };
-        let err = r
-            .receive_studio(&req, NOW_MS, NOW_MS + 5000)
-            .await
-            .unwrap_err();
+        let err = r.receive_studio(&req, NOW_MS).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::Unauthorized);
         assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 0);
-        assert!(r.store.items.lock().unwrap().is_empty());
-        assert!(r.queue.sent.lock().unwrap().is_empty());
+        assert!(r.records.deliveries.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -1088,15 +982,11 @@ mod tests {
             authorization: Some(b"Bearer st-next"),
             ..studio_request("", "d-4")
         };
-        assert!(
-            r.receive_studio(&bearer, NOW_MS, NOW_MS + 5000)
-                .await
-                .is_ok()
-        );
+        assert!(r.receive_studio(&bearer, NOW_MS).await.is_ok());
         assert_eq!(r.secrets.refreshes.load(Ordering::SeqCst), 1);
         for _ in 0..3 {
             let err = r
-                .receive_studio(&studio_request("wrong", "d-5"), NOW_MS, NOW_MS + 5000)
+                .receive_studio(&studio_request("wrong", "d-5"), NOW_MS)
                 .await
                 .unwrap_err();
             assert_eq!(err.code, ErrorCode::Unauthorized);
@@ -1107,6 +997,6 @@ mod tests {
             1,
             "rate-limited"
         );
-        assert!(r.store.items.lock().unwrap().len() == 1);
+        assert!(r.records.deliveries.lock().unwrap().len() == 1);
     }
 }

@@ -255,14 +255,15 @@ pub fn prepare(
     let delivery_id = delivery_id(inbound.delivery_id, &parsed, &config.studio.delivery_id)?;
     let event_type = event_type(inbound.event_type, &parsed, &config.studio.event_type);
     let event = normalise::normalise_studio(config, &parsed, &delivery_id, event_type.as_deref());
-    let messages = plan(config, Sender::Studio, &event, &delivery_id, now_ms)?;
+    let (event_text, outbox) = plan(config, Sender::Studio, &event, &delivery_id, now_ms)?;
     Ok(Prepared {
         sender: Sender::Studio,
         delivery_id,
         verified: None,
         payload_hash: payload_hash(inbound.body),
         event,
-        messages,
+        event_text,
+        outbox,
     })
 }
 
@@ -469,8 +470,8 @@ mod tests {
         );
         assert_eq!(prepared.sender, Sender::Studio);
         assert!(prepared.verified.is_none());
-        assert_eq!(prepared.messages.len(), 1);
-        assert_eq!(prepared.messages[0].0, "http://q/events");
+        assert_eq!(prepared.messages().unwrap().len(), 1);
+        assert_eq!(prepared.messages().unwrap()[0].0, "http://q/events");
     }
 
     #[test]
@@ -549,7 +550,8 @@ mod tests {
             ..StudioInbound::default()
         };
         let prepared = prepare(&config, &inbound, 1_800_000_000_000).unwrap();
-        let job: crate::jobs::Job = serde_json::from_str(&prepared.messages[1].1[0].body).unwrap();
+        let job: crate::jobs::Job =
+            serde_json::from_str(&prepared.messages().unwrap()[1].1[0].body).unwrap();
         assert_eq!(job.correlation_id, "studio:d-1:order-update");
         assert_eq!(job.payload["metadata"]["sourceSystem"], "cxone-studio");
         assert_eq!(job.payload["metadata"]["deliveryId"], "d-1");

@@ -86,3 +86,32 @@ async fn table_with(prefix: &str, due_index: bool, log_index: bool) -> (Client, 
     create.send().await.unwrap();
     (client, table)
 }
+
+/// The item at `pk`, read consistently, if there is one.
+pub async fn maybe_item(
+    client: &Client,
+    table: &str,
+    pk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+/// The item at `pk`, which must exist.
+pub async fn item(
+    client: &Client,
+    table: &str,
+    pk: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    maybe_item(client, table, pk).await.unwrap()
+}

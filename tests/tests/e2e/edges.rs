@@ -111,12 +111,16 @@ async fn has_item(stack: &TestStack, key: &str) -> bool {
         .is_some()
 }
 
+/// Messages on `events` once event-relay has sent every accepted webhook's outbox.
 async fn events_depth(stack: &TestStack) -> i64 {
+    stack.relayed().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     queue_depth(&sqs, &stack.resources.queues["events"].url).await
 }
 
+/// Messages on `jobs` once event-relay has sent every accepted webhook's outbox.
 async fn jobs_depth(stack: &TestStack) -> i64 {
+    stack.relayed().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     queue_depth(&sqs, &stack.resources.queues["jobs"].url).await
 }

@@ -15,6 +15,7 @@ async fn health_reports_every_function_ready_and_the_resources_exist() {
         body,
         json!({"functions": {
             "callback-verifier": "ready",
+            "event-relay": "ready",
             "intent-router": "ready",
             "retry-drainer": "ready",
             "signal-dispatcher": "ready",
@@ -34,6 +35,14 @@ async fn health_reports_every_function_ready_and_the_resources_exist() {
         .unwrap();
     let key = &table.key_schema()[0];
     assert_eq!(key.attribute_name(), "pk");
+    let stream = table
+        .stream_specification()
+        .expect("the table has a stream");
+    assert_eq!(
+        stream.stream_view_type().map(|v| v.as_str()),
+        Some("NEW_IMAGE"),
+        "event-relay reads new images"
+    );
     let ttl = dynamodb
         .describe_time_to_live()
         .table_name(&stack.resources.table)

@@ -75,9 +75,9 @@ async fn make_run_starts_the_platform_profile_and_stops_every_process_it_started
         .unwrap();
     assert_eq!(health.status(), reqwest::StatusCode::OK);
 
-    // moto and one instance of each of the five functions.
+    // moto and one instance of each of the six functions.
     let children = children_of(pid);
-    assert_eq!(children.len(), 6, "children: {children:?}");
+    assert_eq!(children.len(), 7, "children: {children:?}");
 
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])

@@ -35,6 +35,7 @@ async fn calls(stack: &TestStack, suffix: &str) -> Vec<Value> {
 }
 
 async fn depth(stack: &TestStack, queue: &str) -> i64 {
+    stack.relayed().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     queue_depth(&sqs, &stack.resources.queues[queue].url).await
 }

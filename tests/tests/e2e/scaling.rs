@@ -128,7 +128,21 @@ async fn the_emulator_counts_each_functions_aws_calls_by_operation() {
     let calls = || cxbridge_e2e::aws_calls(&stack.aws_endpoint, &app);
     let at_init = calls().await;
     let run = cxbridge_e2e::unique("calls");
-    assert_eq!(send_webhook(&stack, &run, 1).await, StatusCode::ACCEPTED);
+    let sample = cxbridge_local::samples::webhook("chat", &run, 1).unwrap();
+    let request = cxbridge_e2e::WebhookRequest::signed(
+        &stack.resources.secrets.webhook,
+        sample.content_type,
+        &sample.body,
+        &format!("{run}-1"),
+        &sample.event_type,
+    );
+    let send = || async {
+        request
+            .send(&reqwest::Client::new(), &stack.gateway_url)
+            .await
+            .0
+    };
+    assert_eq!(send().await, StatusCode::ACCEPTED);
     let accepted = calls().await;
     let made = |before: &std::collections::BTreeMap<String, i64>,
                 after: &std::collections::BTreeMap<String, i64>| {
@@ -138,14 +152,17 @@ async fn the_emulator_counts_each_functions_aws_calls_by_operation() {
             .filter(|(_, v)| *v > 0)
             .collect::<Vec<_>>()
     };
-    // The replay guard and the delivery recorded as done (puts), the delivery claim (an
-    // update, so that the targets a failed copy reached survive it), and the event.
+    // One call accepts it: the replay entry and the delivery record with its outbox, in
+    // one transaction. The queues are event-relay's work.
     assert_eq!(
         made(&at_init, &accepted),
-        vec![
-            ("AmazonSQS.SendMessageBatch".to_owned(), 1),
-            ("DynamoDB_20120810.PutItem".to_owned(), 2),
-            ("DynamoDB_20120810.UpdateItem".to_owned(), 1),
-        ]
+        vec![("DynamoDB_20120810.TransactWriteItems".to_owned(), 1)]
+    );
+    // CXone's redelivery is the same one call, cancelled.
+    assert_eq!(send().await, StatusCode::OK);
+    let duplicate = calls().await;
+    assert_eq!(
+        made(&accepted, &duplicate),
+        vec![("DynamoDB_20120810.TransactWriteItems".to_owned(), 1)]
     );
 }

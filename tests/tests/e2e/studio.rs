@@ -98,6 +98,7 @@ fn fields<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
 }
 
 async fn depth(stack: &TestStack, sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
+    stack.relayed().await;
     queue_depth(sqs, &stack.resources.queues[queue].url).await
 }
 
@@ -116,6 +117,7 @@ async fn a_studio_form_request_lands_once_normalised_and_its_retry_is_a_duplicat
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body, json!({"status": "accepted", "deliveryId": delivery}));
 
+    stack.relayed().await;
     let landed = receive_all(&sqs, events).await;
     assert_eq!(landed.len(), 1, "exactly one event");
     let event: Value = serde_json::from_str(landed[0].body().unwrap()).unwrap();
@@ -197,6 +199,7 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
     let (status, reply) = bearer.send(&client, &stack.gateway_url).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
     assert_eq!(reply, json!({"status": "accepted", "deliveryId": delivery}));
+    stack.relayed().await;
     let landed = take_all(&sqs, events).await;
     assert_eq!(landed.len(), 1);
     let event: Value = serde_json::from_str(landed[0].body().unwrap()).unwrap();
@@ -220,6 +223,7 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
     assert_eq!(reply["deliveryId"], labelled_form.as_str());
+    stack.relayed().await;
     let landed = take_all(&sqs, events).await;
     assert_eq!(landed.len(), 1);
     let event: Value = serde_json::from_str(landed[0].body().unwrap()).unwrap();
@@ -236,6 +240,7 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
     assert_eq!(reply["deliveryId"], from_body.as_str());
+    stack.relayed().await;
     assert_eq!(take_all(&sqs, events).await.len(), 1);
 
     // The retry with X-API-Key instead is the same delivery.
@@ -276,6 +281,7 @@ async fn json_with_the_delivery_id_in_the_body_and_a_bearer_token_is_accepted() 
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    stack.relayed().await;
     let last: Vec<Value> = take_all(&sqs, events)
         .await
         .iter()
@@ -583,6 +589,7 @@ async fn the_cli_sends_studio_requests_that_are_accepted() {
             "{stdout}"
         );
     }
+    stack.relayed().await;
     let landed = receive_all(&sqs, &stack.resources.queues["events"].url).await;
     assert_eq!(landed.len(), 3);
     for m in &landed {

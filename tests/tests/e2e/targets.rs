@@ -137,6 +137,7 @@ async fn the_answer_waits_for_no_target_its_deliveries_wait_on_jobs_until_the_dr
         0
     );
     let jobs_url = &stack.resources.queues["jobs"].url;
+    stack.relayed().await;
     let waiting = receive_all(&sqs, jobs_url).await;
     let mut targets: Vec<String> = Vec::new();
     for message in &waiting {

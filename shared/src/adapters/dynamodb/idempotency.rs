@@ -6,12 +6,18 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use serde_json::Value;
 
 use super::{applied, n, s, text, unavailable};
-use crate::idempotency::{Claim, IdempotencyStore, ReplayCheck, ReplayGuard, StoreError};
+use crate::idempotency::{
+    Claim, DeliveryRecords, IdempotencyStore, NewDelivery, Recorded, ReplayCheck, ReplayGuard,
+    StoreError,
+};
 
 const STATUS_IN_PROGRESS: &str = "in_progress";
 const STATUS_COMPLETED: &str = "completed";
@@ -245,5 +251,125 @@ impl ReplayGuard for DynamoDbIdempotencyStore {
         } else {
             Ok(ReplayCheck::Replayed)
         }
+    }
+}
+
+/// A delivery record may be written where there is none, where it has expired, or where an
+/// older version left a claim that was never finished.
+const NEW_RECORD: &str = "attribute_not_exists(pk) OR expiresAt < :now OR (#status = :in_progress AND inProgressExpiresAt < :now_ms) OR #status = :partial";
+/// A replay entry may be written where there is none, where it has expired, or over the
+/// same delivery's (a redelivery of the same signed request).
+const NEW_REPLAY: &str = "attribute_not_exists(pk) OR expiresAt < :now OR deliveryId = :id";
+
+/// What an existing delivery record means for a new copy.
+fn existing_record(existing: &HashMap<String, AttributeValue>, payload_hash: &str) -> Recorded {
+    if text(existing, "payloadHash") != Some(payload_hash) {
+        return Recorded::Conflict;
+    }
+    if text(existing, "status") == Some(STATUS_COMPLETED) {
+        let saved = text(existing, "response")
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or(Value::Null);
+        return Recorded::Duplicate(saved);
+    }
+    Recorded::InProgress
+}
+
+impl DynamoDbIdempotencyStore {
+    fn delivery_put(&self, d: &NewDelivery<'_>) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(d.key))
+            .item("status", s(STATUS_COMPLETED))
+            .item("payloadHash", s(d.payload_hash))
+            .item("expiresAt", n(self.expires_at(d.now_ms)))
+            .item("acceptedAt", n(d.now_ms))
+            .item("response", s(d.response.to_string()))
+            .item("event", s(d.event))
+            .item("outbox", s(d.outbox))
+            .condition_expression(NEW_RECORD)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(d.now_ms / 1000))
+            .expression_attribute_values(":now_ms", n(d.now_ms))
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .expression_attribute_values(":partial", s(STATUS_PARTIAL))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError(e.to_string()))
+    }
+}
+
+impl DeliveryRecords for DynamoDbIdempotencyStore {
+    async fn record(&self, d: &NewDelivery<'_>) -> Result<Recorded, StoreError> {
+        let put = self.delivery_put(d)?;
+        let Some(replay) = d.replay else {
+            // One conditional put.
+            let mut request = self.client.put_item().table_name(put.table_name);
+            request = request.set_item(Some(put.item));
+            let result = request
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(Recorded::New),
+                Err(err) => match conflicting_item(&err) {
+                    Some(existing) => Ok(existing_record(&existing, d.payload_hash)),
+                    None => Err(unavailable(err)),
+                },
+            };
+        };
+        // The replay entry and the record in one transaction: one request either way.
+        let replay_put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("replay#{}", replay.signature)))
+            .item("deliveryId", s(replay.delivery_id))
+            .item("expiresAt", n(replay.expires_at_s))
+            .condition_expression(NEW_REPLAY)
+            .expression_attribute_values(":now", n(d.now_ms / 1000))
+            .expression_attribute_values(":id", s(replay.delivery_id))
+            .build()
+            .map_err(|e| StoreError(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(replay_put).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Recorded::New),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        else {
+            return Err(unavailable(err));
+        };
+        let reasons = cancelled.cancellation_reasons();
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        if code(0) == "ConditionalCheckFailed" {
+            return Ok(Recorded::Replayed);
+        }
+        if code(1) == "ConditionalCheckFailed" {
+            let existing = reasons
+                .get(1)
+                .and_then(|r| r.item())
+                .cloned()
+                .unwrap_or_default();
+            return Ok(existing_record(&existing, d.payload_hash));
+        }
+        if reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+        {
+            // Another copy is being written at this moment.
+            return Ok(Recorded::InProgress);
+        }
+        Err(unavailable(err))
     }
 }

@@ -1,0 +1,61 @@
+//! [`RelayProgress`] in the one DynamoDB table: `relay#{sequence number}` items, written
+//! only when a stream record was left part-way (ARCHITECTURE.md, Outbox).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{n, read_item, s, unavailable};
+use crate::idempotency::StoreError;
+use crate::relay::RelayProgress;
+
+/// How long a record of progress is kept: past the stream's 24 hours of retention.
+const KEEP_SECS: i64 = 2 * 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbRelayProgress {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbRelayProgress {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+fn key(sequence_number: &str) -> AttributeValue {
+    s(format!("relay#{sequence_number}"))
+}
+
+impl RelayProgress for DynamoDbRelayProgress {
+    async fn reached(&self, sequence_number: &str) -> Result<Vec<String>, StoreError> {
+        let item = read_item(&self.client, &self.table, key(sequence_number))
+            .await
+            .map_err(unavailable)?;
+        Ok(item
+            .get("reached")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|q| q.as_s().ok().cloned()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn remember(
+        &self,
+        sequence_number: &str,
+        reached: &[String],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", key(sequence_number))
+            .item(
+                "reached",
+                AttributeValue::L(reached.iter().map(|q| s(q.as_str())).collect()),
+            )
+            .item("expiresAt", n(now_ms / 1000 + KEEP_SECS))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
