@@ -11,6 +11,12 @@ the whole table on each call, and a table object that the stream's open iterator
 read. Here the live table stays, and a cancelled transaction puts its items and the
 stream's records back as they were.
 
+It serves with waitress, a production WSGI server, instead of werkzeug's development
+server: connections stay open between requests (HTTP/1.1 keep-alive), as AWS's endpoints
+keep them, where werkzeug's server closes each connection after its answer, so every call
+from a function paid for a new TCP connection; and a fixed pool of threads takes the
+requests. Without waitress in the venv it falls back to moto's own server.
+
 It also counts the calls it serves, by caller and operation, and answers them at
 `GET /_cxbridge/calls` as `{"<caller> <operation>": count}`: the caller is the SDK's app id
 (`AWS_SDK_UA_APP_ID`, sent as `app/<id>` in the user agent) or `-`, the operation the
@@ -29,7 +35,7 @@ import moto.dynamodb.models as _dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import main
 
 _WRITE = threading.RLock()
@@ -157,5 +163,35 @@ def _counted(self, environ, start_response):
 
 DomainDispatcherApplication.__call__ = _counted
 
+
+def _serve(argv):
+    """moto's app on waitress, taking moto_server's `-H` and `-p`."""
+    import argparse
+    import os
+
+    import waitress
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args, _ = parser.parse_known_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True
+    waitress.serve(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=16,
+        connection_limit=2000,
+        channel_timeout=300,
+        _quiet=True,
+    )
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        import waitress  # noqa: F401
+    except ImportError:
+        main(sys.argv[1:])
+    else:
+        _serve(sys.argv[1:])

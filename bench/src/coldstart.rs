@@ -2,6 +2,7 @@
 //! host: the instance is recycled before every run, so each run starts a fresh process.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -24,8 +25,12 @@ pub struct FunctionRun {
     pub peak_rss_kib: u64,
     /// ...and used this much CPU each...
     pub cpu_per_request: Duration,
-    /// ...and made these AWS calls, by operation.
+    /// ...and made these AWS calls, by operation...
     pub calls: BTreeMap<String, u64>,
+    /// ...each taking this long from the bench's request to its answer...
+    pub wall_per_request: Duration,
+    /// ...and writing this many bytes of log lines (the function's own output).
+    pub log_bytes_per_request: f64,
     /// webhook-receiver only: as many webhooks with a wrong signature, sent next.
     pub rejected: Option<Rejected>,
 }
@@ -53,6 +58,7 @@ pub async fn run(
     requests: &Requests,
     runs: usize,
     count: usize,
+    log: &Path,
 ) -> Result<Vec<FunctionRun>> {
     let mut out = Vec::new();
     // signal-dispatcher runs before callback-verifier and retry-drainer: their requests
@@ -99,13 +105,17 @@ pub async fn run(
         };
         let cpu = || procfs::cpu_time(pid).ok_or_else(|| anyhow!("{name}: no CPU time for {pid}"));
         let calls_before = load::calls(&requests.client, &stack.aws_endpoint).await?;
+        let log_from = std::fs::metadata(log).map_or(0, |m| m.len());
         let cpu_before = cpu()?;
+        let started = Instant::now();
         for n in runs..runs + count {
             requests
                 .send(name, host, n)
                 .await
                 .with_context(|| format!("{name}: request {n}"))?;
         }
+        let wall_per_request = started.elapsed() / count.max(1) as u32;
+        let log_bytes_per_request = log_bytes(log, log_from, name) as f64 / count.max(1) as f64;
         if host.pids() != [pid] {
             bail!("{name}: its instance changed during the {count} requests");
         }
@@ -141,6 +151,8 @@ pub async fn run(
             peak_rss_kib,
             cpu_per_request: cpu_after.saturating_sub(cpu_before) / count.max(1) as u32,
             calls: load::made_by(name, &calls_before, &calls_after),
+            wall_per_request,
+            log_bytes_per_request,
             rejected,
         };
         println!(
@@ -156,6 +168,21 @@ pub async fn run(
     }
     stack.set_mapping_enabled(cxbridge_local::stack::STREAM_MAPPING, true);
     Ok(out)
+}
+
+/// Bytes of `function`'s own output in the stack's log from byte `from` on: its lines, each
+/// without the `{function}#{instance} | ` the stack puts before it, with its newline.
+fn log_bytes(log: &Path, from: u64, function: &str) -> u64 {
+    let Ok(text) = std::fs::read(log) else {
+        return 0;
+    };
+    let start = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
+    let prefix = format!("{function}#");
+    String::from_utf8_lossy(&text[start..])
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.split_once(" | ").map(|(_, own)| own.len() as u64 + 1))
+        .sum()
 }
 
 /// The median (the mean of the middle two for an even count).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use tokio::time::Instant;
 
 use crate::requests::Webhook;
@@ -56,6 +56,8 @@ pub struct LoadRun {
     pub answered: Vec<(usize, Duration)>,
     /// Messages that reached the events queue during the run.
     pub enqueued: i64,
+    /// AWS calls event-relay made for the run's webhooks, by operation.
+    pub relay_calls: BTreeMap<String, u64>,
     /// AWS calls webhook-receiver made during the run, by operation.
     pub calls: BTreeMap<String, u64>,
 }
@@ -89,6 +91,28 @@ pub struct Target {
     pub aws_endpoint: String,
     /// event-relay's progress through the table's stream.
     pub relay: std::sync::Arc<cxbridge_local::streams::CaughtUp>,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+/// The size DynamoDB bills an item by: each attribute's name and value (strings by their
+/// UTF-8 bytes, numbers by about one byte per two digits plus one).
+pub fn item_bytes(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> u64 {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    item.iter()
+        .map(|(name, value)| {
+            let value = match value {
+                A::S(s) => s.len(),
+                A::N(n) => n.len().div_ceil(2) + 1,
+                A::B(b) => b.as_ref().len(),
+                A::Bool(_) | A::Null(_) => 1,
+                _ => 3,
+            };
+            (name.len() + value) as u64
+        })
+        .sum()
 }
 
 /// How long a run's accepted webhooks may take to reach `events` through event-relay.
@@ -177,8 +201,7 @@ pub struct TargetsRun {
     pub sends: SendCosts,
 }
 
-/// Medians, from the bench to the idle emulator, each call over a new connection as the
-/// functions' are.
+/// Medians, from the bench to the idle emulator.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SendCosts {
     /// The events queue's batch alone.
@@ -368,6 +391,7 @@ impl Target {
             answered: Vec::with_capacity(total),
             enqueued: 0,
             calls: BTreeMap::new(),
+            relay_calls: BTreeMap::new(),
         };
         for task in tasks {
             let (n, outcome, latency) = task.await?;
@@ -393,11 +417,9 @@ impl Target {
             );
         }
         run.enqueued = self.depth().await? - depth_before;
-        run.calls = made_by(
-            "webhook-receiver",
-            &calls_before,
-            &calls(&self.client, &self.aws_endpoint).await?,
-        );
+        let calls_after = calls(&self.client, &self.aws_endpoint).await?;
+        run.calls = made_by("webhook-receiver", &calls_before, &calls_after);
+        run.relay_calls = made_by("event-relay", &calls_before, &calls_after);
         Ok(run)
     }
 
@@ -423,11 +445,43 @@ impl Target {
         }
         let duplicate = passes.pop().unwrap_or_default();
         let accepted = passes.pop().unwrap_or_default();
+        // What one accepted webhook left in the table: its delivery record (with the event
+        // and the outbox) and its replay entry.
+        let first_webhook = webhooks.first().ok_or_else(|| anyhow!("no deliveries"))?;
+        let signature = first_webhook
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("x-nexus-signature-256"))
+            .and_then(|(_, v)| v.strip_prefix("sha256="))
+            .ok_or_else(|| anyhow!("the webhook has no signature"))?;
+        let record_bytes = self.item(&format!("delivery#{}-{first}", self.run)).await?;
+        let replay_bytes = self.item(&format!("replay#{signature}")).await?;
         Ok(DuplicateRun {
             count,
             accepted,
             duplicate,
+            record_bytes,
+            replay_bytes,
         })
+    }
+
+    async fn item(&self, pk: &str) -> Result<u64> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        let item = out
+            .item
+            .ok_or_else(|| anyhow!("{pk} is not in the table"))?;
+        Ok(item_bytes(&item))
     }
 }
 
@@ -438,6 +492,9 @@ pub struct DuplicateRun {
     pub accepted: BTreeMap<String, u64>,
     /// Calls for the repeat, by operation.
     pub duplicate: BTreeMap<String, u64>,
+    /// The first delivery's record and replay entry, in the bytes DynamoDB bills.
+    pub record_bytes: u64,
+    pub replay_bytes: u64,
 }
 
 fn transport(err: &reqwest::Error) -> String {

@@ -5,7 +5,9 @@
 //! release function under the local runtime host, the stack end to end at fixed rates,
 //! and the Node.js peer, and writes the report. Nothing in it is typed by hand.
 
+mod charts;
 mod coldstart;
+mod cost;
 mod load;
 mod micro;
 mod peer;
@@ -13,6 +15,7 @@ mod procfs;
 mod report;
 mod requests;
 
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -147,7 +150,13 @@ async fn run(args: Args) -> Result<()> {
     let targets = outcome?;
 
     let elapsed = started.elapsed().unwrap_or_default();
-    let text = report::render(&report::Report {
+    let template = cxbridge_local::template::Template::load(Path::new("template.yaml"))?;
+    let memory_mb = template
+        .functions
+        .iter()
+        .map(|f| (f.name.clone(), f.memory_mb))
+        .collect();
+    let report = report::Report {
         machine,
         micro,
         zips,
@@ -159,7 +168,15 @@ async fn run(args: Args) -> Result<()> {
         durable_peer,
         cold_starts: args.cold_starts,
         elapsed,
-    });
+        memory_mb,
+    };
+    let dir = args
+        .out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    report::write_charts(&report, dir)?;
+    let text = report::render(&report);
     std::fs::write(&args.out, &text)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("{text}");
@@ -245,7 +262,7 @@ async fn cold_starts(
         "cxbridge-bench: cold starts ({} per function) and {} requests each",
         args.cold_starts, args.requests
     );
-    coldstart::run(stack, &requests, args.cold_starts, args.requests).await
+    coldstart::run(stack, &requests, args.cold_starts, args.requests, &args.log).await
 }
 
 fn events_queue_url(stack: &Stack) -> Result<String> {
@@ -319,6 +336,8 @@ async fn load_target(stack: &Stack, run: String) -> Result<load::Target> {
         events_queue: events_queue_url(stack)?,
         aws_endpoint: stack.aws_endpoint.clone(),
         relay: stack.relay_progress(),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        table: stack.resources.table.clone(),
     })
 }
 

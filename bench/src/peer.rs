@@ -29,6 +29,8 @@ pub struct PeerRun {
     pub rejected_cpu_per_request: Duration,
     /// AWS calls over the accepted webhooks, by operation (the durable peer only).
     pub calls: BTreeMap<String, u64>,
+    /// From the bench's request to its answer, over the accepted webhooks in a row.
+    pub wall_per_request: Duration,
 }
 
 /// Where the durable peer keeps its records: the stack's emulator, table and events queue.
@@ -78,6 +80,7 @@ pub async fn run(
         peak_rss_kib: 0,
         cpu_per_request: Duration::ZERO,
         rejected_cpu_per_request: Duration::ZERO,
+        wall_per_request: Duration::ZERO,
         calls: BTreeMap::new(),
     };
     let mut n = 0;
@@ -137,10 +140,12 @@ pub async fn run(
                 None => None,
             };
             let cpu_before = cpu()?;
+            let timed = Instant::now();
             for _ in 0..count {
                 send(&client, &url, &Webhook::new(secret, run_id, n)?, 202).await?;
                 n += 1;
             }
+            result.wall_per_request = timed.elapsed() / count.max(1) as u32;
             let cpu_after = cpu()?;
             result.cpu_per_request = cpu_after.saturating_sub(cpu_before) / count.max(1) as u32;
             if let (Some(d), Some(before)) = (durable, calls_before) {

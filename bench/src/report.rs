@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::coldstart::{FunctionRun, median};
 use crate::load::{DuplicateRun, LoadRun, TargetsRun, percentile};
 use crate::peer::PeerRun;
+use crate::{charts, cost};
 
 pub struct Machine {
     pub cpu: String,
@@ -80,6 +81,111 @@ pub struct Report {
     pub durable_peer: PeerRun,
     pub cold_starts: usize,
     pub elapsed: Duration,
+    /// Each function's `MemorySize` in the template.
+    pub memory_mb: BTreeMap<String, u64>,
+}
+
+/// The charts `make bench` writes next to BENCHMARKS.md, and their titles.
+pub const CHARTS: [(&str, &str); 3] = [
+    (
+        "BENCHMARKS-cold-starts.svg",
+        "cold start per function, against the peer",
+    ),
+    (
+        "BENCHMARKS-latency.svg",
+        "latency percentiles against the offered rate",
+    ),
+    (
+        "BENCHMARKS-cost.svg",
+        "cost per million webhooks, by service",
+    ),
+];
+
+/// The load run costs are figured at: 200/s, else the first.
+fn cost_load(r: &Report) -> Option<&LoadRun> {
+    r.loads
+        .iter()
+        .find(|l| l.rate == 200)
+        .or_else(|| r.loads.first())
+}
+
+/// One webhook's use of each priced service, for cxbridge and for the durable peer.
+pub fn usage(r: &Report) -> Option<(cost::PerWebhook, cost::PerWebhook)> {
+    let rx = r.functions.iter().find(|f| f.name == "webhook-receiver")?;
+    let relay = r.functions.iter().find(|f| f.name == "event-relay")?;
+    let load = cost_load(r)?;
+    let memory = |name: &str| r.memory_mb.get(name).copied().unwrap_or(256);
+    // event-relay's invocations (one GetItem each) and sends per webhook at that rate.
+    let invocations = cost::per_webhook(&load.relay_calls, "GetItem", load.accepted);
+    let sends = cost::per_webhook(&load.relay_calls, "SendMessageBatch", load.accepted);
+    let d = &r.duplicates;
+    let ours = cost::PerWebhook {
+        lambda_requests: 1.0 + invocations,
+        gb_seconds: cost::gb_seconds(rx.wall_per_request, memory("webhook-receiver"))
+            + invocations * cost::gb_seconds(relay.wall_per_request, memory("event-relay")),
+        api_requests: 1.0,
+        write_units: 2.0 * (cost::write_units(d.record_bytes) + cost::write_units(d.replay_bytes)),
+        read_units: invocations,
+        sqs_requests: sends,
+        log_bytes: rx.log_bytes_per_request
+            + invocations * relay.log_bytes_per_request
+            + (1.0 + invocations) * cost::PLATFORM_LOG_BYTES,
+    };
+    let dp = &r.durable_peer;
+    let count = rx.requests;
+    let peer = cost::PerWebhook {
+        lambda_requests: 1.0,
+        gb_seconds: cost::gb_seconds(dp.wall_per_request, memory("webhook-receiver")),
+        api_requests: 1.0,
+        write_units: cost::per_webhook(&dp.calls, "PutItem", count)
+            + cost::per_webhook(&dp.calls, "UpdateItem", count),
+        read_units: 0.0,
+        sqs_requests: cost::per_webhook(&dp.calls, "SendMessageBatch", count)
+            + cost::per_webhook(&dp.calls, "SendMessage", count),
+        log_bytes: cost::PLATFORM_LOG_BYTES,
+    };
+    Some((ours, peer))
+}
+
+/// Writes the charts of [`CHARTS`] into `dir`.
+pub fn write_charts(r: &Report, dir: &Path) -> anyhow::Result<()> {
+    let functions: Vec<(String, f64)> = r
+        .functions
+        .iter()
+        .map(|f| (f.name.clone(), median(&f.exec_to_next).as_secs_f64() * 1e3))
+        .collect();
+    charts::cold_starts(
+        &dir.join(CHARTS[0].0),
+        &functions,
+        median(&r.peer.exec_to_ready).as_secs_f64() * 1e3,
+    )?;
+    let mut points: Vec<(u32, [f64; 3])> = r
+        .loads
+        .iter()
+        .chain(std::iter::once(&r.targets.events_only))
+        .map(|l| {
+            let p = |q: f64| l.percentile(q).as_secs_f64() * 1e3;
+            (l.rate, [p(50.0), p(90.0), p(99.0)])
+        })
+        .collect();
+    points.sort_by_key(|(rate, _)| *rate);
+    charts::latencies(&dir.join(CHARTS[1].0), &points)?;
+    if let Some((ours, peer)) = usage(r) {
+        let layers = |c: &cost::Cost| -> Vec<(&str, f64)> {
+            cost::SERVICES
+                .iter()
+                .map(|s| (*s, c.by_service.get(s).copied().unwrap_or(0.0)))
+                .collect()
+        };
+        charts::costs(
+            &dir.join(CHARTS[2].0),
+            &[
+                ("cxbridge", layers(&ours.per_million())),
+                ("Node.js peer", layers(&peer.per_million())),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 /// Criterion's id of the handler routed to the local named targets.
@@ -213,7 +319,7 @@ pub fn render(r: &Report) -> String {
         );
         let _ = writeln!(
             w,
-            "| CPU per webhook | {} | {} | {} | user + system time of the process over the {} accepted webhooks, divided by their number; cxbridge's includes its DynamoDB and SQS calls (below), each over a new TCP connection because moto closes every connection after one response, while the peer keeps everything in memory |",
+            "| CPU per webhook | {} | {} | {} | user + system time of the process over the {} accepted webhooks, divided by their number; cxbridge's includes its one DynamoDB call (below), over a kept-alive connection to the emulator, while this peer keeps everything in memory |",
             us(rx.cpu_per_request),
             us(p.cpu_per_request),
             ratio(
@@ -428,6 +534,15 @@ pub fn render(r: &Report) -> String {
             && f.bus == accepted as i64
             && f.audit_repeats == 0,
     });
+    let usage = usage(r);
+    if let Some((ours, peer)) = &usage {
+        let (ours, peer) = (ours.per_million().total(), peer.per_million().total());
+        checks.push(Check {
+            target: "cost per million webhooks at most a third of the durable peer's".into(),
+            measured: format!("${ours:.2} vs ${peer:.2} ({:.2}×)", ours / peer.max(1e-9)),
+            ok: ours * 3.0 <= peer,
+        });
+    }
     let _ = writeln!(w, "## Targets\n");
     let _ = writeln!(w, "| target | measured | |\n|---|---|---|");
     for c in &checks {
@@ -440,6 +555,14 @@ pub fn render(r: &Report) -> String {
         checks.len() - missed,
         checks.len()
     );
+
+    let _ = writeln!(w, "## Charts\n");
+    for (file, title) in CHARTS {
+        let _ = writeln!(w, "![{title}]({file})\n");
+    }
+    if let Some((ours, peer)) = &usage {
+        cost_section(w, r, ours, peer);
+    }
 
     peers(w, r);
 
@@ -584,6 +707,63 @@ pub fn render(r: &Report) -> String {
          instance's answer."
     );
     out
+}
+
+/// The cost of a million webhooks on AWS, by service, from this run's figures.
+fn cost_section(w: &mut String, r: &Report, ours: &cost::PerWebhook, peer: &cost::PerWebhook) {
+    let (a, b) = (ours.per_million(), peer.per_million());
+    let _ = writeln!(
+        w,
+        "## Cost per million webhooks\n\nOn AWS in us-east-1 at the on-demand prices of {} (the sources are in `bench/src/cost.rs`), from what this run measured; the peer is the durable Node.js peer, deployed the same way (a Lambda function behind an HTTP API, with the same memory).\n\n| service | cxbridge | peer | what counts |\n|---|---:|---:|---|",
+        cost::PRICES_READ_ON
+    );
+    let why = [
+        "one request per webhook",
+        "cxbridge: the receiver's invocation and event-relay's per webhook at the rate below; the peer: one",
+        "each function's measured time per request × its `MemorySize` in the template",
+        "cxbridge: one transaction of the delivery record and the replay entry (two units per KB of each item, rounded up), and event-relay's strongly consistent read of its progress per invocation; the peer: one unit per write (its items are under 1 KB)",
+        "cxbridge: event-relay's `SendMessageBatch` per webhook; the peer: its send per webhook",
+        "the functions' own log lines per request, and about 300 bytes of Lambda's START, END and REPORT lines per invocation",
+    ];
+    for (service, why) in cost::SERVICES.iter().zip(why) {
+        let _ = writeln!(
+            w,
+            "| {service} | ${:.3} | ${:.3} | {why} |",
+            a.by_service.get(service).copied().unwrap_or(0.0),
+            b.by_service.get(service).copied().unwrap_or(0.0)
+        );
+    }
+    let _ = writeln!(
+        w,
+        "| **total** | **${:.2}** | **${:.2}** | cxbridge costs {:.2}× the peer's |\n",
+        a.total(),
+        b.total(),
+        a.total() / b.total().max(1e-9)
+    );
+    let rx = r.functions.iter().find(|f| f.name == "webhook-receiver");
+    let relay = r.functions.iter().find(|f| f.name == "event-relay");
+    let load = cost_load(r);
+    let _ = writeln!(
+        w,
+        "Per webhook: cxbridge {:.2} Lambda requests, {:.4} GB-s, {:.1} write and {:.2} read units, {:.2} SQS requests, {:.0} log bytes; the peer {:.2}, {:.4} GB-s, {:.1} write units, {:.2} SQS requests, {:.0} log bytes. The delivery record is {} bytes and the replay entry {} (the first delivery of the duplicates run). webhook-receiver took {} per request and event-relay {} per batch of one record, the durable peer {} (1000 in a row each, through the local gateway to moto: on AWS, DynamoDB and SQS answer faster, so both durations are high, the peer's calls more than cxbridge's one). event-relay's invocations and sends per webhook are its calls during the {}/s run, where the stream hands it several records a batch.\n",
+        ours.lambda_requests,
+        ours.gb_seconds,
+        ours.write_units,
+        ours.read_units,
+        ours.sqs_requests,
+        ours.log_bytes,
+        peer.lambda_requests,
+        peer.gb_seconds,
+        peer.write_units,
+        peer.sqs_requests,
+        peer.log_bytes,
+        r.duplicates.record_bytes,
+        r.duplicates.replay_bytes,
+        rx.map_or_else(|| "-".to_owned(), |f| ms(f.wall_per_request)),
+        relay.map_or_else(|| "-".to_owned(), |f| ms(f.wall_per_request)),
+        ms(r.durable_peer.wall_per_request),
+        load.map_or(0, |l| l.rate)
+    );
 }
 
 /// The acknowledgement without and with the local named targets, and what they received.
