@@ -68,12 +68,14 @@ pub async fn run(
             .hosts
             .get(name)
             .ok_or_else(|| anyhow!("the stack has no {name}"))?;
+        // What the earlier functions' requests left in the stream is sent first, so that
+        // event-relay's work never runs beside this function's cold starts.
+        if !stack.outbox_relayed(Duration::from_secs(120)).await {
+            bail!("event-relay did not catch up with the stream within 120 s");
+        }
         if name == "event-relay" {
-            // Its own batches only: what the stream holds is sent first, then the mapping
-            // stops, so that no other invocation starts an instance meanwhile.
-            if !stack.outbox_relayed(Duration::from_secs(120)).await {
-                bail!("event-relay did not catch up with the stream within 120 s");
-            }
+            // Its own batches only: the mapping stops, so that no other invocation starts
+            // an instance meanwhile.
             stack.set_mapping_enabled(cxbridge_local::stack::STREAM_MAPPING, false);
         }
         let mut exec_to_next = Vec::new();

@@ -429,9 +429,11 @@ pub fn render(r: &Report) -> String {
         });
     }
     if let Some(rx) = receiver {
-        let cpu = p.cpu_per_request.as_secs_f64() / rx.cpu_per_request.as_secs_f64().max(1e-9);
+        let cpu = r.durable_peer.cpu_per_request.as_secs_f64()
+            / rx.cpu_per_request.as_secs_f64().max(1e-9);
         checks.push(Check {
-            target: "≥ 5× less CPU per request than the Node peer".into(),
+            target: "≥ 5× less CPU per webhook than the Node peer doing the same durable work"
+                .into(),
             measured: format!("{cpu:.1}×"),
             ok: cpu >= 5.0,
         });
@@ -455,10 +457,19 @@ pub fn render(r: &Report) -> String {
         ("accepted webhook", &d.accepted, 2.0),
         ("duplicate", &d.duplicate, 1.0),
     ] {
-        let per = per_request(calls, d.count);
+        // The cached secret's periodic re-read (once a minute at most) is not the request
+        // path's; it is shown beside.
+        let path: BTreeMap<String, u64> = calls
+            .iter()
+            .filter(|(op, _)| !op.ends_with("GetSecretValue"))
+            .map(|(op, n)| (op.clone(), *n))
+            .collect();
+        let per = per_request(&path, d.count);
         checks.push(Check {
-            target: format!("AWS calls per {what} (webhook-receiver) ≤ {limit:.0}"),
-            measured: format!("{per:.2} ({})", by_operation(calls, d.count)),
+            target: format!(
+                "AWS calls per {what} on the request path (webhook-receiver) ≤ {limit:.0}"
+            ),
+            measured: format!("{per:.2} (all calls: {})", by_operation(calls, d.count)),
             ok: d.count > 0 && per <= limit,
         });
     }

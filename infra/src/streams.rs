@@ -15,12 +15,11 @@ use crate::log::LogSink;
 use crate::runtime_api::FunctionHost;
 use crate::template::StreamFilter;
 
-/// How often an idle shard is read, as Lambda polls a stream about four times a second
-/// (more often here, for quick local round trips).
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often an idle shard is read: Lambda polls a stream about four times a second.
+const IDLE_POLL: Duration = Duration::from_millis(250);
 /// How often an idle reader checks that its stream is still the table's latest: a table
 /// deleted and made again has a new stream, and the old one just stays empty.
-const CHECK_STREAM: Duration = Duration::from_millis(500);
+const CHECK_STREAM: Duration = Duration::from_secs(1);
 /// The wait before a failed batch is tried again.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 

@@ -43,6 +43,15 @@ pub struct QueueError {
     pub detail: String,
 }
 
+/// Which of the messages given to [`MessageQueue::send_each`] were sent.
+#[derive(Debug)]
+pub struct Sent {
+    /// `sent[i]` for the `i`th message.
+    pub sent: Vec<bool>,
+    /// Why some were not, if any were not.
+    pub error: Option<QueueError>,
+}
+
 /// Port: durable queues.
 pub trait MessageQueue: Send + Sync {
     /// Sends every message or fails; on failure some may have been sent.
@@ -51,6 +60,14 @@ pub trait MessageQueue: Send + Sync {
         queue_url: &str,
         messages: &[OutboundMessage],
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Sends each message, as many to a request as SQS takes, and tells which were sent.
+    /// A request that fails leaves its messages and every later one unsent.
+    fn send_each(
+        &self,
+        queue_url: &str,
+        messages: &[OutboundMessage],
+    ) -> impl Future<Output = Sent> + Send;
 }
 
 /// SQS takes at most ten entries and 256 KiB in one batch.

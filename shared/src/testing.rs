@@ -191,31 +191,36 @@ impl DeliveryRecords for FakeStore {
 /// The relay's progress in a map; `down` makes every call fail.
 #[derive(Default)]
 pub struct FakeProgress {
-    pub reached: Mutex<HashMap<String, Vec<String>>>,
+    pub saved: Mutex<HashMap<String, crate::relay::Progress>>,
     pub down: AtomicBool,
 }
 
 impl crate::relay::RelayProgress for FakeProgress {
-    async fn reached(&self, seq: &str) -> Result<Vec<String>, StoreError> {
+    async fn progress(&self, seq: &str) -> Result<crate::relay::Progress, StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError("down".into()));
         }
         Ok(self
-            .reached
+            .saved
             .lock()
             .unwrap()
             .get(seq)
             .cloned()
             .unwrap_or_default())
     }
-    async fn remember(&self, seq: &str, reached: &[String], _: i64) -> Result<(), StoreError> {
+    async fn remember(
+        &self,
+        seq: &str,
+        progress: &crate::relay::Progress,
+        _: i64,
+    ) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError("down".into()));
         }
-        self.reached
+        self.saved
             .lock()
             .unwrap()
-            .insert(seq.into(), reached.to_vec());
+            .insert(seq.into(), progress.clone());
         Ok(())
     }
 }
@@ -225,6 +230,8 @@ impl crate::relay::RelayProgress for FakeProgress {
 #[derive(Default)]
 pub struct FakeQueue {
     pub sent: Mutex<Vec<(String, OutboundMessage)>>,
+    /// Calls to `send_each`, one per queue a caller sent a list to.
+    pub lists: AtomicUsize,
     pub down: AtomicBool,
     pub refusing: Mutex<Vec<String>>,
 }
@@ -242,6 +249,20 @@ impl MessageQueue for FakeQueue {
         let mut sent = self.sent.lock().unwrap();
         sent.extend(messages.iter().map(|m| (queue.to_owned(), m.clone())));
         Ok(())
+    }
+
+    async fn send_each(&self, queue: &str, messages: &[OutboundMessage]) -> crate::queue::Sent {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        match self.send_all(queue, messages).await {
+            Ok(()) => crate::queue::Sent {
+                sent: vec![true; messages.len()],
+                error: None,
+            },
+            Err(err) => crate::queue::Sent {
+                sent: vec![false; messages.len()],
+                error: Some(err),
+            },
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! [`RelayProgress`] in the one DynamoDB table: `relay#{sequence number}` items, written
-//! only when a stream record was left part-way (ARCHITECTURE.md, Outbox).
+//! only when a batch stopped at a record (ARCHITECTURE.md, Outbox).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{n, read_item, s, unavailable};
 use crate::idempotency::StoreError;
-use crate::relay::RelayProgress;
+use crate::relay::{Progress, RelayProgress};
 
 /// How long a record of progress is kept: past the stream's 24 hours of retention.
 const KEEP_SECS: i64 = 2 * 24 * 3600;
@@ -27,21 +27,30 @@ fn key(sequence_number: &str) -> AttributeValue {
 }
 
 impl RelayProgress for DynamoDbRelayProgress {
-    async fn reached(&self, sequence_number: &str) -> Result<Vec<String>, StoreError> {
+    async fn progress(&self, sequence_number: &str) -> Result<Progress, StoreError> {
         let item = read_item(&self.client, &self.table, key(sequence_number))
             .await
             .map_err(unavailable)?;
-        Ok(item
-            .get("reached")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|q| q.as_s().ok().cloned()).collect())
-            .unwrap_or_default())
+        let list = |name: &str| -> Vec<String> {
+            item.get(name)
+                .and_then(|v| v.as_l().ok())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_s().or_else(|_| v.as_n()).ok().cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(Progress {
+            sent: list("sent").iter().filter_map(|n| n.parse().ok()).collect(),
+            also: list("also"),
+        })
     }
 
     async fn remember(
         &self,
         sequence_number: &str,
-        reached: &[String],
+        progress: &Progress,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.client
@@ -49,8 +58,18 @@ impl RelayProgress for DynamoDbRelayProgress {
             .table_name(&self.table)
             .item("pk", key(sequence_number))
             .item(
-                "reached",
-                AttributeValue::L(reached.iter().map(|q| s(q.as_str())).collect()),
+                "sent",
+                AttributeValue::L(
+                    progress
+                        .sent
+                        .iter()
+                        .map(|i| AttributeValue::N(i.to_string()))
+                        .collect(),
+                ),
+            )
+            .item(
+                "also",
+                AttributeValue::L(progress.also.iter().map(|q| s(q.as_str())).collect()),
             )
             .item("expiresAt", n(now_ms / 1000 + KEEP_SECS))
             .send()
