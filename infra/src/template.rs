@@ -307,20 +307,14 @@ impl Template {
                             "SQS event {event_id:?} must name its queue with !GetAtt X.Arn, not {other:?}"
                         ),
                     };
-                    let types: Vec<&str> = get("FunctionResponseTypes")
-                        .and_then(Value::as_sequence)
-                        .map(|s| s.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    if let Some(unknown) = types.iter().find(|t| **t != "ReportBatchItemFailures") {
-                        bail!(
-                            "SQS event {event_id:?} has an unknown FunctionResponseType {unknown:?}"
-                        );
-                    }
                     self.sqs_mappings.push(SqsMapping {
                         function: name.clone(),
                         queue,
                         batch_size: get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32,
-                        report_batch_item_failures: !types.is_empty(),
+                        report_batch_item_failures: reports_item_failures(get(
+                            "FunctionResponseTypes",
+                        ))
+                        .with_context(|| format!("SQS event {event_id:?}"))?,
                     });
                 }
                 Some("DynamoDB") => {
@@ -330,20 +324,14 @@ impl Template {
                             "DynamoDB event {event_id:?} must name its stream with !GetAtt X.StreamArn, not {other:?}"
                         ),
                     };
-                    let types: Vec<&str> = get("FunctionResponseTypes")
-                        .and_then(Value::as_sequence)
-                        .map(|s| s.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    if let Some(unknown) = types.iter().find(|t| **t != "ReportBatchItemFailures") {
-                        bail!(
-                            "DynamoDB event {event_id:?} has an unknown FunctionResponseType {unknown:?}"
-                        );
-                    }
                     self.stream_mappings.push(StreamMapping {
                         function: name.clone(),
                         table,
                         batch_size: get("BatchSize").and_then(Value::as_i64).unwrap_or(100) as i32,
-                        report_batch_item_failures: !types.is_empty(),
+                        report_batch_item_failures: reports_item_failures(get(
+                            "FunctionResponseTypes",
+                        ))
+                        .with_context(|| format!("DynamoDB event {event_id:?}"))?,
                         filter: stream_filter(get("FilterCriteria"))
                             .with_context(|| format!("DynamoDB event {event_id:?}"))?,
                     });
@@ -566,6 +554,19 @@ fn table(id: &str, props: Option<&Value>) -> Result<TableSpec> {
             .and_then(Value::as_str)
             .map(str::to_owned),
     })
+}
+
+/// Whether an event source's `FunctionResponseTypes` asks for partial batch responses; any
+/// other type is refused (linters accept a misspelt one).
+fn reports_item_failures(types: Option<&Value>) -> Result<bool> {
+    let types: Vec<&str> = types
+        .and_then(Value::as_sequence)
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if let Some(unknown) = types.iter().find(|t| **t != "ReportBatchItemFailures") {
+        bail!("unknown FunctionResponseType {unknown:?}");
+    }
+    Ok(!types.is_empty())
 }
 
 /// The one filter shape the local stack applies (see [`StreamFilter`]); any other pattern
