@@ -20,7 +20,19 @@ impl Moto {
                 moto_server.display()
             );
         }
-        let port = free_port()?;
+        // The port is free when picked, but another process may take it before moto binds
+        // it; moto then exits at once, and another port is tried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_on(moto_server, free_port()?).await {
+                Err(err) if attempt < 3 && err.to_string().contains("exited before") => continue,
+                started => return started,
+            }
+        }
+    }
+
+    async fn start_on(moto_server: &Path, port: u16) -> Result<Self> {
         // The venv's python runs infra/moto_server.py (moto with atomic DynamoDB writes),
         // found beside the venv's bin/ folder as `<checkout>/infra/moto_server.py`.
         let python = moto_server.with_file_name("python3");
