@@ -1,10 +1,11 @@
-//! `POST /webhooks/cxone` (ARCHITECTURE.md, Routes): verify, de-duplicate, normalise, route, enqueue;
-//! and `POST /webhooks/studio` ([`studio`]), the same for Studio's REST API action, which
-//! authenticates with a token instead of a signature.
+//! `POST /webhooks/cxone` (ARCHITECTURE.md, Routes): verify, normalise, route, and record the
+//! delivery with its outbox in one write (ARCHITECTURE.md, Outbox); and `POST /webhooks/studio`
+//! ([`studio`]), the same for Studio's REST API action, which authenticates with a token
+//! instead of a signature.
 //!
 //! [`prepare`] and [`studio::prepare`] are the pure parts (no I/O: parse, normalise, route,
-//! plan the messages); [`Receiver::receive`] and [`Receiver::receive_studio`] check the
-//! sender their own way and then share the records and the queues around it.
+//! plan the messages into an [`outbox::Outbox`]); [`Receiver::receive`] and
+//! [`Receiver::receive_studio`] check the sender their own way and then share the write.
 
 pub mod body;
 pub mod config;
@@ -91,7 +92,7 @@ impl Sender {
     }
 }
 
-/// A checked, parsed and routed webhook, ready to be recorded and enqueued.
+/// A checked, parsed and routed webhook, ready to be recorded with its outbox.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub sender: Sender,
@@ -443,7 +444,7 @@ where
         .await
     }
 
-    /// `POST /webhooks/cxone`: verification, then [`Self::record`] with the signature's
+    /// `POST /webhooks/cxone`: verification, then the one write, with the signature's
     /// replay entry.
     pub async fn receive(&self, inbound: &Inbound<'_>, now_ms: i64) -> Result<Outcome, ApiError> {
         body::format_of(inbound.content_type)?;
@@ -453,7 +454,7 @@ where
         self.record(&prepared, now_ms).await
     }
 
-    /// `POST /webhooks/studio`: the token, then [`Self::record`]. There is no signature, so
+    /// `POST /webhooks/studio`: the token, then the one write. There is no signature, so
     /// no replay guard: the delivery id's record is the protection.
     pub async fn receive_studio(
         &self,
