@@ -3,19 +3,25 @@
 moto serves requests on several threads but checks a write's condition and applies it in
 two steps, so two concurrent conditional writes can both succeed. DynamoDB never allows
 that, and cxbridge's idempotency, leases and budgets rely on it; so every DynamoDB write
-here runs under one lock. Everything else is moto's own server (same arguments).
+here runs under one lock.
 
-A transaction backs up only the items it touches, and stream reads wait for writes. moto's own backup is a deep copy of every
-table the transaction names, put in place of the live table when it is cancelled: a copy of
-the whole table on each call, and a table object that the stream's open iterators no longer
-read. Here the live table stays, and a cancelled transaction puts its items and the
-stream's records back as they were.
+A transaction backs up only the items it touches, and stream reads wait for writes. moto's
+own backup is a deep copy of every table the transaction names, put in place of the live
+table when it is cancelled: a copy of the whole table on each call, and a table object that
+the stream's open iterators no longer read. Here the live table stays, and a cancelled
+transaction puts its items and the stream's records back as they were.
 
 It serves with waitress, a production WSGI server, instead of werkzeug's development
 server: connections stay open between requests (HTTP/1.1 keep-alive), as AWS's endpoints
 keep them, where werkzeug's server closes each connection after its answer, so every call
 from a function paid for a new TCP connection; and a fixed pool of threads takes the
 requests. Without waitress in the venv it falls back to moto's own server.
+
+It takes the slow steps out of moto's request path, each found by profiling the server under
+the benchmarks' load (each is explained where it is made): the package listing moto did on
+every request under a lock all requests share, the three or four parses of each condition
+expression, GetRecords through the generic serializer, and a scan of a queue's messages for
+each message sent to it. Together they were most of a webhook's time in the emulator.
 
 It also counts the calls it serves, by caller and operation, and answers them at
 `GET /_cxbridge/calls` as `{"<caller> <operation>": count}`: the caller is the SDK's app id
@@ -29,12 +35,19 @@ import json
 import re
 import sys
 import threading
+import time
 import urllib.parse
 
+import moto.backends as _backends
+import moto.core.base_backend as _base_backend
 import moto.dynamodb.models as _dynamodb_models
+import moto.sqs.models as _sqs_models
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.utilities import dynamo_json_dump
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import main
 
@@ -126,6 +139,149 @@ for _name in ("put_item", "update_item", "delete_item", "transact_write_items", 
 # is cancelled takes its records back, and their sequence numbers are used again).
 for _name in ("get_records", "get_shard_iterator"):
     setattr(DynamoDBStreamsBackend, _name, _atomic(getattr(DynamoDBStreamsBackend, _name)))
+
+
+# moto finds the service of each request under one lock shared by every request, and there
+# it lists its own package folder (a `stat` of each of about 200 entries) to learn its
+# service names: at a few hundred requests a second that listing was most of the server's
+# time, and it ran one request at a time. The folder does not change while the server runs.
+_MOTO_MODULES = frozenset(_backends.list_of_moto_modules())
+_backends.list_of_moto_modules = lambda: _MOTO_MODULES
+
+
+def _now_ms(dt=None):
+    """moto's `unix_time_millis`, without a datetime round trip for the current time."""
+    if dt is None:
+        return time.time() * 1000.0
+    return _unix_time_millis(dt)
+
+
+# SQS asks the time of every message in a queue on each receive and attribute read (is it
+# visible, is it delayed); through datetime objects that was several microseconds a message.
+_unix_time_millis = _sqs_models.unix_time_millis
+_sqs_models.unix_time_millis = _now_ms
+
+
+# moto parses a write's condition expression three times (to check the request, to check the
+# condition, and again in the write itself), and a transaction's once more per item: most
+# of a conditional write's time. The same expression, names and values make the same tree,
+# so a parse is kept for the next ones, which in practice are the same request's.
+_PARSED = collections.OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_PARSED_MOST = 256
+_parse_condition = ConditionExpressionParser.parse
+
+
+def _parse_once(self):
+    try:
+        key = (
+            self.condition_expression,
+            json.dumps(self.expression_attribute_names, sort_keys=True),
+            json.dumps(self.expression_attribute_values, sort_keys=True),
+        )
+    except (TypeError, ValueError):
+        return _parse_condition(self)
+    with _PARSED_LOCK:
+        found = _PARSED.get(key)
+        if found is not None:
+            _PARSED.move_to_end(key)
+    if found is None:
+        tree = _parse_condition(self)
+        found = (tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+        with _PARSED_LOCK:
+            _PARSED[key] = found
+            while len(_PARSED) > _PARSED_MOST:
+                _PARSED.popitem(last=False)
+        return tree
+    tree, names, values = found
+    self.expr_attr_names_found.extend(names)
+    self.expr_attr_values_found.extend(values)
+    return tree
+
+
+ConditionExpressionParser.parse = _parse_once
+
+
+def _records_json(self):
+    """GetRecords, written as JSON directly.
+
+    The records are already in DynamoDB's wire format; moto's generic serializer walked each
+    attribute of each image through the service model, which took longer than the write
+    that made the record."""
+    limit = self._get_param("Limit")
+    result = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
+    return dynamo_json_dump(result)
+
+
+DynamoDBStreamsHandler.get_records = _records_json
+
+
+def _registered(self, account_id):
+    """`BackendDict[account_id]`, without moto's global lock once the account's backend exists.
+
+    moto takes one lock shared by every service on each lookup of a backend, several times a
+    request, to create the account's backend the first time. Once it exists the lookup is a
+    plain read. (moto's reset, which this server never calls, would not see a backend dict
+    that only this path had read since.)"""
+    try:
+        return dict.__getitem__(self, account_id)
+    except KeyError:
+        return _backend_dict_getitem(self, account_id)
+
+
+_backend_dict_getitem = _base_backend.BackendDict.__getitem__
+_base_backend.BackendDict.__getitem__ = _registered
+
+# A queue's attributes count its messages (visible, in flight, delayed) by looking at each one,
+# and moto builds them all wherever it reads one: on every message sent (for
+# `ContentBasedDeduplication`), and four times for one `GetQueueAttributes`. With thousands
+# of messages waiting that made each send a scan of the queue. Here one call builds a
+# queue's attributes once, and each count is one pass over the messages.
+_SQS_CALL = threading.local()
+_queue_attributes = _sqs_models.Queue.attributes.fget
+
+
+def _attributes(self):
+    memo = getattr(_SQS_CALL, "memo", None)
+    if memo is None:
+        return _queue_attributes(self)
+    found = memo.get(id(self))
+    if found is None:
+        found = memo[id(self)] = _queue_attributes(self)
+    return found
+
+
+def _one_sqs_call(method):
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        if getattr(_SQS_CALL, "memo", None) is not None:
+            return method(*args, **kwargs)
+        _SQS_CALL.memo = {}
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _SQS_CALL.memo = None
+
+    return wrapped
+
+
+def _count(queue, keep):
+    now = time.time() * 1000.0
+    return sum(1 for m in queue._messages if keep(now > m.visible_at, now < m.delayed_until))
+
+
+_sqs_models.Queue.attributes = property(_attributes)
+_sqs_models.Queue.approximate_number_of_messages = property(
+    lambda q: _count(q, lambda visible, delayed: visible and not delayed)
+)
+_sqs_models.Queue.approximate_number_of_messages_not_visible = property(
+    lambda q: _count(q, lambda visible, delayed: not visible)
+)
+_sqs_models.Queue.approximate_number_of_messages_delayed = property(
+    lambda q: _count(q, lambda visible, delayed: delayed)
+)
+for _name in ("send_message", "send_message_batch", "get_queue_attributes"):
+    setattr(_sqs_models.SQSBackend, _name, _one_sqs_call(getattr(_sqs_models.SQSBackend, _name)))
 
 
 def _caller(environ):
