@@ -37,7 +37,7 @@ lint: tools
 	$(TOOLS)/bin/cfn-lint template.yaml
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" sam validate --lint --region us-east-1 --template template.yaml
 
-## package: release arm64 zips of the five functions, with their sizes
+## package: release arm64 zips of the six functions, with their sizes
 package: tools
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-18s %6.2f MB\n", f, $$5/1000000}'; done
