@@ -596,7 +596,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(w, "## Each function\n");
     let _ = writeln!(
         w,
-        "| function | exec → first `/next` (median) | min – max | first answered request (median) | peak RSS | CPU per request ({} in a row) | release arm64 zip |\n|---|---|---|---|---|---|---|",
+        "| function | exec → first `/next` (median) | min – max | first answered request (median) | peak RSS | CPU per request ({} in a row) | AWS calls per request (the same requests) | release arm64 zip |\n|---|---|---|---|---|---|---|---|",
         r.functions.first().map_or(0, |f| f.requests)
     );
     for f in &r.functions {
@@ -605,7 +605,7 @@ pub fn render(r: &Report) -> String {
         let zip = r.zips.get(&f.name).copied().flatten();
         let _ = writeln!(
             w,
-            "| {} | {} | {} – {} | {} | {} | {} | {} |",
+            "| {} | {} | {} – {} | {} | {} | {} | {:.2} ({}) | {} |",
             f.name,
             ms(median(&f.exec_to_next)),
             ms(min),
@@ -613,6 +613,8 @@ pub fn render(r: &Report) -> String {
             ms(median(&f.first_answer)),
             mb(kib_bytes(f.peak_rss_kib)),
             us(f.cpu_per_request),
+            per_request(&f.calls, f.requests),
+            by_operation(&f.calls, f.requests),
             zip.map_or_else(|| "not built".to_owned(), mb)
         );
     }
@@ -631,7 +633,8 @@ pub fn render(r: &Report) -> String {
          CXone client loads the system store on a blocking thread meanwhile. After the last cold \
          start the one process takes the requests in a row whose CPU is shown; \
          webhook-receiver then takes as many signed with the wrong secret, and peak RSS \
-         (`VmHWM`) is read last. The zips are `make package`'s \
+         (`VmHWM`) is read last. Its AWS calls over those requests are counted by the \
+         emulator, by the function's SDK app id; calls to CXone are not among them. The zips are `make package`'s \
          (`cargo lambda build --release --arm64`).\n",
         r.cold_starts
     );
