@@ -633,8 +633,9 @@ pub fn render(r: &Report) -> String {
          CXone client loads the system store on a blocking thread meanwhile. After the last cold \
          start the one process takes the requests in a row whose CPU is shown; \
          webhook-receiver then takes as many signed with the wrong secret, and peak RSS \
-         (`VmHWM`) is read last. Its AWS calls over those requests are counted by the \
-         emulator, by the function's SDK app id; calls to CXone are not among them. The zips are `make package`'s \
+         (`VmHWM`) is read last. The AWS calls are those each function made over its \
+         requests in a row, counted by the emulator by the function's SDK app id; calls to \
+         CXone are not among them. The zips are `make package`'s \
          (`cargo lambda build --release --arm64`).\n",
         r.cold_starts
     );
