@@ -816,10 +816,23 @@ async fn a_cold_start_takes_the_shared_cxone_token_read_beside_the_secret() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let before_cold = calls().await;
     let warm = delta(&before_warm, &before_cold);
+    // The budget's grant and the claim, the dispatch's record, the deadline check's job:
+    // the grant is written over the version this instance wrote last, with no read.
+    let expected_warm: std::collections::BTreeMap<String, i64> = [
+        ("DynamoDB_20120810.PutItem", 2),
+        ("DynamoDB_20120810.UpdateItem", 1),
+        ("AmazonSQS.SendMessageBatch", 1),
+    ]
+    .into_iter()
+    .map(|(op, n)| (op.to_owned(), n))
+    .collect();
+    assert_eq!(warm, expected_warm, "a warm dispatch's calls");
 
     // ...and what it costs a new process: its init adds the secret, the jobs queue's
     // warm-up and one read of the shared token, all at once; the table needs no warm-up
-    // call of its own, and the token found there spares CXone a token request.
+    // call of its own, and the token found there spares CXone a token request. Its first
+    // grant of the outbound budget is written over no known version of the budget's item,
+    // so that put fails once and returns the item, and the next put takes the grant.
     let inits = host.init_durations().len();
     assert!(host.recycle(Duration::from_secs(10)).await);
     let (status, body) = post_signal(&stack, Some(&unique("order-")), &order("C-3")).await;
@@ -833,6 +846,7 @@ async fn a_cold_start_takes_the_shared_cxone_token_read_beside_the_secret() {
     let init = delta(&warm, &cold);
     let expected: std::collections::BTreeMap<String, i64> = [
         "DynamoDB_20120810.GetItem",
+        "DynamoDB_20120810.PutItem",
         "AmazonSQS.GetQueueAttributes",
         "secretsmanager.GetSecretValue",
     ]

@@ -1,9 +1,15 @@
 //! [`RateBudget`] in the one DynamoDB table: a sliding one-second log of grants in one item
 //! (`rate#{tenant}`), updated with optimistic concurrency (ARCHITECTURE.md, Table items).
+//!
+//! A grant is one conditional `PutItem`, written over the version this instance last knew.
+//! When another instance wrote since, the put fails and its cancellation carries the item
+//! as it is (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), so the retry needs no read.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::clock::now_ms;
 use crate::cxone::rate::{RateBudget, Refusal};
@@ -17,9 +23,35 @@ pub struct DynamoDbRateBudget {
     key: String,
     limit: usize,
     window_ms: i64,
-    /// One attempt at a time per instance, and the grants it last saw: when those alone
-    /// fill the window, the caller is told to wait without a round trip.
-    seen: tokio::sync::Mutex<Vec<i64>>,
+    /// One attempt at a time per instance, and the item as it last saw it: when its grants
+    /// alone fill the window, the caller is told to wait without a round trip.
+    known: tokio::sync::Mutex<Known>,
+}
+
+/// The budget's item as this instance last wrote or was shown it. Other instances only add
+/// grants, so grants that fill the window here fill it in the table too.
+#[derive(Debug, Default)]
+struct Known {
+    /// 0 when there is no item.
+    version: i64,
+    grants: Vec<i64>,
+}
+
+impl Known {
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Self {
+        Self {
+            version: item
+                .get("version")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            grants: item
+                .get("grants")
+                .and_then(|v| v.as_ns().ok())
+                .map(|ns| ns.iter().filter_map(|g| g.parse().ok()).collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Grants are counted over one second plus this, so that a call granted at the end of one
@@ -62,7 +94,7 @@ impl DynamoDbRateBudget {
             key: format!("rate#{tenant}"),
             limit: per_second.max(1) as usize,
             window_ms: 1000 + i64::try_from(ARRIVAL_MARGIN.as_millis()).unwrap_or(0),
-            seen: tokio::sync::Mutex::new(Vec::new()),
+            known: tokio::sync::Mutex::new(Known::default()),
         }
     }
 
@@ -79,35 +111,19 @@ impl DynamoDbRateBudget {
         Some(Duration::from_millis(u64::try_from(wait).unwrap_or(1)))
     }
 
-    async fn try_once(&self, seen: &mut Vec<i64>) -> Result<Result<(), Duration>, Miss> {
-        let item = super::read_item(
-            &self.client,
-            &self.table,
-            AttributeValue::S(self.key.clone()),
-        )
-        .await
-        .map_err(|e| failed(&e))?;
-        let version: i64 = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+    async fn try_once(&self, known: &mut Known) -> Result<Result<(), Duration>, Miss> {
         let now = now_ms();
-        let mut grants: Vec<i64> = item
-            .get("grants")
-            .and_then(|v| v.as_ns().ok())
-            .map(|ns| ns.iter().filter_map(|g| g.parse().ok()).collect())
-            .unwrap_or_default();
-        if let Some(wait) = self.full(&mut grants, now) {
-            *seen = grants;
+        if let Some(wait) = self.full(&mut known.grants, now) {
             return Ok(Err(wait));
         }
+        let mut grants = known.grants.clone();
         // A number set cannot hold duplicates: nudge a grant in the same millisecond.
         let mut mine = now;
         while grants.contains(&mine) {
             mine += 1;
         }
         grants.push(mine);
+        let version = known.version;
         let condition = if version == 0 {
             "attribute_not_exists(version)"
         } else {
@@ -127,22 +143,27 @@ impl DynamoDbRateBudget {
                 "expiresAt",
                 AttributeValue::N((now / 1000 + 60).to_string()),
             )
-            .condition_expression(condition);
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if version != 0 {
             put = put.expression_attribute_values(":v", AttributeValue::N(version.to_string()));
         }
         match put.send().await {
             Ok(_) => {
-                *seen = grants;
+                *known = Known {
+                    version: version + 1,
+                    grants,
+                };
                 Ok(Ok(()))
             }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Miss::Raced)
-            }
-            Err(e) => Err(failed(&e)),
+            Err(e) => match e.as_service_error() {
+                // Another instance wrote first (or the item expired): this is the item now.
+                Some(PutItemError::ConditionalCheckFailedException(found)) => {
+                    *known = found.item().map(Known::from_item).unwrap_or_default();
+                    Err(Miss::Raced)
+                }
+                _ => Err(failed(&e)),
+            },
         }
     }
 }
@@ -156,13 +177,10 @@ fn spread(window_ms: i64) -> i64 {
 
 impl RateBudget for DynamoDbRateBudget {
     async fn acquire(&self) -> Result<(), Refusal> {
-        let mut seen = self.seen.lock().await;
-        if let Some(wait) = self.full(&mut seen, now_ms()) {
-            return Err(Refusal::Wait(wait));
-        }
+        let mut known = self.known.lock().await;
         let mut store_errors = 0;
         for attempt in 0..ATTEMPTS {
-            match self.try_once(&mut seen).await {
+            match self.try_once(&mut known).await {
                 Ok(outcome) => return outcome.map_err(Refusal::Wait),
                 Err(Miss::Failed(detail)) => {
                     store_errors += 1;
