@@ -168,36 +168,25 @@ _sqs_models.unix_time_millis = _now_ms
 # condition, and again in the write itself), and a transaction's once more per item: most
 # of a conditional write's time. The same expression, names and values make the same tree,
 # so a parse is kept for the next ones, which in practice are the same request's.
-_PARSED = collections.OrderedDict()
-_PARSED_LOCK = threading.Lock()
-_PARSED_MOST = 256
 _parse_condition = ConditionExpressionParser.parse
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(expression, names, values):
+    parser = ConditionExpressionParser(expression, json.loads(names), json.loads(values))
+    tree = _parse_condition(parser)
+    return tree, tuple(parser.expr_attr_names_found), tuple(parser.expr_attr_values_found)
 
 
 def _parse_once(self):
     try:
-        key = (
-            self.condition_expression,
-            json.dumps(self.expression_attribute_names, sort_keys=True),
-            json.dumps(self.expression_attribute_values, sort_keys=True),
-        )
+        names = json.dumps(self.expression_attribute_names, sort_keys=True)
+        values = json.dumps(self.expression_attribute_values, sort_keys=True)
     except (TypeError, ValueError):
         return _parse_condition(self)
-    with _PARSED_LOCK:
-        found = _PARSED.get(key)
-        if found is not None:
-            _PARSED.move_to_end(key)
-    if found is None:
-        tree = _parse_condition(self)
-        found = (tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
-        with _PARSED_LOCK:
-            _PARSED[key] = found
-            while len(_PARSED) > _PARSED_MOST:
-                _PARSED.popitem(last=False)
-        return tree
-    tree, names, values = found
-    self.expr_attr_names_found.extend(names)
-    self.expr_attr_values_found.extend(values)
+    tree, names_found, values_found = _parsed(self.condition_expression, names, values)
+    self.expr_attr_names_found.extend(names_found)
+    self.expr_attr_values_found.extend(values_found)
     return tree
 
 
@@ -268,7 +257,7 @@ def _one_sqs_call(method):
 
 
 def _count(queue, keep):
-    now = time.time() * 1000.0
+    now = _now_ms()
     return sum(1 for m in queue._messages if keep(now > m.visible_at, now < m.delayed_until))
 
 
