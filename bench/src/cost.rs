@@ -84,6 +84,16 @@ impl PerWebhook {
     }
 }
 
+/// What any receiver behind an HTTP API, invoked once per webhook, pays for a million
+/// before it does anything (the API request and the invocation), and what storing each
+/// webhook durably adds at the least (one write unit).
+pub fn floor_per_million() -> (f64, f64) {
+    (
+        (HTTP_API_REQUEST + LAMBDA_REQUEST) * 1e6,
+        DYNAMODB_WRITE_UNIT * 1e6,
+    )
+}
+
 /// Write units for an item of `bytes` (one per KB, rounded up).
 pub fn write_units(bytes: u64) -> f64 {
     bytes.div_ceil(1024).max(1) as f64
@@ -107,6 +117,33 @@ pub fn per_webhook(calls: &BTreeMap<String, u64>, operation: &str, webhooks: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_durable_receiver_behind_an_http_api_costs_more_than_a_third_of_the_peer() {
+        let (floor, one_write) = floor_per_million();
+        assert!((floor - 1.2).abs() < 1e-9);
+        assert!((one_write - 0.625).abs() < 1e-9);
+        // The durable peer as measured: one request and invocation, three plain writes of
+        // items under 1 KB, one send, Lambda's own log lines.
+        let peer = PerWebhook {
+            lambda_requests: 1.0,
+            gb_seconds: gb_seconds(Duration::from_millis(25), 128),
+            api_requests: 1.0,
+            write_units: 3.0,
+            read_units: 0.0,
+            sqs_requests: 1.0,
+            log_bytes: PLATFORM_LOG_BYTES,
+        };
+        let third = peer.per_million().total() / 3.0;
+        assert!(
+            floor < third + 0.1,
+            "the floor alone is about a third: {floor} vs {third}"
+        );
+        assert!(
+            floor + one_write > third,
+            "{floor} + {one_write} vs {third}"
+        );
+    }
 
     #[test]
     fn a_million_webhooks_cost_each_service_its_published_price() {

@@ -779,6 +779,32 @@ fn cost_section(w: &mut String, r: &Report, ours: &cost::PerWebhook, peer: &cost
         ms(r.durable_peer.wall_per_request),
         load.map_or(0, |l| l.rate)
     );
+    floor_paragraph(w, ours, peer);
+}
+
+/// What any receiver deployed this way pays before it does anything, against a third of the
+/// peer's cost: when the first is higher, no design meets that target as stated.
+fn floor_paragraph(w: &mut String, ours: &cost::PerWebhook, peer: &cost::PerWebhook) {
+    let (a, b) = (ours.per_million(), peer.per_million());
+    let api = |c: &cost::Cost| c.by_service.get(cost::SERVICES[0]).copied().unwrap_or(0.0);
+    let (floor, one_write) = cost::floor_per_million();
+    let third = b.total() / 3.0;
+    let verdict = if floor + one_write > third {
+        "so no receiver deployed this way that stores what it accepts reaches a third of the peer's cost"
+    } else {
+        "so a third of the peer's cost is within reach of a receiver deployed this way"
+    };
+    let (ours_bare, peer_bare) = (a.total() - api(&a), b.total() - api(&b));
+    let _ = writeln!(
+        w,
+        "A third of the peer's cost is ${third:.2} per million. One HTTP API request and one Lambda invocation per webhook cost ${floor:.2} on either side, and storing the webhook durably before answering at least one write unit, ${one_write:.2}: ${:.2} in all, {verdict}. cxbridge's one write is a transaction of the replay entry and the delivery record, {:.1} units (${:.2}), where the peer's separate writes take {:.1} (${:.2}): the price of both being written, or neither. Without the API Gateway line (behind Lambda function URLs, which are free), cxbridge would cost ${ours_bare:.2} and the peer ${peer_bare:.2} ({:.2}×).\n",
+        floor + one_write,
+        ours.write_units,
+        ours.write_units * one_write,
+        peer.write_units,
+        peer.write_units * one_write,
+        ours_bare / peer_bare.max(1e-9),
+    );
 }
 
 /// The acknowledgement without and with the local named targets, and what they received.
