@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::jobs::{Job, JobKind};
 use crate::queue::{MessageQueue, OutboundMessage};
 use definitions::{SignalDefinition, SignalKind};
-use store::{Created, ExecutionStatus, ExecutionStore};
+use store::{Created, Execution, ExecutionStatus, ExecutionStore};
 
 /// Longest idempotency key accepted.
 pub const MAX_KEY_LEN: usize = 128;
@@ -385,13 +385,9 @@ where
                 if let Some(first) = existing.response {
                     return Ok((replayed_status(&first), first));
                 }
-                // Dispatched (or even completed) without its answer recorded: say so.
+                // Past pending without its answer recorded: say where it is, as it is.
                 if existing.status != ExecutionStatus::Pending {
-                    let mut answer = json!({"status": "dispatched", "correlationId": key});
-                    if let Some(id) = existing.signal_execution_id {
-                        answer["signalExecutionId"] = json!(id);
-                    }
-                    return Ok((StatusCode::OK, answer));
+                    return Ok((StatusCode::OK, unrecorded_answer(&existing)));
                 }
                 // Still pending with no answer: the first request may have died. Once its
                 // claim lapses, this one takes over; until then it is in progress.
@@ -563,8 +559,22 @@ where
                     .unwrap_or_else(|| json!({}));
                 match self.prepare(name, key, &data, &metadata) {
                     Ok(ready) => {
-                        if let Err(e) = self.store.create(key, name, &ready.hash, now_ms).await {
-                            return Err(JobFailure::retry(e.to_string(), None));
+                        match self.store.create(key, name, &ready.hash, now_ms).await {
+                            Ok(Created::New) => {}
+                            // A request or another route already used this key for something
+                            // else: sending this under its record would be the wrong signal.
+                            Ok(Created::Existing(existing))
+                                if existing.payload_hash != ready.hash
+                                    || existing.signal != name =>
+                            {
+                                return Err(JobFailure::permanent(format!(
+                                    "{}: the key {key} was already used for a different request",
+                                    ErrorCode::IdempotencyKeyReused.as_str()
+                                )));
+                            }
+                            // This job's own record, from a copy or an earlier attempt.
+                            Ok(Created::Existing(_)) => {}
+                            Err(e) => return Err(JobFailure::retry(e.to_string(), None)),
                         }
                         ready.request
                     }
@@ -832,6 +842,21 @@ fn request_from_json(v: &Value) -> Option<SignalRequest> {
             .and_then(Value::as_str)
             .map(str::to_owned),
     })
+}
+
+/// The answer to a repeat of a request whose execution moved past `pending` with no answer
+/// recorded (a routed signal's record keeps none; a dispatch's answer can fail to be
+/// written): its status as it is now, with CXone's execution id and the last error where
+/// there are, never a status it has left.
+fn unrecorded_answer(existing: &Execution) -> Value {
+    let mut answer = json!({"status": existing.status, "correlationId": existing.correlation_id});
+    if let Some(id) = &existing.signal_execution_id {
+        answer["signalExecutionId"] = json!(id);
+    }
+    if let Some(error) = &existing.last_error {
+        answer["lastError"] = json!(error);
+    }
+    answer
 }
 
 /// The status a saved answer is given again with: a refusal keeps its error's status, so

@@ -727,6 +727,71 @@ async fn a_routed_signal_job_whose_data_does_not_validate_fails_permanently_and_
 }
 
 #[tokio::test]
+async fn a_routed_signal_job_whose_key_a_request_used_for_other_data_fails_without_sending() {
+    let d = dispatcher();
+    let mut other = order();
+    other["priority"] = json!("low");
+    let (status, _) = submit(&d, "dlv-1:order-update", &body(other), NOW)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let failure = d
+        .run_signal_job(&routed_job(order()), NOW + 1_000)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failure,
+        JobFailure::permanent(
+            "idempotency_key_reused: the key dlv-1:order-update was already used for a different request"
+        )
+    );
+    let sent = d.cxone.signals();
+    assert_eq!(sent.len(), 1, "only the request's signal reached CXone");
+    let priority = sent[0].data.iter().find(|(name, _)| name == "priority");
+    assert_eq!(priority.map(|(_, v)| v), Some(&json!("low")));
+    let record = d.store.item("dlv-1:order-update").unwrap();
+    assert_eq!(
+        record.status, "dispatched",
+        "the request's execution is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_of_a_routed_signal_job_that_was_sent_sends_nothing_again() {
+    let d = dispatcher();
+    d.run_signal_job(&routed_job(order()), NOW).await.unwrap();
+    d.run_signal_job(&routed_job(order()), NOW + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(d.cxone.signals().len(), 1);
+    assert_eq!(status_of(&d, "dlv-1:order-update"), "dispatched");
+}
+
+#[tokio::test]
+async fn a_repeat_of_an_execution_that_failed_with_no_answer_recorded_says_failed_not_dispatched() {
+    let d = dispatcher();
+    d.cxone
+        .fail_next([CxoneError::NotFound("no such definition".into())]);
+    let job = routed_job(order());
+    d.run_signal_job(&job, NOW).await.unwrap_err();
+    // The same request made directly: same key, signal, data and metadata.
+    let repeat = json!({"data": order(), "metadata": job.payload["metadata"]});
+    let (status, answer) = submit(&d, "dlv-1:order-update", &repeat, NOW + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["status"], "failed", "{answer}");
+    assert_eq!(answer["correlationId"], "dlv-1:order-update");
+    assert!(
+        answer["lastError"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cxone_not_found: ")),
+        "{answer}"
+    );
+    assert_eq!(d.cxone.signals().len(), 1, "nothing is sent again");
+}
+
+#[tokio::test]
 async fn a_reconcile_job_that_comes_before_the_deadline_waits_for_the_rest_of_it() {
     let d = dispatcher();
     submit(&d, "k-1", &body(order()), NOW).await.unwrap();

@@ -737,6 +737,49 @@ async fn a_webhook_routed_to_a_signal_is_dispatched_by_the_drainer_with_the_same
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_routed_signal_whose_key_a_request_already_used_is_dead_lettered_and_never_sent() {
+    let routes = json!({"routes": [{"name": "chat-to-studio", "priority": 1,
+        "when": [{"field": "channel", "equals": "chat"}],
+        "targets": [{"signal": "order-update", "mapping": {
+            "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
+            "priority": "context.queue", "timestamp": "occurredAt",
+            "address.city": "context.skill", "address.zip": "channel"}}]}]});
+    let stack = start(cxbridge_e2e::with_webhook_config(options(), &routes)).await;
+    let (_, delivery, request) = stack.sample_webhook("chat");
+    let correlation = format!("{delivery}:order-update");
+    // A request takes the key first, for another order.
+    let (status, body) = post_signal(&stack, Some(&correlation), &order("C-9")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = request
+        .send(&reqwest::Client::new(), &stack.gateway_url)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let sqs = aws_sdk_sqs::Client::new(&cxbridge_e2e::sdk().await);
+    let dlq = &stack.resources.queues["dlq"].url;
+    let dead = eventually(
+        "the routed job in the DLQ",
+        Duration::from_secs(30),
+        || async {
+            let m = cxbridge_e2e::receive_all(&sqs, dlq).await;
+            (!m.is_empty()).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0].message_attributes().unwrap()["deadLetterReason"]
+        .string_value()
+        .unwrap();
+    assert!(reason.starts_with("idempotency_key_reused: "), "{reason}");
+    let sent = signals_sent(&stack).await;
+    assert_eq!(sent.len(), 1, "only the request's signal reached CXone");
+    let payload: Value = serde_json::from_str(sent[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["data"]["customerId"], "C-9");
+    let record = stack.wait_for_execution(&correlation, "completed").await;
+    assert_eq!(record["attempts"], 1, "{record}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_key_left_pending_by_a_dispatcher_that_died_is_taken_over_once_its_claim_lapses() {
     // Let the CXone call outlive the function, so that the function dies mid-dispatch.
     let slow = "signal-dispatcher:CXBRIDGE_CXONE_TIMEOUT_MS=20000";
