@@ -25,6 +25,17 @@ fn order(customer: &str) -> Value {
     })
 }
 
+/// A stack whose webhook configuration routes chat events to the `order-update` signal.
+fn routed_to_order_update() -> cxbridge_local::StackOptions {
+    let routes = json!({"routes": [{"name": "chat-to-studio", "priority": 1,
+        "when": [{"field": "channel", "equals": "chat"}],
+        "targets": [{"signal": "order-update", "mapping": {
+            "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
+            "priority": "context.queue", "timestamp": "occurredAt",
+            "address.city": "context.skill", "address.zip": "channel"}}]}]});
+    cxbridge_e2e::with_webhook_config(options(), &routes)
+}
+
 async fn post_signal(stack: &TestStack, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
     let mut request = reqwest::Client::new()
         .post(format!("{}/signals/order-update", stack.gateway_url))
@@ -711,14 +722,7 @@ async fn a_lost_callback_is_reconciled_from_the_execution_history() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_routed_to_a_signal_is_dispatched_by_the_drainer_with_the_same_code() {
-    let routes = json!({"routes": [{"name": "chat-to-studio", "priority": 1,
-        "when": [{"field": "channel", "equals": "chat"}],
-        "targets": [{"signal": "order-update", "mapping": {
-            "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
-            "priority": "context.queue", "timestamp": "occurredAt",
-            "address.city": "context.skill", "address.zip": "channel"}}]}]});
-    let opts = cxbridge_e2e::with_webhook_config(options(), &routes);
-    let stack = start(opts).await;
+    let stack = start(routed_to_order_update()).await;
     let (sample, delivery, request) = stack.sample_webhook("chat");
     let (status, body) = request
         .send(&reqwest::Client::new(), &stack.gateway_url)
@@ -738,13 +742,7 @@ async fn a_webhook_routed_to_a_signal_is_dispatched_by_the_drainer_with_the_same
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_routed_signal_whose_key_a_request_already_used_is_dead_lettered_and_never_sent() {
-    let routes = json!({"routes": [{"name": "chat-to-studio", "priority": 1,
-        "when": [{"field": "channel", "equals": "chat"}],
-        "targets": [{"signal": "order-update", "mapping": {
-            "customerId": "customer.identifier", "orderId": "interactionId", "updateType": "eventType",
-            "priority": "context.queue", "timestamp": "occurredAt",
-            "address.city": "context.skill", "address.zip": "channel"}}]}]});
-    let stack = start(cxbridge_e2e::with_webhook_config(options(), &routes)).await;
+    let stack = start(routed_to_order_update()).await;
     let (_, delivery, request) = stack.sample_webhook("chat");
     let correlation = format!("{delivery}:order-update");
     // A request takes the key first, for another order.
