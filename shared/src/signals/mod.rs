@@ -845,9 +845,8 @@ fn request_from_json(v: &Value) -> Option<SignalRequest> {
 }
 
 /// The answer to a repeat of a request whose execution moved past `pending` with no answer
-/// recorded (a routed signal's record keeps none; a dispatch's answer can fail to be
-/// written): its status as it is now, with CXone's execution id and the last error where
-/// there are, never a status it has left.
+/// recorded (a routed signal's record keeps none): its status as it is now, with CXone's
+/// execution id and the last error where there are, never a status it has left.
 fn unrecorded_answer(existing: &Execution) -> Value {
     let mut answer = json!({"status": existing.status, "correlationId": existing.correlation_id});
     if let Some(id) = &existing.signal_execution_id {
