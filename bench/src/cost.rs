@@ -54,6 +54,11 @@ impl Cost {
     pub fn total(&self) -> f64 {
         self.by_service.values().sum()
     }
+
+    /// One service's share (0 for a service it does not list).
+    pub fn of(&self, service: &str) -> f64 {
+        self.by_service.get(service).copied().unwrap_or(0.0)
+    }
 }
 
 /// The services in the order the report and the chart list them.

@@ -172,10 +172,7 @@ pub fn write_charts(r: &Report, dir: &Path) -> anyhow::Result<()> {
     charts::latencies(&dir.join(CHARTS[1].0), &points)?;
     if let Some((ours, peer)) = usage(r) {
         let layers = |c: &cost::Cost| -> Vec<(&str, f64)> {
-            cost::SERVICES
-                .iter()
-                .map(|s| (*s, c.by_service.get(s).copied().unwrap_or(0.0)))
-                .collect()
+            cost::SERVICES.iter().map(|s| (*s, c.of(s))).collect()
         };
         charts::costs(
             &dir.join(CHARTS[2].0),
@@ -744,8 +741,8 @@ fn cost_section(w: &mut String, r: &Report, ours: &cost::PerWebhook, peer: &cost
         let _ = writeln!(
             w,
             "| {service} | ${:.3} | ${:.3} | {why} |",
-            a.by_service.get(service).copied().unwrap_or(0.0),
-            b.by_service.get(service).copied().unwrap_or(0.0)
+            a.of(service),
+            b.of(service)
         );
     }
     let _ = writeln!(
@@ -786,7 +783,6 @@ fn cost_section(w: &mut String, r: &Report, ours: &cost::PerWebhook, peer: &cost
 /// peer's cost: when the first is higher, no design meets that target as stated.
 fn floor_paragraph(w: &mut String, ours: &cost::PerWebhook, peer: &cost::PerWebhook) {
     let (a, b) = (ours.per_million(), peer.per_million());
-    let api = |c: &cost::Cost| c.by_service.get(cost::SERVICES[0]).copied().unwrap_or(0.0);
     let (floor, one_write) = cost::floor_per_million();
     let third = b.total() / 3.0;
     let verdict = if floor + one_write > third {
@@ -794,7 +790,10 @@ fn floor_paragraph(w: &mut String, ours: &cost::PerWebhook, peer: &cost::PerWebh
     } else {
         "so a third of the peer's cost is within reach of a receiver deployed this way"
     };
-    let (ours_bare, peer_bare) = (a.total() - api(&a), b.total() - api(&b));
+    let (ours_bare, peer_bare) = (
+        a.total() - a.of(cost::SERVICES[0]),
+        b.total() - b.of(cost::SERVICES[0]),
+    );
     let _ = writeln!(
         w,
         "A third of the peer's cost is ${third:.2} per million. One HTTP API request and one Lambda invocation per webhook cost ${floor:.2} on either side, and storing the webhook durably before answering at least one write unit, ${one_write:.2}: ${:.2} in all, {verdict}. cxbridge's one write is a transaction of the replay entry and the delivery record, {:.1} units (${:.2}), where the peer's separate writes take {:.1} (${:.2}): the price of both being written, or neither. Without the API Gateway line (behind Lambda function URLs, which are free), cxbridge would cost ${ours_bare:.2} and the peer ${peer_bare:.2} ({:.2}×).\n",
